@@ -1,0 +1,40 @@
+"""rushopt: rapid parallel and distributed hyperparameter optimization on Redis.
+
+``rushopt.core`` is a Python port of R's rush: a controller pushes tasks into
+Redis, worker processes evaluate them, and results come back as pandas tables.
+"""
+
+from __future__ import annotations
+
+from rushopt.core import (
+    RedisConfig,
+    RedisServer,
+    Rush,
+    RushWarning,
+    RushWorker,
+    remove_rush_plan,
+    rsh,
+    rush_available,
+    rush_config,
+    rush_plan,
+    start_worker,
+    worker_loop_default,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "RedisConfig",
+    "RedisServer",
+    "Rush",
+    "RushWarning",
+    "RushWorker",
+    "__version__",
+    "remove_rush_plan",
+    "rsh",
+    "rush_available",
+    "rush_config",
+    "rush_plan",
+    "start_worker",
+    "worker_loop_default",
+]

@@ -1,0 +1,27 @@
+"""Core of the rush task network: Redis server, controller, workers and their keys."""
+
+from __future__ import annotations
+
+from rushopt.core.config import RedisConfig
+from rushopt.core.controller import Rush, rsh
+from rushopt.core.loops import worker_loop_default
+from rushopt.core.plan import remove_rush_plan, rush_available, rush_config, rush_plan
+from rushopt.core.runner import start_worker
+from rushopt.core.server import RedisServer
+from rushopt.core.worker import RushWorker
+from rushopt.exceptions import RushWarning
+
+__all__ = [
+    "RedisConfig",
+    "RedisServer",
+    "Rush",
+    "RushWarning",
+    "RushWorker",
+    "remove_rush_plan",
+    "rsh",
+    "rush_available",
+    "rush_config",
+    "rush_plan",
+    "start_worker",
+    "worker_loop_default",
+]

@@ -1,0 +1,209 @@
+"""The controller of a rush network."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import uuid
+from typing import Any
+
+from rushopt.core.config import ConfigLike
+from rushopt.core.fetch import Fetching
+from rushopt.core.workers import WorkerManager
+
+__all__ = ["Rush", "rsh"]
+
+
+class Rush(Fetching, WorkerManager):
+    """The controller of a rush network: push tasks, run workers, fetch results.
+
+    Parameters
+    ----------
+    network_id : str, optional
+        Identifies the network in Redis; a fresh uuid by default. Any
+        non-empty string without ``{`` or ``}``.
+    config : str, RedisConfig or None
+        How to reach Redis: a URL, a :class:`~rushopt.core.config.RedisConfig`,
+        or ``None`` for the plan, then ``REDIS_URL``, then the embedded server.
+    seed : int, optional
+        Gives every pushed task its own reproducible random stream.
+
+    Raises
+    ------
+    ValueError
+        If ``network_id`` is empty or contains braces.
+    ConnectionError
+        If Redis cannot be reached.
+
+    Examples
+    --------
+    >>> rush = Rush(network_id="example")
+    >>> _ = rush.start_local_workers(n_workers=2, fun=lambda x1, x2: {"y": x1 + x2})
+    >>> keys = rush.push_tasks([{"x1": 1, "x2": 2}, {"x1": 3, "x2": 4}])
+    >>> rush.wait_for_tasks(keys)
+    >>> sorted(rush.fetch_finished_tasks()["y"])
+    [3, 7]
+    >>> rush.reset()
+    """
+
+    def __init__(
+        self, network_id: str | None = None, config: ConfigLike = None, seed: int | None = None
+    ) -> None:
+        if network_id is None:
+            network_id = str(uuid.uuid4())
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            raise TypeError(f"seed must be a non-negative integer or None, got {seed!r}")
+        super().__init__(network_id, config)
+        self.seed = seed
+        self._init_fetching()
+        self._init_workers()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(network_id={self.network_id!r}, config={self.config!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"network_id": self.network_id, "config": self.config, "seed": self.seed}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        Rush.__init__(self, state["network_id"], state["config"], state["seed"])
+
+    def wait_for_tasks(
+        self, keys: list[str], timeout: float = float("inf"), detect_lost_workers: bool = False
+    ) -> bool:
+        """Block until all ``keys`` are finished or failed, or no worker is running.
+
+        Parameters
+        ----------
+        keys : list of str
+            Task keys.
+        timeout : float, default inf
+            Seconds to wait at most.
+        detect_lost_workers : bool, default False
+            Check for lost workers while waiting.
+
+        Returns
+        -------
+        bool
+            True if every task reached a terminal state.
+        """
+        from rushopt.core.waiting import wait_until
+
+        remaining = list(keys)
+
+        def done() -> bool:
+            # a finished task has ys (written in the same step), a failed one a score
+            nonlocal remaining
+            if detect_lost_workers:
+                self.detect_lost_workers()
+            hashes = self._keys.tasks(remaining)
+            pipe = self._client.pipeline(transaction=False)
+            for key in hashes:
+                pipe.hexists(key, "ys")
+            pipe.zmscore(self._keys.failed_tasks, hashes)
+            pipe.scard(self._keys.worker_state("running"))
+            *finished, failed, n_running_workers = pipe.execute()
+            remaining = [
+                k
+                for k, fin, fail in zip(remaining, finished, failed, strict=True)
+                if not fin and fail is None
+            ]
+            return not remaining or n_running_workers == 0
+
+        if not remaining:
+            return True
+        wait_until(done, timeout, max_interval=0.05)
+        return not remaining
+
+    def detect_lost_workers(self, restart_local_workers: bool = False) -> list[str]:
+        """Find local workers whose process died without terminating.
+
+        Their running task and any task in their pending slot become failed
+        with ``"Worker has crashed or was killed"`` (or are requeued when they
+        have retries left). A worker that exited cleanly is never reported lost.
+
+        Parameters
+        ----------
+        restart_local_workers : bool, default False
+            Start a new process under each lost local worker's id.
+
+        Returns
+        -------
+        list of str
+            Ids of the workers newly found lost.
+        """
+        candidates = [w for w, h in self._local_workers.items() if h.process.poll() is not None]
+        lost = self._set_worker_state(candidates, "lost", from_states=("pre", "running"))
+        for w in lost:
+            self._fail_worker_tasks(w, "Worker has crashed or was killed")
+        if restart_local_workers and lost:
+            self.restart_local_workers(lost)
+        return lost
+
+    def restart_local_workers(self, worker_ids: list[str]) -> None:
+        """Kill (if alive) and start again local workers under the same ids.
+
+        Parameters
+        ----------
+        worker_ids : list of str
+            Ids of local workers of this controller.
+
+        Raises
+        ------
+        ValueError
+            If an id is not a local worker of this controller.
+        """
+        for w in worker_ids:
+            if w not in self._local_workers:
+                raise ValueError(f"worker_ids: {w!r} is not a local worker of this controller")
+        for w in worker_ids:
+            handle = self._local_workers.pop(w)
+            handle.kill()
+            self._spawn(w, handle.start_args_id, supervise=True)
+
+    def reset(self, type: str = "kill") -> None:
+        """Stop all workers and delete every key of the network.
+
+        Parameters
+        ----------
+        type : {"kill", "terminate"}
+            How to stop the workers first.
+        """
+        self.stop_workers(type=type)
+        self._kill_local_workers()
+        pattern = self._keys.scan_pattern()
+        batch: list[bytes] = []
+        for key in self._client.scan_iter(match=pattern, count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                self._client.unlink(*batch)
+                batch.clear()
+        if batch:
+            self._client.unlink(*batch)
+        self._init_fetching()
+        if self._log_dir is not None:
+            shutil.rmtree(self._log_dir, ignore_errors=True)
+            self._log_dir = None
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self._close()
+
+
+def rsh(network_id: str | None = None, config: ConfigLike = None, **ignored: Any) -> Rush:
+    """Create a :class:`Rush` controller (rush's ``rsh()`` shorthand).
+
+    Parameters
+    ----------
+    network_id : str, optional
+        The network id.
+    config : str, RedisConfig or None
+        How to reach Redis.
+    **ignored
+        Accepted for compatibility with rush and ignored.
+
+    Returns
+    -------
+    Rush
+        The controller.
+    """
+    return Rush(network_id=network_id, config=config)

@@ -1,0 +1,27 @@
+"""Documented defaults of rushopt.core."""
+
+from __future__ import annotations
+
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT_S",
+    "DEFAULT_KEY_PREFIX",
+    "DEFAULT_MAX_OBJECT_SIZE",
+    "DEFAULT_POP_TIMEOUT_S",
+    "DEFAULT_WORKER_START_TIMEOUT_S",
+]
+
+#: First component of every Redis key that rushopt writes.
+DEFAULT_KEY_PREFIX = "rushopt"
+
+#: Seconds to wait for a TCP connection to Redis before raising ``ConnectionError``.
+DEFAULT_CONNECT_TIMEOUT_S = 5.0
+
+#: Seconds an idle worker blocks on the queue before it checks its flags again.
+DEFAULT_POP_TIMEOUT_S = 1.0
+
+#: Largest start-argument payload (bytes) stored in Redis itself.
+DEFAULT_MAX_OBJECT_SIZE = 512 * 2**20
+
+#: Seconds ``start_local_workers`` waits for a worker that has not registered and whose
+#: process is still alive, when no timeout is given (``inf`` waits forever).
+DEFAULT_WORKER_START_TIMEOUT_S = float("inf")

@@ -1,0 +1,311 @@
+"""Fetching tasks as tables, with a cache of finished tasks."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from rushopt.core.keys import text
+from rushopt.core.serialize import DICT_FIELDS, decode_field, loads
+from rushopt.core.states import TASK_STATES
+from rushopt.core.tasks import TaskStore, _check_fields, _check_states
+from rushopt.core.waiting import wait_until
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["FINISHED_FIELDS", "Fetching"]
+
+DataFormat = Literal["pandas", "list"]
+Table = Any  # a DataFrame or a list of dicts
+
+#: Default fields of finished, new and all tasks (rush's defaults).
+FINISHED_FIELDS = ("xs", "ys", "xs_extra", "worker_extra", "ys_extra", "condition")
+QUEUED_FIELDS = ("xs", "xs_extra")
+RUNNING_FIELDS = ("xs", "xs_extra", "worker_extra")
+FAILED_FIELDS = ("xs", "worker_extra", "condition")
+
+
+def _row(task_id: str, fields: Sequence[str], values: Sequence[bytes | None]) -> dict[str, Any]:
+    """Merge the stored dicts of one task into one row."""
+    row: dict[str, Any] = {}
+    for field, raw in zip(fields, values, strict=True):
+        if raw is None:
+            continue
+        if field in DICT_FIELDS:
+            row.update(loads(raw))
+        else:
+            row[field] = decode_field(field, raw)
+    row["key"] = task_id
+    return row
+
+
+def _rows(
+    task_ids: Sequence[str], fields: Sequence[str], flat: Sequence[Any]
+) -> list[dict[str, Any]]:
+    k = len(fields)
+    rows = []
+    for i, task_id in enumerate(task_ids):
+        values = flat[i * k : (i + 1) * k]
+        if any(v is not None for v in values):
+            rows.append(_row(task_id, fields, values))
+    return rows
+
+
+def _table(rows: list[dict[str, Any]], data_format: DataFormat, extra: Sequence[str] = ()) -> Table:
+    if data_format == "list":
+        return rows
+    import pandas as pd
+
+    if not rows:
+        return pd.DataFrame(columns=["key", *extra])
+    return pd.DataFrame(rows)
+
+
+def _check_format(data_format: str) -> DataFormat:
+    if data_format not in ("pandas", "list"):
+        raise ValueError(f"data_format must be 'pandas' or 'list', got {data_format!r}")
+    return data_format  # type: ignore[return-value]
+
+
+class _FinishedCache:
+    """Finished tasks already read: raw rows per position of the finished list."""
+
+    def __init__(self, fields: tuple[str, ...]) -> None:
+        self.fields = fields
+        self.n_read = 0  # positions of the finished list consumed, deleted hashes included
+        self.rows: list[dict[str, Any]] = []
+        self.frame: pd.DataFrame | None = None
+        self.frame_rows = 0
+
+
+class Fetching(TaskStore):
+    """Fetch methods of a network (mixed into :class:`~rushopt.core.controller.Rush`)."""
+
+    _finished_cache: _FinishedCache | None
+    _n_new_read: int
+
+    def _init_fetching(self) -> None:
+        self._finished_cache = None
+        self._n_new_read = 0
+
+    def _fetch_keys(self, task_ids: list[str], fields: Sequence[str], data_format: str) -> Table:
+        data_format = _check_format(data_format)
+        fields = _check_fields(fields)
+        return _table(_rows(task_ids, fields, self._read_flat(task_ids, fields)), data_format)
+
+    def fetch_queued_tasks(
+        self, fields: Sequence[str] = QUEUED_FIELDS, data_format: DataFormat = "pandas"
+    ) -> Table:
+        """Fetch the tasks in the shared queue.
+
+        Parameters
+        ----------
+        fields : list of str
+            Hash fields whose dicts are merged into each row.
+        data_format : {"pandas", "list"}
+            A DataFrame or a list of dicts.
+
+        Returns
+        -------
+        pandas.DataFrame or list of dict
+            One row per task with the merged fields and ``key``.
+        """
+        return self._fetch_keys(self.queued_tasks, fields, data_format)
+
+    def fetch_priority_tasks(
+        self, fields: Sequence[str] = QUEUED_FIELDS, data_format: DataFormat = "pandas"
+    ) -> Table:
+        """Fetch the tasks in the priority queues of all workers (see ``fetch_queued_tasks``)."""
+        worker_ids = sorted(text(w) for w in self._client.smembers(self._keys.worker_ids))
+        pipe = self._client.pipeline(transaction=False)
+        for w in worker_ids:
+            pipe.lrange(self._keys.priority_queue(w), 0, -1)
+        task_ids = [t for keys in pipe.execute() for t in self._keys.task_ids(keys)]
+        return self._fetch_keys(task_ids, fields, data_format)
+
+    def fetch_running_tasks(
+        self, fields: Sequence[str] = RUNNING_FIELDS, data_format: DataFormat = "pandas"
+    ) -> Table:
+        """Fetch the running tasks (see :meth:`fetch_queued_tasks`)."""
+        return self._fetch_keys(self.running_tasks, fields, data_format)
+
+    def fetch_failed_tasks(
+        self, fields: Sequence[str] = FAILED_FIELDS, data_format: DataFormat = "pandas"
+    ) -> Table:
+        """Fetch the failed tasks; ``condition`` gives ``message`` and ``traceback`` columns."""
+        return self._fetch_keys(self.failed_tasks, fields, data_format)
+
+    def fetch_tasks(
+        self, fields: Sequence[str] = FINISHED_FIELDS, data_format: DataFormat = "pandas"
+    ) -> Table:
+        """Fetch all tasks with a ``state`` column, in the order they were created."""
+        data_format = _check_format(data_format)
+        fields = _check_fields(fields)
+        state_of = {
+            key: state for state, keys in self.tasks_with_state(TASK_STATES).items() for key in keys
+        }
+        task_ids = self.tasks
+        rows = _rows(task_ids, fields, self._read_flat(task_ids, fields))
+        for row in rows:
+            row["state"] = state_of.get(row["key"])
+        return _table(rows, data_format, extra=("state",))
+
+    def fetch_tasks_with_state(
+        self,
+        states: Iterable[str] = TASK_STATES,
+        fields: Sequence[str] = FINISHED_FIELDS,
+        data_format: DataFormat = "pandas",
+    ) -> Table:
+        """Fetch the tasks in ``states`` from one atomic snapshot, with a ``state`` column.
+
+        Parameters
+        ----------
+        states : list of str
+            Some of ``"queued"``, ``"running"``, ``"finished"``, ``"failed"``.
+        fields : list of str
+            Hash fields whose dicts are merged into each row.
+        data_format : {"pandas", "list"}
+            A DataFrame or a list of dicts.
+
+        Returns
+        -------
+        pandas.DataFrame or list of dict
+            One row per task; a task appears once.
+        """
+        data_format = _check_format(data_format)
+        fields = _check_fields(fields)
+        states = _check_states(states)
+        snapshot = self.tasks_with_state(states)
+        task_ids = [key for s in states for key in snapshot[s]]
+        state_of = {key: s for s in states for key in snapshot[s]}
+        rows = _rows(task_ids, fields, self._read_flat(task_ids, fields))
+        for row in rows:
+            row["state"] = state_of[row["key"]]
+        return _table(rows, data_format, extra=("state",))
+
+    # ------------------------------------------------------------- finished
+    def _read_finished(self, start: int, fields: Sequence[str]) -> tuple[int, list[dict[str, Any]]]:
+        """Read finished tasks from list position ``start``: (positions read, rows)."""
+        flat = self._scripts.read_list_hashes(
+            keys=[self._keys.finished_tasks], args=[start, -1, *fields]
+        )
+        stride = len(fields) + 1
+        n = len(flat) // stride
+        prefix = len(self._keys.task_prefix)
+        rows = []
+        for i in range(n):
+            values = flat[i * stride + 1 : (i + 1) * stride]
+            if any(v is not None for v in values):
+                rows.append(_row(flat[i * stride][prefix:].decode(), fields, values))
+        return n, rows
+
+    def fetch_finished_tasks(
+        self,
+        fields: Sequence[str] = FINISHED_FIELDS,
+        reset_cache: bool = False,
+        data_format: DataFormat = "pandas",
+    ) -> Table:
+        """Fetch the finished tasks, reading only what finished since the last call.
+
+        Parameters
+        ----------
+        fields : list of str
+            Hash fields whose dicts are merged into each row.
+        reset_cache : bool, default False
+            Forget the cache and read everything again.
+        data_format : {"pandas", "list"}
+            A DataFrame or a list of dicts.
+
+        Returns
+        -------
+        pandas.DataFrame or list of dict
+            One row per finished task, in the order they finished. Tasks whose
+            hash was deleted are skipped (and never read again).
+        """
+        data_format = _check_format(data_format)
+        fields = tuple(_check_fields(fields))
+        cache = self._finished_cache
+        if reset_cache or cache is None or cache.fields != fields:
+            cache = self._finished_cache = _FinishedCache(fields)
+        if self.n_finished_tasks < cache.n_read:  # the network was reset meanwhile
+            cache = self._finished_cache = _FinishedCache(fields)
+        n, rows = self._read_finished(cache.n_read, fields)
+        cache.n_read += n
+        cache.rows.extend(rows)
+        if data_format == "list":
+            return list(cache.rows)
+        return self._finished_frame(cache)
+
+    def _finished_frame(self, cache: _FinishedCache) -> pd.DataFrame:
+        import pandas as pd
+
+        if cache.frame is None or cache.frame_rows == 0:
+            cache.frame = _table(cache.rows, "pandas")
+        elif cache.frame_rows < len(cache.rows):
+            new = pd.DataFrame(cache.rows[cache.frame_rows :])
+            cache.frame = pd.concat([cache.frame, new], ignore_index=True)
+        cache.frame_rows = len(cache.rows)
+        return cache.frame.copy(deep=False)
+
+    def fetch_new_tasks(
+        self, fields: Sequence[str] = FINISHED_FIELDS, data_format: DataFormat = "pandas"
+    ) -> Table:
+        """Fetch the tasks finished since the last call of this method.
+
+        Parameters
+        ----------
+        fields : list of str
+            Hash fields whose dicts are merged into each row.
+        data_format : {"pandas", "list"}
+            A DataFrame or a list of dicts.
+
+        Returns
+        -------
+        pandas.DataFrame or list of dict
+            The new finished tasks (possibly none).
+        """
+        data_format = _check_format(data_format)
+        fields = _check_fields(fields)
+        if self.n_finished_tasks < self._n_new_read:
+            self._n_new_read = 0
+        n, rows = self._read_finished(self._n_new_read, fields)
+        self._n_new_read += n
+        return _table(rows, data_format)
+
+    def wait_for_finished_tasks(
+        self,
+        timeout: float = math.inf,
+        fields: Sequence[str] = FINISHED_FIELDS,
+        data_format: DataFormat = "pandas",
+    ) -> Table | None:
+        """Block until a task finished that :meth:`fetch_finished_tasks` has not returned.
+
+        Returns
+        -------
+        pandas.DataFrame, list of dict or None
+            All finished tasks, or ``None`` after ``timeout`` seconds.
+        """
+        cache = self._finished_cache
+        seen = cache.n_read if cache is not None and cache.fields == tuple(fields) else 0
+        if not wait_until(lambda: self.n_finished_tasks > seen, timeout):
+            return None
+        return self.fetch_finished_tasks(fields=fields, data_format=data_format)
+
+    def wait_for_new_tasks(
+        self,
+        timeout: float = math.inf,
+        fields: Sequence[str] = FINISHED_FIELDS,
+        data_format: DataFormat = "pandas",
+    ) -> Table | None:
+        """Block until a task finished that :meth:`fetch_new_tasks` has not returned.
+
+        Returns
+        -------
+        pandas.DataFrame, list of dict or None
+            The new tasks, or ``None`` after ``timeout`` seconds.
+        """
+        if not wait_until(lambda: self.n_finished_tasks > self._n_new_read, timeout):
+            return None
+        return self.fetch_new_tasks(fields=fields, data_format=data_format)

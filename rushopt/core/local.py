@@ -1,0 +1,176 @@
+"""Local worker processes: spawning them and watching their parent.
+
+A local worker is ``python -m rushopt worker`` run with the controller's own
+interpreter. The connection settings reach it through an environment variable
+(never the command line, where ``ps`` would show a password); its stdout and
+stderr go to a log file, so a task that writes megabytes never blocks on a pipe.
+With ``supervise=True`` the worker inherits the read end of a pipe whose write
+end only the controller holds: when the controller dies, for any reason, the
+read returns end-of-file and the worker exits.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from rushopt.core.config import RedisConfig
+
+__all__ = [
+    "CONFIG_ENV",
+    "LocalWorker",
+    "load_config_from_env",
+    "spawn_local_worker",
+    "watch_parent",
+]
+
+#: Environment variable that carries the pickled RedisConfig to a local worker.
+CONFIG_ENV = "RUSHOPT_WORKER_CONFIG"
+
+
+@dataclass
+class LocalWorker:
+    """A local worker process started by a controller."""
+
+    worker_id: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    start_args_id: str
+    log_file: IO[bytes]
+
+    def log_tail(self, n_lines: int = 20) -> str:
+        """Return the last lines the worker wrote to stdout/stderr."""
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(lines[-n_lines:])
+
+    def kill(self) -> None:
+        """Kill the process (if alive) and reap it."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        self.log_file.close()
+
+
+class _Supervisor:
+    """The pipe whose end-of-file tells supervised workers that the controller died."""
+
+    _lock = threading.Lock()
+    _read_fd: int | None = None
+    _write_fd: int | None = None
+    _pid: int | None = None
+
+    @classmethod
+    def read_fd(cls) -> int:
+        with cls._lock:
+            if cls._pid != os.getpid() or cls._read_fd is None:
+                cls._read_fd, cls._write_fd = os.pipe()  # both non-inheritable
+                cls._pid = os.getpid()
+            return cls._read_fd
+
+
+def spawn_local_worker(
+    network_id: str,
+    worker_id: str,
+    config: RedisConfig,
+    start_args_id: str,
+    log_dir: Path,
+    supervise: bool,
+) -> LocalWorker:
+    """Start one local worker process.
+
+    Parameters
+    ----------
+    network_id, worker_id : str
+        Identify the worker.
+    config : RedisConfig
+        How the worker reaches Redis.
+    start_args_id : str
+        Which stored start arguments the worker runs.
+    log_dir : Path
+        Directory for the worker's output file.
+    supervise : bool
+        Whether the worker exits when this process exits.
+
+    Returns
+    -------
+    LocalWorker
+        The handle of the started process.
+    """
+    cmd = [
+        sys.executable,
+        "-m",
+        "rushopt",
+        "worker",
+        "--network-id",
+        network_id,
+        "--worker-id",
+        worker_id,
+        "--start-args-id",
+        start_args_id,
+        "--local",
+    ]
+    pass_fds: tuple[int, ...] = ()
+    if supervise:
+        fd = _Supervisor.read_fd()
+        cmd += ["--supervise-fd", str(fd)]
+        pass_fds = (fd,)
+    env = dict(os.environ)
+    env[CONFIG_ENV] = base64.b64encode(pickle.dumps(config)).decode()
+    script_dir = sys.path[0] if sys.path and sys.path[0] else os.getcwd()
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (script_dir, env.get("PYTHONPATH")) if p)
+    log_path = log_dir / f"worker-{worker_id}.log"
+    log_file = open(log_path, "ab")  # noqa: SIM115 (owned by LocalWorker)
+    process = subprocess.Popen(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        env=env,
+        pass_fds=pass_fds,
+        start_new_session=True,
+    )
+    return LocalWorker(worker_id, process, log_path, start_args_id, log_file)
+
+
+def new_log_dir() -> Path:
+    """Create a directory for the output files of a controller's local workers."""
+    return Path(tempfile.mkdtemp(prefix="rushopt-workers-"))
+
+
+def load_config_from_env() -> RedisConfig | None:
+    """Read (and remove) the config a controller passed to its local worker."""
+    encoded = os.environ.pop(CONFIG_ENV, None)
+    if not encoded:
+        return None
+    config = pickle.loads(base64.b64decode(encoded))
+    if not isinstance(config, RedisConfig):
+        raise TypeError(f"{CONFIG_ENV} does not hold a RedisConfig")
+    return config
+
+
+def watch_parent(fd: int) -> None:
+    """Exit this process as soon as the pipe ``fd`` reaches end-of-file."""
+
+    def watch() -> None:
+        while True:
+            try:
+                if not os.read(fd, 1):
+                    break
+            except InterruptedError:
+                continue
+            except OSError:
+                break
+        os._exit(1)
+
+    threading.Thread(target=watch, name="rushopt-supervise", daemon=True).start()

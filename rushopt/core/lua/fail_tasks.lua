@@ -1,0 +1,46 @@
+-- Record failures: a task becomes failed only if it can still be removed from
+-- its source (first writer wins: a finished task stays finished). With
+-- retries allowed, a task that has retries left goes back to the front of the
+-- shared queue instead, in the same step, so it is never lost in between.
+--
+-- KEYS[1]     running hash
+-- KEYS[2]     failed zset (score: time of failure)
+-- KEYS[3]     shared queue
+-- KEYS[4]     a list to remove the task from when it is not running (a
+--             worker's pending slot, or the shared queue)
+-- KEYS[5..]   task hashes
+-- ARGV[1]     "1": requeue tasks that have retries left
+-- ARGV[2..]   per task: the condition value
+-- Returns {discarded indices, requeued indices} (1-based).
+local retry = ARGV[1] == "1"
+local now = redis.call("TIME")
+local score = tonumber(now[1]) + tonumber(now[2]) / 1e6
+local discarded, requeued = {}, {}
+for i = 5, #KEYS do
+  local key = KEYS[i]
+  local removed = redis.call("HDEL", KEYS[1], key) == 1
+  if not removed then
+    removed = redis.call("LREM", KEYS[4], 1, key) == 1
+  end
+  if not removed then
+    discarded[#discarded + 1] = i - 4
+  else
+    local again = false
+    if retry then
+      local settings = redis.call("HMGET", key, "max_retries", "n_retries")
+      local max_retries = tonumber(settings[1])
+      local n_retries = tonumber(settings[2]) or 0
+      again = max_retries ~= nil and n_retries < max_retries
+    end
+    if again then
+      redis.call("HINCRBY", key, "n_retries", 1)
+      redis.call("HDEL", key, "worker_extra")
+      redis.call("LPUSH", KEYS[3], key)
+      requeued[#requeued + 1] = i - 4
+    else
+      redis.call("HSET", key, "condition", ARGV[i - 3])
+      redis.call("ZADD", KEYS[2], score, key)
+    end
+  end
+end
+return {discarded, requeued}

@@ -1,0 +1,99 @@
+"""What a worker process runs: :func:`start_worker`."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+import traceback
+from typing import Any
+
+import cloudpickle
+
+from rushopt.core.config import RedisConfig, resolve_config
+from rushopt.core.keys import KeySchema, text
+from rushopt.core.waiting import wait_until
+
+__all__ = ["start_worker"]
+
+logger = logging.getLogger(__name__)
+
+
+def _load_start_args(config: RedisConfig, network_id: str, start_args_id: str | None) -> Any:
+    keys = KeySchema(network_id)
+    key = keys.start_args_for(start_args_id) if start_args_id else keys.start_args
+    client = config.client()
+    try:
+        payload: bytes | str | None = None
+
+        def available() -> bool:
+            nonlocal payload
+            payload = client.get(key)
+            return payload is not None
+
+        wait_until(available, max_interval=1.0)
+        assert payload is not None
+        return cloudpickle.loads(payload)
+    finally:
+        client.close()
+
+
+def start_worker(
+    network_id: str,
+    worker_id: str | None = None,
+    remote: bool = True,
+    url: str | None = None,
+    *,
+    config: RedisConfig | None = None,
+    start_args_id: str | None = None,
+    **redis_kwargs: Any,
+) -> None:
+    """Run one worker in this process until its loop returns.
+
+    Connect, wait for the start arguments, import the packages, place the
+    globals in ``__main__``, register a :class:`~rushopt.core.worker.RushWorker`,
+    run the worker loop, and mark the worker terminated.
+
+    Parameters
+    ----------
+    network_id : str
+        The network to join.
+    worker_id : str, optional
+        The worker's id; a fresh uuid by default.
+    remote : bool, default True
+        Whether the worker runs outside the controller's machine.
+    url : str, optional
+        Redis URL; with ``redis_kwargs`` it overrides ``config``.
+    config : RedisConfig, optional
+        How to reach Redis (default: the usual resolution order).
+    start_args_id : str, optional
+        Which batch of start arguments to run (local workers).
+    **redis_kwargs
+        Passed to :class:`~rushopt.core.config.RedisConfig`.
+    """
+    from rushopt.core.worker import RushWorker
+
+    if url is not None or redis_kwargs:
+        config = RedisConfig(url, **redis_kwargs)
+    config = resolve_config(config)
+    start_args = _load_start_args(config, network_id, start_args_id)
+    for package in start_args["packages"]:
+        importlib.import_module(package)
+    main = sys.modules["__main__"]
+    for name, value in start_args["globals"].items():
+        setattr(main, name, value)
+    worker = RushWorker(network_id, config=config, remote=remote, worker_id=worker_id)
+    try:
+        start_args["worker_loop"](rush=worker, **start_args["loop_args"])
+    except BaseException as exc:
+        held = worker._client.lrange(worker._keys.pending(worker.worker_id), 0, -1)
+        running = worker._client.hgetall(worker._keys.running_tasks)
+        held += [k for k, w in running.items() if text(w) == worker.worker_id]
+        if held:
+            worker._fail_own_tasks(
+                worker._keys.task_ids(held),
+                [{"message": f"worker loop failed: {exc!r}", "traceback": traceback.format_exc()}],
+            )
+        worker.set_terminated()
+        raise
+    worker.set_terminated()

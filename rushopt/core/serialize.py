@@ -1,0 +1,121 @@
+"""How values are stored in Redis.
+
+Two formats, one per kind of value:
+
+* **Task data** (``xs``, ``ys``, ``xs_extra``, ``ys_extra``, ``worker_extra``,
+  ``condition``): each field holds one dict, written with :mod:`pickle`
+  (protocol 5) and, for what the standard pickler refuses (lambdas, classes
+  defined in ``__main__``), with :mod:`cloudpickle`. Any value that pickles can
+  therefore be task data: numbers, strings, ``None``, lists, tuples, dicts,
+  NumPy scalars and arrays, pandas objects, datetimes and instances of classes
+  importable where the task is read.
+* **Task settings** (``seed``, ``timeout``, ``max_retries``, ``n_retries``):
+  plain decimal text, so the Lua scripts can read and change them.
+
+Code (``fun``, worker loops, start arguments) always travels with cloudpickle.
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+import cloudpickle
+
+__all__ = [
+    "DICT_FIELDS",
+    "SCALAR_FIELDS",
+    "decode_field",
+    "decode_seed",
+    "dumps",
+    "dumps_code",
+    "encode_seed",
+    "loads",
+]
+
+#: Fields whose value is a pickled dict.
+DICT_FIELDS = frozenset({"xs", "ys", "xs_extra", "ys_extra", "worker_extra", "condition"})
+
+#: Fields whose value is plain text.
+SCALAR_FIELDS = frozenset({"seed", "timeout", "max_retries", "n_retries"})
+
+_PROTOCOL = 5
+loads = pickle.loads
+
+
+def dumps(value: Any) -> bytes:
+    """Serialize task data, falling back to cloudpickle where pickle refuses.
+
+    Parameters
+    ----------
+    value : object
+        The value to store.
+
+    Returns
+    -------
+    bytes
+        The pickled value.
+
+    Raises
+    ------
+    TypeError
+        If neither pickle nor cloudpickle can serialize the value.
+    """
+    try:
+        return pickle.dumps(value, _PROTOCOL)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        pass
+    try:
+        return bytes(cloudpickle.dumps(value, _PROTOCOL))
+    except Exception as exc:
+        raise TypeError(f"cannot serialize {type(value).__name__} value: {exc}") from exc
+
+
+def dumps_code(value: Any) -> bytes:
+    """Serialize code (functions, closures, start arguments) with cloudpickle."""
+    return bytes(cloudpickle.dumps(value, _PROTOCOL))
+
+
+def encode_seed(seed: int | tuple[int, int]) -> str:
+    """Encode a task seed: an int, or ``(entropy, spawn_index)`` of a network stream."""
+    if isinstance(seed, tuple):
+        return f"{seed[0]}/{seed[1]}"
+    return str(int(seed))
+
+
+def decode_seed(text: str) -> int | tuple[int, int]:
+    """Invert :func:`encode_seed`."""
+    entropy, sep, index = text.partition("/")
+    return (int(entropy), int(index)) if sep else int(entropy)
+
+
+def decode_field(field: str, raw: bytes | None) -> Any:
+    """Decode one stored hash field; ``None`` when the field is absent.
+
+    Parameters
+    ----------
+    field : str
+        The field name.
+    raw : bytes or None
+        What Redis returned.
+
+    Returns
+    -------
+    object
+        A dict for task data, int/float/tuple for settings, else the raw bytes.
+    """
+    if raw is None:
+        return None
+    if field in DICT_FIELDS:
+        return pickle.loads(raw)
+    if field == "seed":
+        return decode_seed(raw.decode())
+    if field == "timeout":
+        text = raw.decode()
+        return float(text) if any(c in text for c in ".eEn") else int(text)
+    if field in SCALAR_FIELDS:
+        return int(raw)
+    try:
+        return pickle.loads(raw)
+    except Exception:
+        return raw

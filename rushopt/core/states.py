@@ -1,0 +1,30 @@
+"""Task and worker states."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+__all__ = ["TASK_STATES", "WORKER_STATES", "TaskState", "WorkerState"]
+
+
+class TaskState(str, Enum):
+    """Where a task is: which list or set of the network holds its key."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+
+
+class WorkerState(str, Enum):
+    """The life of a worker: ``pre`` until it has its start arguments, then ``running``."""
+
+    PRE = "pre"
+    RUNNING = "running"
+    TERMINATED = "terminated"
+    KILLED = "killed"
+    LOST = "lost"
+
+
+TASK_STATES: tuple[str, ...] = tuple(s.value for s in TaskState)
+WORKER_STATES: tuple[str, ...] = tuple(s.value for s in WorkerState)

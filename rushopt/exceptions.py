@@ -1,0 +1,112 @@
+"""Exceptions and warnings raised by rushopt.
+
+Every error rushopt raises derives from :class:`RushError`; leaf classes also
+derive from the builtin that callers would naturally catch, so
+``except ValueError`` keeps working::
+
+    RushError
+    ├── ConfigError (ValueError)          invalid or over-determined configuration
+    │   └── RedisServerNotFoundError      no redis-server binary to embed
+    ├── InputError (ValueError)           invalid arguments to a public method
+    ├── RedisUnavailableError (ConnectionError)   Redis could not be reached
+    ├── RushTimeoutError (TimeoutError)   a wait exceeded its timeout
+    ├── WorkerError                       worker lifecycle problems
+    │   └── WorkerStartError              a local worker died before registering
+    └── TaskError
+        └── TaskNotFoundError (KeyError)  no task hash at the given key
+
+    RushWarning (UserWarning)             discarded writes, unknown ids, tasks not retried
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "InputError",
+    "RedisServerNotFoundError",
+    "RedisUnavailableError",
+    "RushError",
+    "RushTimeoutError",
+    "RushWarning",
+    "TaskError",
+    "TaskNotFoundError",
+    "WorkerError",
+    "WorkerStartError",
+]
+
+
+class RushError(Exception):
+    """Base class for all rushopt errors.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+class ConfigError(RushError, ValueError):
+    """Invalid or over-determined configuration.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+class RedisServerNotFoundError(ConfigError):
+    """No ``redis-server`` binary could be found for the embedded server.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+class InputError(RushError, ValueError):
+    """Invalid arguments to a public method; the message names the argument.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+class RedisUnavailableError(RushError, ConnectionError):
+    """Redis could not be reached; the message shows the URL with the password redacted.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+class RushTimeoutError(RushError, TimeoutError):
+    """A wait for workers or tasks exceeded its timeout.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+class WorkerError(RushError):
+    """Base class for worker lifecycle errors.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+class WorkerStartError(WorkerError):
+    """A local worker process exited before it registered with the network.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+class TaskError(RushError):
+    """Base class for task errors.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+class TaskNotFoundError(TaskError, KeyError):
+    """No task hash exists at the given key.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+class RushWarning(UserWarning):
+    """A write that was discarded, an unknown worker id, or a task that was not retried.
+
+    .. versionadded:: 0.1.0
+    """
