@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from rushopt.core.defaults import DEFAULT_POP_TIMEOUT_S
 from rushopt.core.seeds import seed_task
+from rushopt.core.serialize import dumps
 
 if TYPE_CHECKING:
     from rushopt.core.worker import RushWorker
@@ -101,8 +102,11 @@ def worker_loop_default(
     """
     constants = dict(constants or {})
     pass_rng = accepts_argument(fun, "rng")
+    fields = list(_TASK_FIELDS)
+    finished: tuple[str, bytes] | None = None  # sent along with the next pop
     while True:
-        task = rush.pop_task(timeout=DEFAULT_POP_TIMEOUT_S, fields=_TASK_FIELDS)
+        task = rush._next_task(finished, DEFAULT_POP_TIMEOUT_S, fields)
+        finished = None
         if task is None:
             if rush._stop_requested:
                 return
@@ -110,7 +114,7 @@ def worker_loop_default(
         ys, condition = evaluate(fun, task, constants, pass_rng)
         if ys is not None:
             try:
-                rush.push_results([task["key"]], [ys])
+                finished = (task["key"], dumps(ys))
                 continue
             except TypeError as exc:  # results that cannot be pickled
                 condition = {"message": f"cannot store the results: {exc}"}

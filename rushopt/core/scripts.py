@@ -5,19 +5,33 @@ atomic. Each file starts with its KEYS/ARGV layout and why it must be atomic.
 Scripts never format key names: every key arrives in ``KEYS`` or, for task
 keys read from a list, as data (those keys share the network's hash tag, so
 they live in the same cluster slot).
+
+Scripts run with ``EVALSHA`` on a connection that each thread keeps for
+itself. That skips the per-command bookkeeping of the client (taking and
+returning a pooled connection), which costs more than the round trip to a
+local Redis and would otherwise dominate a worker's time per task.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import threading
 from functools import cache
 from importlib import resources
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 if TYPE_CHECKING:
-    import redis
-    from redis.commands.core import Script
+    from collections.abc import Sequence
 
-__all__ = ["SCRIPT_NAMES", "Scripts"]
+    import redis
+    from redis.connection import Connection
+
+__all__ = ["SCRIPT_NAMES", "Script", "Scripts"]
 
 SCRIPT_NAMES = (
     "fail_tasks",
@@ -32,18 +46,40 @@ SCRIPT_NAMES = (
 )
 
 
+_INCLUDE = "--!include "
+
+
 @cache
 def _source(name: str) -> str:
-    return resources.files("rushopt.core").joinpath("lua", f"{name}.lua").read_text()
+    """Read ``lua/<name>.lua``, replacing ``--!include FILE`` lines by that file."""
+    text = resources.files("rushopt.core").joinpath("lua", name).read_text()
+    lines = [
+        _source(line[len(_INCLUDE) :].strip()) if line.startswith(_INCLUDE) else line
+        for line in text.splitlines()
+    ]
+    return "\n".join(lines) + "\n"
+
+
+class Script:
+    """One script: call it as ``script(keys=[...], args=[...])``."""
+
+    def __init__(self, scripts: Scripts, name: str) -> None:
+        self._scripts = scripts
+        self.name = name
+        self.source = _source(f"{name}.lua")
+        self.sha = hashlib.sha1(self.source.encode()).hexdigest()
+
+    def __call__(self, keys: Sequence[Any] = (), args: Sequence[Any] = ()) -> Any:
+        return self._scripts.run(self, keys, args)
 
 
 class Scripts:
-    """The scripts registered on one client (EVALSHA, loading on first use).
+    """The scripts of the network, run on one client.
 
     Parameters
     ----------
     client : redis.Redis
-        The client to run them with; pipelines of this client may use them too.
+        The client whose connection pool the scripts use.
     """
 
     fail_tasks: Script
@@ -57,5 +93,46 @@ class Scripts:
     task_states: Script
 
     def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+        self._local = threading.local()
         for name in SCRIPT_NAMES:
-            setattr(self, name, client.register_script(_source(name)))
+            setattr(self, name, Script(self, name))
+
+    def _connection(self) -> Connection:
+        local = self._local
+        conn: Connection | None = getattr(local, "conn", None)
+        if conn is None or local.pid != os.getpid():
+            conn = self._client.connection_pool.get_connection()  # type: ignore[assignment]
+            assert conn is not None
+            local.conn, local.pid = conn, os.getpid()
+        return conn
+
+    def close(self) -> None:
+        """Give this thread's connection back to the pool."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid():
+            self._client.connection_pool.release(conn)
+        self._local.conn = None
+
+    def run(self, script: Script, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        """Run ``script`` with ``EVALSHA``, loading it first if the server lost it."""
+        conn = self._connection()
+        packed = conn.pack_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        try:
+            conn.send_packed_command(packed, check_health=False)
+        except (RedisConnectionError, RedisTimeoutError):
+            # nothing reached the server: reconnect and send once more
+            conn.disconnect()
+            conn.send_packed_command(packed, check_health=False)
+        try:
+            return conn.read_response()
+        except NoScriptError:
+            pass
+        except (RedisConnectionError, RedisTimeoutError):
+            # the script may have run: never send it twice
+            conn.disconnect()
+            raise
+        conn.send_command("SCRIPT", "LOAD", script.source)
+        conn.read_response()
+        conn.send_packed_command(packed, check_health=False)
+        return conn.read_response()

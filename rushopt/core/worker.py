@@ -71,6 +71,7 @@ class RushWorker(Rush):
             keys.queued_tasks,
             keys.pending(self.worker_id),
             keys.running_tasks,
+            keys.finished_tasks,
         ]
         self._register(WorkerState.RUNNING.value)
 
@@ -141,8 +142,13 @@ class RushWorker(Rush):
             ``{"key": ..., <field>: ...}``, or ``None`` when no task came or
             the worker was asked to terminate.
         """
-        fields = _check_fields(fields)
-        result = self._pop(b"", fields)
+        return self._next_task(None, timeout, _check_fields(fields))
+
+    def _next_task(
+        self, finished: tuple[str, bytes] | None, timeout: float, fields: list[str]
+    ) -> dict[str, Any] | None:
+        """Finish the previous task (if given) and pop the next, in one round trip."""
+        result = self._pop(b"", fields, finished)
         if result is None and self._stop_status == _EMPTY and timeout > 0:
             key = self._client.blmove(
                 self._keys.queued_tasks,
@@ -152,19 +158,25 @@ class RushWorker(Rush):
                 "RIGHT",
             )
             if key is not None:
-                result = self._pop(key, fields)
+                result = self._pop(key, fields, None)
         return result
 
-    def _pop(self, claimed: bytes | str, fields: list[str]) -> dict[str, Any] | None:
+    def _pop(
+        self, claimed: bytes | str, fields: list[str], finished: tuple[str, bytes] | None
+    ) -> dict[str, Any] | None:
+        done_key, ys = (self._keys.task(finished[0]), finished[1]) if finished else ("", "")
         reply = self._scripts.pop_task(
-            keys=self._pop_keys, args=[self.worker_id, self._worker_extra, claimed, *fields]
+            keys=self._pop_keys,
+            args=[self.worker_id, self._worker_extra, claimed, done_key, ys, "", *fields],
         )
         status = int(reply[0])
         self._stop_status = status
+        if finished and not reply[1]:
+            warn(f"discarded results of tasks that are not running: {[finished[0]]}")
         if status != _TASK:
             return None
-        task: dict[str, Any] = {"key": reply[1][len(self._keys.task_prefix) :].decode()}
-        for field, raw in zip(fields, reply[2], strict=True):
+        task: dict[str, Any] = {"key": reply[2][len(self._keys.task_prefix) :].decode()}
+        for field, raw in zip(fields, reply[3], strict=True):
             task[field] = decode_field(field, raw)
         return task
 

@@ -7,19 +7,12 @@
 -- KEYS[3..]   task hashes
 -- ARGV        per task: ys, ys_extra ("" = none)
 -- Returns the 1-based indices of discarded results.
+--!include _finish.lua
 local discarded = {}
 for i = 3, #KEYS do
-  local key = KEYS[i]
-  if redis.call("HDEL", KEYS[1], key) == 1 then
-    local ys_extra = ARGV[2 * (i - 2)]
-    if ys_extra ~= "" then
-      redis.call("HSET", key, "ys", ARGV[2 * (i - 2) - 1], "ys_extra", ys_extra)
-    else
-      redis.call("HSET", key, "ys", ARGV[2 * (i - 2) - 1])
-    end
-    redis.call("RPUSH", KEYS[2], key)
-  else
-    discarded[#discarded + 1] = i - 2
+  local j = i - 2
+  if not finish_task(KEYS[1], KEYS[2], KEYS[i], ARGV[2 * j - 1], ARGV[2 * j]) then
+    discarded[#discarded + 1] = j
   end
 end
 return discarded
