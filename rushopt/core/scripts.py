@@ -70,6 +70,7 @@ class Script:
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
 
     def __call__(self, keys: Sequence[Any] = (), args: Sequence[Any] = ()) -> Any:
+        """Run the script; ``keys`` become ``KEYS``, ``args`` become ``ARGV``."""
         return self._scripts.run(self, keys, args)
 
 
@@ -98,12 +99,11 @@ class Scripts:
         for name in SCRIPT_NAMES:
             setattr(self, name, Script(self, name))
 
-    def _connection(self) -> Connection:
+    def _connection(self) -> Any:  # a redis.connection.Connection (untyped in redis-py)
         local = self._local
         conn: Connection | None = getattr(local, "conn", None)
         if conn is None or local.pid != os.getpid():
-            conn = self._client.connection_pool.get_connection()  # type: ignore[assignment]
-            assert conn is not None
+            conn = self._client.connection_pool.get_connection()
             local.conn, local.pid = conn, os.getpid()
         return conn
 
