@@ -15,8 +15,10 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
-from rushopt.core.defaults import DEFAULT_CONNECT_TIMEOUT_S
+from rushopt.core.defaults import DEFAULT_CONNECT_RETRIES, DEFAULT_CONNECT_TIMEOUT_S
 from rushopt.exceptions import InputError, RedisUnavailableError
 
 __all__ = ["ConfigLike", "RedisConfig", "redact_url", "resolve_config"]
@@ -121,6 +123,9 @@ class RedisConfig:
         kwargs: dict[str, Any] = {
             "socket_connect_timeout": DEFAULT_CONNECT_TIMEOUT_S,
             "health_check_interval": 30,
+            # redis-py's default retries back off for many seconds; an unreachable
+            # server must fail within a few seconds, a short blip must not
+            "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), DEFAULT_CONNECT_RETRIES),
         }
         kwargs.update(self.redis_kwargs)
         kwargs["decode_responses"] = False

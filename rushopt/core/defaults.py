@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "DEFAULT_CONNECT_RETRIES",
     "DEFAULT_CONNECT_TIMEOUT_S",
     "DEFAULT_KEY_PREFIX",
     "DEFAULT_MAX_OBJECT_SIZE",
@@ -13,8 +14,12 @@ __all__ = [
 #: First component of every Redis key that rushopt writes.
 DEFAULT_KEY_PREFIX = "rushopt"
 
-#: Seconds to wait for a TCP connection to Redis before raising ``ConnectionError``.
-DEFAULT_CONNECT_TIMEOUT_S = 5.0
+#: Seconds to wait for a TCP connection to Redis (per attempt).
+DEFAULT_CONNECT_TIMEOUT_S = 2.0
+
+#: Retries of a command whose connection failed, so an unreachable server raises
+#: ``ConnectionError`` within about (1 + retries) x the connect timeout.
+DEFAULT_CONNECT_RETRIES = 1
 
 #: Seconds an idle worker blocks on the queue before it checks its flags again.
 DEFAULT_POP_TIMEOUT_S = 1.0
