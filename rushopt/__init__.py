@@ -6,6 +6,8 @@ Redis, worker processes evaluate them, and results come back as pandas tables.
 
 from __future__ import annotations
 
+import logging
+
 from rushopt.core import (
     RedisConfig,
     RedisServer,
@@ -22,6 +24,8 @@ from rushopt.core import (
 )
 
 __version__ = "0.1.0"
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "RedisConfig",

@@ -158,7 +158,7 @@ class Rush(Fetching, WorkerManager):
         for w in worker_ids:
             handle = self._local_workers.pop(w)
             handle.kill()
-            self._spawn(w, handle.start_args_id, supervise=True)
+            self._spawn(w, handle.start_args_id, handle.supervise)
 
     def reset(self, type: str = "kill") -> None:
         """Stop all workers and delete every key of the network.

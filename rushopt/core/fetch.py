@@ -23,6 +23,7 @@ Table = Any  # a DataFrame or a list of dicts
 #: Default fields of finished, new and all tasks (rush's defaults).
 FINISHED_FIELDS = ("xs", "ys", "xs_extra", "worker_extra", "ys_extra", "condition")
 QUEUED_FIELDS = ("xs", "xs_extra")
+_CHUNK = 10000  # finished tasks per script call when reading a large range
 RUNNING_FIELDS = ("xs", "xs_extra", "worker_extra")
 FAILED_FIELDS = ("xs", "worker_extra", "condition")
 
@@ -42,24 +43,34 @@ def _row(task_id: str, fields: Sequence[str], values: Sequence[bytes | None]) ->
 
 
 def _rows(
-    task_ids: Sequence[str], fields: Sequence[str], flat: Sequence[Any]
+    task_ids: Sequence[str], fields: Sequence[str], values: Sequence[Sequence[Any] | None]
 ) -> list[dict[str, Any]]:
-    k = len(fields)
-    rows = []
-    for i, task_id in enumerate(task_ids):
-        values = flat[i * k : (i + 1) * k]
-        if any(v is not None for v in values):
-            rows.append(_row(task_id, fields, values))
-    return rows
+    """Rows of the tasks whose hash exists (``values`` is None for a deleted one)."""
+    return [
+        _row(task_id, fields, v)
+        for task_id, v in zip(task_ids, values, strict=True)
+        if v is not None
+    ]
 
 
-def _table(rows: list[dict[str, Any]], data_format: DataFormat, extra: Sequence[str] = ()) -> Table:
+def _table(
+    rows: list[dict[str, Any]],
+    data_format: DataFormat,
+    fields: Sequence[str] = (),
+    extra: Sequence[str] = (),
+) -> Table:
     if data_format == "list":
         return rows
     import pandas as pd
 
     if not rows:
-        return pd.DataFrame(columns=["key", *extra])
+        # no rows tell the argument names, but the columns rushopt adds are known
+        columns = ["key", *extra]
+        if "worker_extra" in fields:
+            columns.insert(0, "worker_id")
+        if "condition" in fields:
+            columns[:0] = ["message", "traceback"]
+        return pd.DataFrame(columns=columns)
     return pd.DataFrame(rows)
 
 
@@ -93,7 +104,8 @@ class Fetching(TaskStore):
     def _fetch_keys(self, task_ids: list[str], fields: Sequence[str], data_format: str) -> Table:
         data_format = _check_format(data_format)
         fields = _check_fields(fields)
-        return _table(_rows(task_ids, fields, self._read_flat(task_ids, fields)), data_format)
+        rows = _rows(task_ids, fields, self._read_values(task_ids, fields))
+        return _table(rows, data_format, fields)
 
     def fetch_queued_tasks(
         self, fields: Sequence[str] = QUEUED_FIELDS, data_format: DataFormat = "pandas"
@@ -147,10 +159,10 @@ class Fetching(TaskStore):
             key: state for state, keys in self.tasks_with_state(TASK_STATES).items() for key in keys
         }
         task_ids = self.tasks
-        rows = _rows(task_ids, fields, self._read_flat(task_ids, fields))
+        rows = _rows(task_ids, fields, self._read_values(task_ids, fields))
         for row in rows:
             row["state"] = state_of.get(row["key"])
-        return _table(rows, data_format, extra=("state",))
+        return _table(rows, data_format, fields, extra=("state",))
 
     def fetch_tasks_with_state(
         self,
@@ -180,25 +192,55 @@ class Fetching(TaskStore):
         snapshot = self.tasks_with_state(states)
         task_ids = [key for s in states for key in snapshot[s]]
         state_of = {key: s for s in states for key in snapshot[s]}
-        rows = _rows(task_ids, fields, self._read_flat(task_ids, fields))
+        rows = _rows(task_ids, fields, self._read_values(task_ids, fields))
         for row in rows:
             row["state"] = state_of[row["key"]]
-        return _table(rows, data_format, extra=("state",))
+        return _table(rows, data_format, fields, extra=("state",))
 
     # ------------------------------------------------------------- finished
-    def _read_finished(self, start: int, fields: Sequence[str]) -> tuple[int, list[dict[str, Any]]]:
-        """Read finished tasks from list position ``start``: (positions read, rows)."""
-        flat = self._scripts.read_list_hashes(
-            keys=[self._keys.finished_tasks], args=[start, -1, *fields]
-        )
-        stride = len(fields) + 1
-        n = len(flat) // stride
+    def _read_finished(
+        self, start: int, fields: Sequence[str]
+    ) -> tuple[int, list[dict[str, Any]]] | None:
+        """Read finished tasks from list position ``start``: (positions read, rows).
+
+        Returns None when the list is shorter than ``start`` (the network was
+        reset since). Large ranges are read in pipelined chunks, so Redis
+        reads the next chunk while this process decodes the last one.
+        """
+        total = int(self._client.llen(self._keys.finished_tasks))
+        if total < start:
+            return None
+        key = [self._keys.finished_tasks]
+        calls = [
+            (key, [a, min(a + _CHUNK, total) - 1, *fields]) for a in range(start, total, _CHUNK)
+        ]
+        n_read = 0
+        rows: list[dict[str, Any]] = []
+        for flat in self._scripts.read_list_hashes.pipelined(calls):
+            n, chunk = self._decode_finished(flat, fields)
+            n_read += n
+            rows += chunk
+        return n_read, rows
+
+    def _decode_finished(
+        self, flat: list[Any], fields: Sequence[str]
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """Decode a reply of read_list_hashes.lua: (list entries read, rows)."""
+        n, stride = int(flat[0]), len(fields) + 1
         prefix = len(self._keys.task_prefix)
+        starts = range(1, len(flat), stride)
+        if not all(f in DICT_FIELDS for f in fields):
+            ids = [text(flat[i])[prefix:] for i in starts]
+            return n, _rows(ids, fields, [flat[i + 1 : i + stride] for i in starts])
+        # the hot path of polling loops: only dict fields, decoded inline
         rows = []
-        for i in range(n):
-            values = flat[i * stride + 1 : (i + 1) * stride]
-            if any(v is not None for v in values):
-                rows.append(_row(flat[i * stride][prefix:].decode(), fields, values))
+        for i in starts:
+            row: dict[str, Any] = {}
+            for raw in flat[i + 1 : i + stride]:
+                if raw is not None:
+                    row.update(loads(raw))
+            row["key"] = flat[i][prefix:].decode()
+            rows.append(row)
         return n, rows
 
     def fetch_finished_tasks(
@@ -229,20 +271,22 @@ class Fetching(TaskStore):
         cache = self._finished_cache
         if reset_cache or cache is None or cache.fields != fields:
             cache = self._finished_cache = _FinishedCache(fields)
-        if self.n_finished_tasks < cache.n_read:  # the network was reset meanwhile
+        read = self._read_finished(cache.n_read, fields)
+        if read is None:  # the network was reset meanwhile
             cache = self._finished_cache = _FinishedCache(fields)
-        n, rows = self._read_finished(cache.n_read, fields)
+            read = self._read_finished(0, fields) or (0, [])
+        n, rows = read
         cache.n_read += n
         cache.rows.extend(rows)
         if data_format == "list":
-            return list(cache.rows)
+            return [dict(row) for row in cache.rows]  # callers may edit their rows
         return self._finished_frame(cache)
 
     def _finished_frame(self, cache: _FinishedCache) -> pd.DataFrame:
         import pandas as pd
 
         if cache.frame is None or cache.frame_rows == 0:
-            cache.frame = _table(cache.rows, "pandas")
+            cache.frame = _table(cache.rows, "pandas", cache.fields)
         elif cache.frame_rows < len(cache.rows):
             new = pd.DataFrame(cache.rows[cache.frame_rows :])
             cache.frame = pd.concat([cache.frame, new], ignore_index=True)
@@ -268,11 +312,13 @@ class Fetching(TaskStore):
         """
         data_format = _check_format(data_format)
         fields = _check_fields(fields)
-        if self.n_finished_tasks < self._n_new_read:
+        read = self._read_finished(self._n_new_read, fields)
+        if read is None:  # the network was reset meanwhile
             self._n_new_read = 0
-        n, rows = self._read_finished(self._n_new_read, fields)
+            read = self._read_finished(0, fields) or (0, [])
+        n, rows = read
         self._n_new_read += n
-        return _table(rows, data_format)
+        return _table(rows, data_format, fields)
 
     def wait_for_finished_tasks(
         self,
@@ -288,7 +334,7 @@ class Fetching(TaskStore):
             All finished tasks, or ``None`` after ``timeout`` seconds.
         """
         cache = self._finished_cache
-        seen = cache.n_read if cache is not None and cache.fields == tuple(fields) else 0
+        seen = cache.n_read if cache is not None else 0
         if not wait_until(lambda: self.n_finished_tasks > seen, timeout):
             return None
         return self.fetch_finished_tasks(fields=fields, data_format=data_format)

@@ -45,6 +45,7 @@ class LocalWorker:
     log_path: Path
     start_args_id: str
     log_file: IO[bytes]
+    supervise: bool
 
     def log_tail(self, n_lines: int = 20) -> str:
         """Return the last lines the worker wrote to stdout/stderr."""
@@ -140,7 +141,7 @@ def spawn_local_worker(
         pass_fds=pass_fds,
         start_new_session=True,
     )
-    return LocalWorker(worker_id, process, log_path, start_args_id, log_file)
+    return LocalWorker(worker_id, process, log_path, start_args_id, log_file, supervise)
 
 
 def new_log_dir() -> Path:

@@ -38,6 +38,22 @@ def _load_start_args(config: RedisConfig, network_id: str, start_args_id: str | 
         client.close()
 
 
+def _set_globals(values: dict[str, Any], functions: list[Any]) -> None:
+    """Place ``values`` in ``__main__`` and in the globals of functions from ``__main__``.
+
+    cloudpickle sends a function defined in ``__main__`` whole, with a globals
+    dict of its own, so names set on this process's ``__main__`` alone would
+    stay invisible to it.
+    """
+    main = sys.modules["__main__"]
+    for name, value in values.items():
+        setattr(main, name, value)
+    for function in functions:
+        namespace = getattr(function, "__globals__", None)
+        if isinstance(namespace, dict) and namespace.get("__name__") == "__main__":
+            namespace.update(values)
+
+
 def start_worker(
     network_id: str,
     worker_id: str | None = None,
@@ -79,10 +95,12 @@ def start_worker(
     start_args = _load_start_args(config, network_id, start_args_id)
     for package in start_args["packages"]:
         importlib.import_module(package)
-    main = sys.modules["__main__"]
-    for name, value in start_args["globals"].items():
-        setattr(main, name, value)
-    worker = RushWorker(network_id, config=config, remote=remote, worker_id=worker_id)
+    _set_globals(
+        start_args["globals"], [start_args["worker_loop"], *start_args["loop_args"].values()]
+    )
+    worker = RushWorker(
+        network_id, config=config, remote=remote, worker_id=worker_id, **start_args["worker"]
+    )
     try:
         start_args["worker_loop"](rush=worker, **start_args["loop_args"])
     except BaseException as exc:

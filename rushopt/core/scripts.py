@@ -26,7 +26,7 @@ from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
     import redis
     from redis.connection import Connection
@@ -41,6 +41,7 @@ SCRIPT_NAMES = (
     "read_hashes",
     "read_list_hashes",
     "register_worker",
+    "retry_tasks",
     "set_worker_state",
     "task_states",
 )
@@ -73,6 +74,15 @@ class Script:
         """Run the script; ``keys`` become ``KEYS``, ``args`` become ``ARGV``."""
         return self._scripts.run(self, keys, args)
 
+    def pipelined(self, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]) -> Iterator[Any]:
+        """Send several ``(keys, args)`` calls at once and yield their replies in order.
+
+        Redis runs the later calls while the caller is still working on the
+        earlier replies, so reading a large range in chunks overlaps the
+        server's work with the client's.
+        """
+        return self._scripts.run_pipelined(self, calls)
+
 
 class Scripts:
     """The scripts of the network, run on one client.
@@ -90,6 +100,7 @@ class Scripts:
     read_hashes: Script
     read_list_hashes: Script
     register_worker: Script
+    retry_tasks: Script
     set_worker_state: Script
     task_states: Script
 
@@ -113,6 +124,25 @@ class Scripts:
         if conn is not None and self._local.pid == os.getpid():
             self._client.connection_pool.release(conn)
         self._local.conn = None
+
+    def run_pipelined(
+        self, script: Script, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]
+    ) -> Iterator[Any]:
+        """Run ``script`` once per ``(keys, args)`` in one write; yield the replies."""
+        if not calls:
+            return
+        conn = self._connection()
+        conn.send_command("SCRIPT", "LOAD", script.source)  # idempotent; avoids NOSCRIPT midway
+        conn.read_response()
+        commands = [("EVALSHA", script.sha, len(k), *k, *a) for k, a in calls]
+        conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+        try:
+            for _ in commands:
+                yield conn.read_response()
+        except BaseException:
+            # unread replies would corrupt the next command on this connection
+            conn.disconnect()
+            raise
 
     def run(self, script: Script, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         """Run ``script`` with ``EVALSHA``, loading it first if the server lost it."""

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = ["TaskStore", "check_dicts", "new_task_ids"]
 
-_PUSH_FIELDS = ("xs", "xs_extra", "seed", "timeout", "max_retries", "n_retries")
+_PUSH_FIELDS = ("xs", "xs_extra", "seed", "timeout", "max_retries", "n_retries", "worker_extra")
 _ALL_FIELDS = DICT_FIELDS | SCALAR_FIELDS
 
 
@@ -161,18 +161,10 @@ class TaskStore(NetworkBase):
         """
         xss = check_dicts("xss", xss)
         targets = broadcast("priority", priority, len(xss))
-        wanted = sorted({w for w in targets if w is not None})
-        alive: set[str] = set()
-        if wanted:
-            pipe = self._client.pipeline(transaction=False)
-            for state in (WorkerState.RUNNING, WorkerState.PRE):
-                pipe.smismember(self._keys.worker_state(state.value), wanted)
-            running, pre = pipe.execute()
-            alive = {w for w, a, b in zip(wanted, running, pre, strict=True) if a or b}
-        queues = [self._keys.queued_tasks] + [self._keys.priority_queue(w) for w in sorted(alive)]
-        index = {w: i + 2 for i, w in enumerate(sorted(alive))}
-        queue_of = [index.get(w, 1) if w is not None else 1 for w in targets]
-        return self._create_tasks(xss, extra, queues=queues, queue_of=queue_of)
+        owners = sorted({w for w in targets if w is not None})
+        index = {w: i + 2 for i, w in enumerate(owners)}
+        queue_of = [index[w] if w is not None else 1 for w in targets]
+        return self._create_tasks(xss, extra, owners=owners, queue_of=queue_of)
 
     def _create_tasks(
         self,
@@ -181,7 +173,7 @@ class TaskStore(NetworkBase):
         seeds: int | Sequence[int] | None = None,
         timeouts: float | Sequence[float | None] | None = None,
         max_retries: int | Sequence[int | None] | None = None,
-        queues: list[str] | None = None,
+        owners: list[str] | None = None,
         queue_of: list[int] | None = None,
         running_worker: str | None = None,
     ) -> list[str]:
@@ -207,6 +199,7 @@ class TaskStore(NetworkBase):
         xs_values = _dumps_dicts(xss)
         extra_values = _dumps_dicts(extras)
         queue_of = queue_of or [1] * n
+        worker_extra = dumps({"worker_id": running_worker}) if running_worker is not None else ""
         args: list[Any] = []
         for i in range(n):
             args += (
@@ -217,20 +210,28 @@ class TaskStore(NetworkBase):
                 timeout_texts[i],
                 retry_texts[i],
                 "0",
+                worker_extra,
             )
-        if running_worker is not None:
-            mode, target_keys = "running", [self._keys.running_tasks]
-        else:
-            mode, target_keys = "queue", ["", *(queues or [self._keys.queued_tasks])]
+        keys = self._keys
+        owners = owners or []
         self._scripts.push_tasks(
-            keys=[self._keys.all_tasks, *target_keys, *self._keys.tasks(ids)],
+            keys=[
+                keys.all_tasks,
+                keys.running_tasks,
+                keys.worker_state(WorkerState.RUNNING.value),
+                keys.worker_state(WorkerState.PRE.value),
+                keys.queued_tasks,
+                *(keys.priority_queue(w) for w in owners),
+                *keys.tasks(ids),
+            ],
             args=[
-                mode,
+                "queue" if running_worker is None else "running",
                 "1",
                 running_worker or "",
-                len(target_keys) - 1,
+                1 + len(owners),
                 len(_PUSH_FIELDS),
                 *_PUSH_FIELDS,
+                *owners,
                 *args,
             ],
         )
@@ -254,14 +255,18 @@ class TaskStore(NetworkBase):
             The keys that became failed; the others were already finished or
             failed and are left as they are, with a :class:`RushWarning`.
         """
-        return self._fail_tasks(keys, conditions, retry=False, source=self._keys.queued_tasks)
+        worker_ids = [text(w) for w in self._client.smembers(self._keys.worker_ids)]
+        sources = [self._keys.queued_tasks]
+        sources += [self._keys.priority_queue(w) for w in worker_ids]
+        sources += [self._keys.pending(w) for w in worker_ids]
+        return self._fail_tasks(keys, conditions, retry=False, sources=sources)
 
     def _fail_tasks(
         self,
         keys: Sequence[str],
         conditions: Sequence[Mapping[str, Any]],
         retry: bool,
-        source: str,
+        sources: Sequence[str],
     ) -> list[str]:
         keys = list(keys)
         conds = check_dicts("conditions", broadcast("conditions", conditions, len(keys)))
@@ -275,15 +280,64 @@ class TaskStore(NetworkBase):
                 self._keys.running_tasks,
                 self._keys.failed_tasks,
                 self._keys.queued_tasks,
-                source,
+                *sources,
                 *self._keys.tasks(keys),
             ],
-            args=["1" if retry else "0", *_dumps_dicts(conds)],
+            args=["1" if retry else "0", len(sources), *_dumps_dicts(conds)],
         )
         if discarded:
             lost = [keys[i - 1] for i in discarded]
             warn(f"discarded failures of tasks that are not running or queued: {lost}")
         skip = {keys[i - 1] for i in discarded}
+        return [k for k in keys if k not in skip]
+
+    def retry_tasks(
+        self, keys: Sequence[str], ignore_max_retries: bool = False, next_seed: bool = False
+    ) -> list[str]:
+        """Move failed tasks back to the front of the queue (``n_retries`` += 1).
+
+        Parameters
+        ----------
+        keys : list of str
+            Keys of failed tasks.
+        ignore_max_retries : bool, default False
+            Retry tasks that already reached their ``max_retries``.
+        next_seed : bool, default False
+            Give each retried task a fresh random stream.
+
+        Returns
+        -------
+        list of str
+            The keys that were requeued. Tasks that are not failed, or that
+            reached ``max_retries``, are left as they are with a :class:`RushWarning`.
+        """
+        keys = [keys] if isinstance(keys, str) else list(keys)
+        if not keys:
+            return []
+        not_failed, exhausted = self._scripts.retry_tasks(
+            keys=[
+                self._keys.failed_tasks,
+                self._keys.queued_tasks,
+                self._keys.task_counter,
+                *self._keys.tasks(keys),
+            ],
+            args=[
+                "1" if ignore_max_retries else "0",
+                "1" if next_seed else "0",
+                "" if self.seed is None else str(self.seed),
+            ],
+        )
+        if not_failed:
+            warn(
+                f"retry_tasks: tasks that are not failed were not retried: "
+                f"{[keys[i - 1] for i in not_failed]}"
+            )
+        if exhausted:
+            warn(
+                f"retry_tasks: tasks that reached max_retries were not retried: "
+                f"{[keys[i - 1] for i in exhausted]}"
+            )
+        skip = {keys[i - 1] for i in [*not_failed, *exhausted]}
         return [k for k in keys if k not in skip]
 
     # ---------------------------------------------------------------- hashes
@@ -319,9 +373,17 @@ class TaskStore(NetworkBase):
         for i in range(n):
             args.append(1)
             args.extend(values[name][i] for name in names)
+        schema = self._keys
         self._scripts.push_tasks(
-            keys=[self._keys.all_tasks, "", *self._keys.tasks(ids)],
-            args=["none", "0", "", 0, len(names), *names, *args],
+            keys=[
+                schema.all_tasks,
+                schema.running_tasks,
+                schema.worker_state(WorkerState.RUNNING.value),
+                schema.worker_state(WorkerState.PRE.value),
+                schema.queued_tasks,
+                *schema.tasks(ids),
+            ],
+            args=["none", "0", "", 1, len(names), *names, *args],
         )
         return ids
 
@@ -346,11 +408,10 @@ class TaskStore(NetworkBase):
             One dict per key (empty for a key without hash).
         """
         fields = _check_fields(fields)
-        values = self._read_flat(list(keys), fields)
-        k = len(fields)
         out = []
-        for i in range(len(keys)):
-            decoded = [decode_field(f, values[i * k + j]) for j, f in enumerate(fields)]
+        for values in self._read_values(list(keys), fields):
+            values = values if values is not None else [None] * len(fields)
+            decoded = [decode_field(f, raw) for f, raw in zip(fields, values, strict=True)]
             if flatten:
                 row: dict[str, Any] = {}
                 for f, v in zip(fields, decoded, strict=True):
@@ -367,13 +428,15 @@ class TaskStore(NetworkBase):
         """Read fields of one task hash as ``{field: value}``."""
         return self.read_hashes([key], fields, flatten=False)[0]
 
-    def _read_flat(self, keys: list[str], fields: Sequence[str]) -> list[bytes | None]:
+    def _read_values(
+        self, keys: list[str], fields: Sequence[str]
+    ) -> list[list[bytes | None] | None]:
+        """Raw values of ``fields`` per key; ``None`` for a key without hash."""
         if not keys:
             return []
-        result: list[bytes | None] = self._scripts.read_hashes(
-            keys=self._keys.tasks(keys), args=list(fields)
-        )
-        return result
+        flat = self._scripts.read_hashes(keys=self._keys.tasks(keys), args=list(fields))
+        stride = len(fields) + 1
+        return [flat[i + 1 : i + stride] if flat[i] else None for i in range(0, len(flat), stride)]
 
     # ---------------------------------------------------------------- states
     @property

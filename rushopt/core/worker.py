@@ -235,7 +235,7 @@ class RushWorker(Rush):
     ) -> list[str]:
         """Fail tasks this worker ran; tasks with retries left are requeued."""
         return self._fail_tasks(
-            keys, conditions, retry=True, source=self._keys.pending(self.worker_id)
+            keys, conditions, retry=True, sources=[self._keys.pending(self.worker_id)]
         )
 
     # --------------------------------------------------------------- state

@@ -15,6 +15,7 @@ from rushopt.core.keys import text
 from rushopt.core.local import LocalWorker, new_log_dir, spawn_local_worker
 from rushopt.core.network import NetworkBase, warn
 from rushopt.core.serialize import dumps_code
+from rushopt.core.settings import worker_settings
 from rushopt.core.states import WORKER_STATES, WorkerState
 from rushopt.core.waiting import wait_until
 from rushopt.exceptions import InputError, RushTimeoutError, WorkerStartError
@@ -72,6 +73,7 @@ class WorkerManager(NetworkBase):
         loop_args: dict[str, Any],
         globals: Mapping[str, Any] | Sequence[str] | None,
         packages: Sequence[str] | None,
+        worker_options: dict[str, Any],
         key: str,
     ) -> None:
         if not callable(worker_loop):
@@ -83,6 +85,7 @@ class WorkerManager(NetworkBase):
             "loop_args": loop_args,
             "globals": global_values,
             "packages": packages,
+            "worker": worker_options,
         }
         try:
             payload = dumps_code(start_args)
@@ -103,6 +106,10 @@ class WorkerManager(NetworkBase):
         timeout: float | None = None,
         globals: Mapping[str, Any] | Sequence[str] | None = None,
         packages: Sequence[str] | None = None,
+        heartbeat_period: int | None = None,
+        heartbeat_expire: int | None = None,
+        log_thresholds: Mapping[str, str] | None = None,
+        log_buffer_size: int = 0,
         supervise: bool = True,
         worker_loop: Callable[..., Any] | None = None,
         **loop_args: Any,
@@ -122,6 +129,13 @@ class WorkerManager(NetworkBase):
             names is looked up in the caller's globals.
         packages : list of str, optional
             Modules each worker imports first.
+        heartbeat_period, heartbeat_expire : int, optional
+            Whole seconds >= 1 between heartbeats and until a silent worker
+            counts as lost (default expire: 3 x period).
+        log_thresholds : dict, optional
+            Logger name to level for records the workers write to the network.
+        log_buffer_size : int, default 0
+            Records a worker buffers before writing them.
         supervise : bool, default True
             Workers exit when this process exits.
         worker_loop : callable, default worker_loop_default
@@ -152,9 +166,17 @@ class WorkerManager(NetworkBase):
             n_workers = plan.planned("n_workers", os.cpu_count() or 1)
         if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
             raise InputError(f"n_workers must be a positive integer, got {n_workers!r}")
+        worker_options = worker_settings(
+            heartbeat_period, heartbeat_expire, log_thresholds, log_buffer_size
+        )
         start_args_id = uuid.uuid4().hex
         self._store_start_args(
-            worker_loop, loop_args, globals, packages, self._keys.start_args_for(start_args_id)
+            worker_loop,
+            loop_args,
+            globals,
+            packages,
+            worker_options,
+            self._keys.start_args_for(start_args_id),
         )
         worker_ids = [str(uuid.uuid4()) for _ in range(n_workers)]
         for worker_id in worker_ids:
@@ -164,6 +186,7 @@ class WorkerManager(NetworkBase):
         return worker_ids
 
     def _spawn(self, worker_id: str, start_args_id: str, supervise: bool) -> None:
+        """Start (or restart) one local worker process under ``worker_id``."""
         if self._log_dir is None:
             self._log_dir = new_log_dir()
         self._local_workers[worker_id] = spawn_local_worker(
@@ -273,7 +296,7 @@ class WorkerManager(NetworkBase):
                 self._keys.task_ids(owned),
                 [{"message": message}],
                 retry=True,
-                source=self._keys.pending(worker_id),
+                sources=[self._keys.pending(worker_id)],
             )
 
     def _kill_local_workers(self) -> None:

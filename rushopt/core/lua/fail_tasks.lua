@@ -3,27 +3,33 @@
 -- retries allowed, a task that has retries left goes back to the front of the
 -- shared queue instead, in the same step, so it is never lost in between.
 --
--- KEYS[1]     running hash
--- KEYS[2]     failed zset (score: time of failure)
--- KEYS[3]     shared queue
--- KEYS[4]     a list to remove the task from when it is not running (a
---             worker's pending slot, or the shared queue)
--- KEYS[5..]   task hashes
--- ARGV[1]     "1": requeue tasks that have retries left
--- ARGV[2..]   per task: the condition value
+-- KEYS[1]          running hash
+-- KEYS[2]          failed zset (score: time of failure)
+-- KEYS[3]          shared queue
+-- KEYS[4 .. 3+m]   lists to remove a task from when it is not running (the
+--                  shared queue, priority queues, a worker's pending slot)
+-- KEYS[4+m .. ]    task hashes
+-- ARGV[1]          "1": requeue tasks that have retries left
+-- ARGV[2]          m
+-- ARGV[3 .. ]      per task: the condition value
 -- Returns {discarded indices, requeued indices} (1-based).
 local retry = ARGV[1] == "1"
+local m = tonumber(ARGV[2])
+local first = 4 + m
 local now = redis.call("TIME")
 local score = tonumber(now[1]) + tonumber(now[2]) / 1e6
 local discarded, requeued = {}, {}
-for i = 5, #KEYS do
+for i = first, #KEYS do
   local key = KEYS[i]
+  local j = i - first + 1
   local removed = redis.call("HDEL", KEYS[1], key) == 1
-  if not removed then
-    removed = redis.call("LREM", KEYS[4], 1, key) == 1
+  local s = 4
+  while not removed and s < first do
+    removed = redis.call("LREM", KEYS[s], 1, key) == 1
+    s = s + 1
   end
   if not removed then
-    discarded[#discarded + 1] = i - 4
+    discarded[#discarded + 1] = j
   else
     local again = false
     if retry then
@@ -36,9 +42,9 @@ for i = 5, #KEYS do
       redis.call("HINCRBY", key, "n_retries", 1)
       redis.call("HDEL", key, "worker_extra")
       redis.call("LPUSH", KEYS[3], key)
-      requeued[#requeued + 1] = i - 4
+      requeued[#requeued + 1] = j
     else
-      redis.call("HSET", key, "condition", ARGV[i - 3])
+      redis.call("HSET", key, "condition", ARGV[2 + j])
       redis.call("ZADD", KEYS[2], score, key)
     end
   end

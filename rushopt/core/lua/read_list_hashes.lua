@@ -5,15 +5,28 @@
 -- KEYS[1]   a list of task keys
 -- ARGV[1]   start index, ARGV[2] stop index (LRANGE semantics)
 -- ARGV[3..] fields
--- Returns a flat array: key, field values of that key, next key, ...
+-- Returns {n, key, field values of that key, next key, ...}: n is the number
+-- of list entries read; keys whose hash was deleted are left out.
 local keys = redis.call("LRANGE", KEYS[1], ARGV[1], ARGV[2])
 local fields = {unpack(ARGV, 3)}
-local out = {}
+local k = #fields
+local out = {#keys}
+local n = 1
 for i = 1, #keys do
-  out[#out + 1] = keys[i]
   local values = redis.call("HMGET", keys[i], unpack(fields))
-  for f = 1, #fields do
-    out[#out + 1] = values[f]
+  local present = false
+  for f = 1, k do
+    if values[f] then
+      present = true
+      break
+    end
+  end
+  if present or redis.call("EXISTS", keys[i]) == 1 then
+    out[n + 1] = keys[i]
+    for f = 1, k do
+      out[n + 1 + f] = values[f]
+    end
+    n = n + 1 + k
   end
 end
 return out
