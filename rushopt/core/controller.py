@@ -9,12 +9,14 @@ from typing import Any
 
 from rushopt.core.config import ConfigLike
 from rushopt.core.fetch import Fetching
+from rushopt.core.logs import LogReader
+from rushopt.core.remote import RemoteWorkers
 from rushopt.core.workers import WorkerManager
 
 __all__ = ["Rush", "rsh"]
 
 
-class Rush(Fetching, WorkerManager):
+class Rush(Fetching, WorkerManager, RemoteWorkers, LogReader):
     """The controller of a rush network: push tasks, run workers, fetch results.
 
     Parameters

@@ -14,13 +14,17 @@ Layout (``P`` is the prefix)::
     P all_tasks               list    every task key in the order it was created
     P task_counter            string  tasks that received a seed stream so far
     P terminate_on_idle       string  set: workers exit once the queues are empty
-    P start_args              string  pickled start arguments for workers
+    P start_args              string  pickled start arguments for remote workers
+    P start_args:<batch>      string  pickled start arguments of one batch of local workers
+    P log                     list    JSON log records written by workers
     P worker_ids              set     every registered worker
     P worker_states:<state>   set     workers in that state
     P worker:<id>:info        hash    pid, hostname, remote, heartbeat
     P worker:<id>:queued_tasks list   priority queue of that worker
     P worker:<id>:pending     list    task popped by the worker but not yet running
     P worker:<id>:terminate   string  set: the worker exits after its current task
+    P worker:<id>:heartbeat   string  exists while the worker is alive (expires)
+    P worker:<id>:kill        list    a push kills the worker (read by its heartbeat)
     P task:<uuid>             hash    a task (xs, ys, xs_extra, ...)
 """
 
@@ -88,6 +92,7 @@ class KeySchema:
         "base",
         "failed_tasks",
         "finished_tasks",
+        "log",
         "network_id",
         "queued_tasks",
         "running_tasks",
@@ -109,6 +114,7 @@ class KeySchema:
         self.task_counter = self.base + "task_counter"
         self.terminate_on_idle = self.base + "terminate_on_idle"
         self.start_args = self.base + "start_args"
+        self.log = self.base + "log"
         self.worker_ids = self.base + "worker_ids"
         self.task_prefix = self.base + "task:"
 
@@ -145,6 +151,14 @@ class KeySchema:
     def terminate(self, worker_id: str) -> str:
         """Return the key of a worker's terminate flag."""
         return f"{self.base}worker:{worker_id}:terminate"
+
+    def heartbeat(self, worker_id: str) -> str:
+        """Return the key of a worker's heartbeat."""
+        return f"{self.base}worker:{worker_id}:heartbeat"
+
+    def kill(self, worker_id: str) -> str:
+        """Return the key of a worker's kill channel."""
+        return f"{self.base}worker:{worker_id}:kill"
 
     def start_args_for(self, batch_id: str) -> str:
         """Return the key of the start arguments of one batch of local workers."""

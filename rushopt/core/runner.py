@@ -6,12 +6,14 @@ import importlib
 import logging
 import sys
 import traceback
+import uuid
 from typing import Any
 
 import cloudpickle
 
 from rushopt.core.config import RedisConfig, resolve_config
 from rushopt.core.keys import KeySchema, text
+from rushopt.core.states import WorkerState
 from rushopt.core.waiting import wait_until
 
 __all__ = ["start_worker"]
@@ -19,20 +21,36 @@ __all__ = ["start_worker"]
 logger = logging.getLogger(__name__)
 
 
-def _load_start_args(config: RedisConfig, network_id: str, start_args_id: str | None) -> Any:
+def _load_start_args(
+    config: RedisConfig, network_id: str, worker_id: str, start_args_id: str | None, remote: bool
+) -> Any | None:
+    """Wait for the start arguments; ``None`` if the worker is terminated meanwhile.
+
+    A worker started before its start arguments exist (a remote worker
+    started ahead of ``start_remote_workers``) registers as ``pre`` while it
+    waits.
+    """
+    from rushopt.core.scripts import Scripts
+    from rushopt.core.worker import register_worker
+
     keys = KeySchema(network_id)
     key = keys.start_args_for(start_args_id) if start_args_id else keys.start_args
     client = config.client()
     try:
-        payload: bytes | str | None = None
+        payload = client.get(key)
+        if payload is None:
+            register_worker(Scripts(client), keys, worker_id, WorkerState.PRE.value, remote, None)
+            logger.info("worker %s waits for start arguments", worker_id)
+            terminated: Any = None
 
-        def available() -> bool:
-            nonlocal payload
-            payload = client.get(key)
-            return payload is not None
+            def available() -> bool:
+                nonlocal payload, terminated
+                payload, terminated = client.mget(key, keys.terminate(worker_id))
+                return payload is not None or terminated is not None
 
-        wait_until(available, max_interval=1.0)
-        assert payload is not None
+            wait_until(available, max_interval=1.0)
+            if payload is None:
+                return None
         return cloudpickle.loads(payload)
     finally:
         client.close()
@@ -92,7 +110,13 @@ def start_worker(
     if url is not None or redis_kwargs:
         config = RedisConfig(url, **redis_kwargs)
     config = resolve_config(config)
-    start_args = _load_start_args(config, network_id, start_args_id)
+    worker_id = worker_id if worker_id is not None else str(uuid.uuid4())
+    start_args = _load_start_args(config, network_id, worker_id, start_args_id, remote)
+    if start_args is None:  # terminated while it waited
+        from rushopt.core.network import NetworkBase
+
+        NetworkBase(network_id, config)._set_worker_state([worker_id], "terminated")
+        return
     for package in start_args["packages"]:
         importlib.import_module(package)
     _set_globals(

@@ -6,20 +6,70 @@ import os
 import socket
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rushopt.core.config import ConfigLike
 from rushopt.core.controller import Rush
 from rushopt.core.defaults import DEFAULT_POP_TIMEOUT_S
+from rushopt.core.heartbeat import start_heartbeat
+from rushopt.core.logs import attach_log_handler
 from rushopt.core.network import warn
 from rushopt.core.serialize import decode_field, dumps
-from rushopt.core.states import WorkerState
+from rushopt.core.settings import worker_settings
+from rushopt.core.states import WORKER_STATES, WorkerState
 from rushopt.core.tasks import _check_fields, check_dicts
 
-__all__ = ["RushWorker"]
+if TYPE_CHECKING:
+    from rushopt.core.keys import KeySchema
+    from rushopt.core.scripts import Scripts
+
+__all__ = ["RushWorker", "register_worker"]
 
 # statuses returned by pop_task.lua
 _TASK, _EMPTY, _TERMINATE, _IDLE_TERMINATE = 0, 1, 2, 3
+
+
+def register_worker(
+    scripts: Scripts,
+    keys: KeySchema,
+    worker_id: str,
+    state: str,
+    remote: bool,
+    heartbeat: str | None,
+) -> None:
+    """Register a worker in ``state`` with its info (pid, hostname, remote, heartbeat).
+
+    Parameters
+    ----------
+    scripts : Scripts
+        The scripts of a connection to the network's Redis.
+    keys : KeySchema
+        The network's keys.
+    worker_id : str
+        The worker.
+    state : str
+        ``"pre"`` (waiting for start arguments) or ``"running"``.
+    remote : bool
+        Whether the worker runs outside the controller's machine.
+    heartbeat : str or None
+        The worker's heartbeat key, if it has one.
+    """
+    info = {
+        "pid": os.getpid(),
+        "hostname": socket.gethostname(),
+        "remote": "1" if remote else "0",
+        "heartbeat": heartbeat or "",
+    }
+    scripts.register_worker(
+        keys=[
+            keys.worker_ids,
+            keys.worker_state(state),
+            keys.worker_info(worker_id),
+            keys.terminate(worker_id),
+            *(keys.worker_state(s) for s in WORKER_STATES),
+        ],
+        args=[worker_id, *(str(x) for kv in info.items() for x in kv)],
+    )
 
 
 class RushWorker(Rush):
@@ -60,7 +110,14 @@ class RushWorker(Rush):
         super().__init__(network_id=network_id, config=config, seed=seed)
         self.worker_id = worker_id if worker_id is not None else str(uuid.uuid4())
         self.remote = bool(remote)
-        self.heartbeat: str | None = None
+        settings = worker_settings(
+            heartbeat_period, heartbeat_expire, log_thresholds, log_buffer_size
+        )
+        self.heartbeat_period: int | None = settings["heartbeat_period"]
+        self.heartbeat_expire: int | None = settings["heartbeat_expire"]
+        self.heartbeat: str | None = (
+            self._keys.heartbeat(self.worker_id) if self.heartbeat_period else None
+        )
         self._worker_extra = dumps({"worker_id": self.worker_id})
         self._stop_status = _EMPTY
         keys = self._keys
@@ -74,27 +131,21 @@ class RushWorker(Rush):
             keys.finished_tasks,
         ]
         self._register(WorkerState.RUNNING.value)
+        self._heartbeat_thread = None
+        if self.heartbeat_period is not None:
+            self._heartbeat_thread = start_heartbeat(self)
+        self._log_handler = None
+        if settings["log_thresholds"]:
+            self._log_handler = attach_log_handler(
+                self, settings["log_thresholds"], settings["log_buffer_size"]
+            )
 
     def __getstate__(self) -> dict[str, Any]:
         raise TypeError("a RushWorker cannot be pickled; pickle a Rush controller instead")
 
     def _register(self, state: str) -> None:
-        keys = self._keys
-        info = {
-            "pid": os.getpid(),
-            "hostname": socket.gethostname(),
-            "remote": "1" if self.remote else "0",
-            "heartbeat": self.heartbeat or "",
-        }
-        self._scripts.register_worker(
-            keys=[
-                keys.worker_ids,
-                keys.worker_state(state),
-                keys.worker_info(self.worker_id),
-                keys.terminate(self.worker_id),
-                *self._worker_state_keys,
-            ],
-            args=[self.worker_id, *(str(x) for kv in info.items() for x in kv)],
+        register_worker(
+            self._scripts, self._keys, self.worker_id, state, self.remote, self.heartbeat
         )
 
     # --------------------------------------------------------------- tasks
