@@ -9,8 +9,10 @@ from typing import Any
 
 from rushopt.core.config import ConfigLike
 from rushopt.core.fetch import Fetching
+from rushopt.core.keys import text
 from rushopt.core.logs import LogReader
 from rushopt.core.remote import RemoteWorkers
+from rushopt.core.states import LOST_MESSAGE
 from rushopt.core.workers import WorkerManager
 
 __all__ = ["Rush", "rsh"]
@@ -117,16 +119,23 @@ class Rush(Fetching, WorkerManager, RemoteWorkers, LogReader):
         return not remaining
 
     def detect_lost_workers(self, restart_local_workers: bool = False) -> list[str]:
-        """Find local workers whose process died without terminating.
+        """Find workers that died without terminating.
 
-        Their running task and any task in their pending slot become failed
-        with ``"Worker has crashed or was killed"`` (or are requeued when they
-        have retries left). A worker that exited cleanly is never reported lost.
+        Local workers of this controller are checked by their process,
+        workers with a heartbeat by their heartbeat key (gone once they missed
+        beats for ``heartbeat_expire`` seconds). A lost worker's running task,
+        and a task in its pending slot, become failed with ``"Worker has
+        crashed or was killed"``, or are requeued when they have retries left.
+        A worker that exited cleanly is never reported lost. The check is
+        idempotent and safe when several controllers run it at once: a worker
+        is reported lost by exactly one call. A worker without heartbeat that
+        another controller started cannot be checked from here. See
+        :mod:`rushopt.core.heartbeat` for the false positives of heartbeats.
 
         Parameters
         ----------
         restart_local_workers : bool, default False
-            Start a new process under each lost local worker's id.
+            Start a new process under the id of each lost local worker.
 
         Returns
         -------
@@ -134,12 +143,33 @@ class Rush(Fetching, WorkerManager, RemoteWorkers, LogReader):
             Ids of the workers newly found lost.
         """
         candidates = [w for w, h in self._local_workers.items() if h.process.poll() is not None]
+        candidates += self._silent_heartbeat_workers()
         lost = self._set_worker_state(candidates, "lost", from_states=("pre", "running"))
         for w in lost:
-            self._fail_worker_tasks(w, "Worker has crashed or was killed")
-        if restart_local_workers and lost:
-            self.restart_local_workers(lost)
+            self._fail_worker_tasks(w, LOST_MESSAGE)
+        if restart_local_workers:
+            local = [w for w in lost if w in self._local_workers]
+            if local:
+                self.restart_local_workers(local)
         return lost
+
+    def _silent_heartbeat_workers(self) -> list[str]:
+        """Return the running workers whose heartbeat key has expired."""
+        running = self.running_worker_ids
+        if not running:
+            return []
+        pipe = self._client.pipeline(transaction=False)
+        for w in running:
+            pipe.hget(self._keys.worker_info(w), "heartbeat")
+        keys = pipe.execute()
+        beating = [(w, text(k)) for w, k in zip(running, keys, strict=True) if k]
+        if not beating:
+            return []
+        pipe = self._client.pipeline(transaction=False)
+        for _, key in beating:
+            pipe.exists(key)
+        alive = pipe.execute()
+        return [w for (w, _), a in zip(beating, alive, strict=True) if not a]
 
     def restart_local_workers(self, worker_ids: list[str]) -> None:
         """Kill (if alive) and start again local workers under the same ids.

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from enum import Enum
 
-__all__ = ["TASK_STATES", "WORKER_STATES", "TaskState", "WorkerState"]
+__all__ = [
+    "KILLED_MESSAGE",
+    "LOST_MESSAGE",
+    "TASK_STATES",
+    "WORKER_STATES",
+    "TaskState",
+    "WorkerState",
+]
+
+#: Message of a running task whose worker was killed by ``stop_workers(type="kill")``.
+KILLED_MESSAGE = "Worker was killed"
+
+#: Message of a task whose worker was found lost by ``detect_lost_workers()``.
+LOST_MESSAGE = "Worker has crashed or was killed"
 
 
 class TaskState(str, Enum):

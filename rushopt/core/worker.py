@@ -130,10 +130,9 @@ class RushWorker(Rush):
             keys.running_tasks,
             keys.finished_tasks,
         ]
+        # beat before registering, so no controller sees a running worker without its key
+        self._heartbeat_thread = start_heartbeat(self) if self.heartbeat_period else None
         self._register(WorkerState.RUNNING.value)
-        self._heartbeat_thread = None
-        if self.heartbeat_period is not None:
-            self._heartbeat_thread = start_heartbeat(self)
         self._log_handler = None
         if settings["log_thresholds"]:
             self._log_handler = attach_log_handler(
@@ -291,7 +290,9 @@ class RushWorker(Rush):
 
     # --------------------------------------------------------------- state
     def set_terminated(self) -> None:
-        """Mark this worker terminated (it exits cleanly)."""
+        """Mark this worker terminated (it exits cleanly) and stop its heartbeat."""
+        if self._heartbeat_thread is not None:
+            self._heartbeat_thread.stop()
         self._set_worker_state(
             [self.worker_id], WorkerState.TERMINATED.value, from_states=("pre", "running")
         )

@@ -16,7 +16,7 @@ from rushopt.core.local import LocalWorker, new_log_dir, spawn_local_worker
 from rushopt.core.network import NetworkBase, warn
 from rushopt.core.serialize import dumps_code
 from rushopt.core.settings import worker_settings
-from rushopt.core.states import WORKER_STATES, WorkerState
+from rushopt.core.states import KILLED_MESSAGE, WORKER_STATES, WorkerState
 from rushopt.core.waiting import wait_until
 from rushopt.exceptions import InputError, RushTimeoutError, WorkerStartError
 
@@ -26,8 +26,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["WorkerManager"]
-
-KILLED_MESSAGE = "Worker was killed"
 
 
 def _pickle_arg(name: str, value: Any) -> bytes:
@@ -276,15 +274,43 @@ class WorkerManager(NetworkBase):
                 pipe.set(self._keys.terminate(w), 1)
             pipe.execute()
             return
-        for w in ids:
-            handle = self._local_workers.get(w)
-            if handle is not None:
-                handle.kill()
+        self._kill_processes(ids)
         killed = self._set_worker_state(
             ids, WorkerState.KILLED.value, from_states=("pre", "running")
         )
         for w in killed:
             self._fail_worker_tasks(w, KILLED_MESSAGE)
+
+    def _kill_processes(self, worker_ids: list[str]) -> None:
+        """Kill local workers by signal and the others through their heartbeat."""
+        remote = []
+        for w in worker_ids:
+            handle = self._local_workers.get(w)
+            if handle is not None:
+                handle.kill()
+            else:
+                remote.append(w)
+        if not remote:
+            return
+        pipe = self._client.pipeline(transaction=False)
+        for w in remote:
+            pipe.hget(self._keys.worker_info(w), "heartbeat")
+        heartbeats = pipe.execute()
+        pipe = self._client.pipeline(transaction=False)
+        for w, heartbeat in zip(remote, heartbeats, strict=True):
+            if heartbeat:
+                pipe.rpush(self._keys.kill(w), 1)
+                pipe.expire(self._keys.kill(w), 3600)
+            else:
+                # nothing can reach its process: ask it to stop after its task
+                pipe.set(self._keys.terminate(w), 1)
+        pipe.execute()
+        deaf = [w for w, heartbeat in zip(remote, heartbeats, strict=True) if not heartbeat]
+        if deaf:
+            warn(
+                f"stop_workers: workers {deaf} have no heartbeat and no process here, so "
+                "they cannot be killed; they were asked to terminate after their task"
+            )
 
     def _fail_worker_tasks(self, worker_id: str, message: str) -> None:
         """Fail (or requeue) what a stopped worker held: running tasks and its pending slot."""
