@@ -200,7 +200,10 @@ class Rush(Fetching, WorkerManager, RemoteWorkers, LogReader):
         type : {"kill", "terminate"}
             How to stop the workers first.
         """
-        self.stop_workers(type=type)
+        if type not in ("terminate", "kill"):
+            raise ValueError(f"type must be 'terminate' or 'kill', got {type!r}")
+        # the network disappears anyway: no warning for workers that cannot be killed
+        self._stop(type, self.running_worker_ids + self.pre_worker_ids, quiet=True)
         self._kill_local_workers()
         pattern = self._keys.scan_pattern()
         batch: list[bytes] = []

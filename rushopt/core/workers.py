@@ -266,6 +266,10 @@ class WorkerManager(NetworkBase):
             if unknown:
                 warn(f"stop_workers: unknown worker ids {unknown}")
             ids = [w for w in ids if w in known]
+        self._stop(type, ids)
+
+    def _stop(self, type: str, ids: list[str], quiet: bool = False) -> None:
+        """Stop workers (``quiet``: no warning for workers that cannot be killed)."""
         if not ids:
             return
         if type == "terminate":
@@ -274,14 +278,14 @@ class WorkerManager(NetworkBase):
                 pipe.set(self._keys.terminate(w), 1)
             pipe.execute()
             return
-        self._kill_processes(ids)
+        self._kill_processes(ids, quiet)
         killed = self._set_worker_state(
             ids, WorkerState.KILLED.value, from_states=("pre", "running")
         )
         for w in killed:
             self._fail_worker_tasks(w, KILLED_MESSAGE)
 
-    def _kill_processes(self, worker_ids: list[str]) -> None:
+    def _kill_processes(self, worker_ids: list[str], quiet: bool) -> None:
         """Kill local workers by signal and the others through their heartbeat."""
         remote = []
         for w in worker_ids:
@@ -306,7 +310,7 @@ class WorkerManager(NetworkBase):
                 pipe.set(self._keys.terminate(w), 1)
         pipe.execute()
         deaf = [w for w, heartbeat in zip(remote, heartbeats, strict=True) if not heartbeat]
-        if deaf:
+        if deaf and not quiet:
             warn(
                 f"stop_workers: workers {deaf} have no heartbeat and no process here, so "
                 "they cannot be killed; they were asked to terminate after their task"
