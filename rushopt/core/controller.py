@@ -7,6 +7,7 @@ import shutil
 import uuid
 from typing import Any
 
+from rushopt.core.admin import ServerAdmin
 from rushopt.core.config import ConfigLike
 from rushopt.core.fetch import Fetching
 from rushopt.core.keys import text
@@ -18,7 +19,7 @@ from rushopt.core.workers import WorkerManager
 __all__ = ["Rush", "rsh"]
 
 
-class Rush(Fetching, WorkerManager, RemoteWorkers, LogReader):
+class Rush(Fetching, WorkerManager, RemoteWorkers, LogReader, ServerAdmin):
     """The controller of a rush network: push tasks, run workers, fetch results.
 
     Parameters

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rushopt.core import plan
+from rushopt.core.defaults import DEFAULT_MAX_OBJECT_SIZE
 from rushopt.core.keys import text
+from rushopt.core.large_objects import store_large_object
 from rushopt.core.local import LocalWorker, new_log_dir, spawn_local_worker
 from rushopt.core.network import NetworkBase, warn
 from rushopt.core.serialize import dumps_code
@@ -95,6 +97,17 @@ class WorkerManager(NetworkBase):
             for name, value in global_values.items():
                 _pickle_arg(f"globals[{name!r}]", value)
             raise
+        max_size = plan.planned("max_object_size", DEFAULT_MAX_OBJECT_SIZE)
+        if len(payload) > max_size:
+            directory = plan.planned("large_objects_path")
+            if directory is None:
+                raise InputError(
+                    f"the start arguments take {len(payload)} bytes, more than "
+                    f"max_object_size ({max_size} bytes); set large_objects_path in "
+                    "rush_plan() to store them in a file, or pass big objects with "
+                    "store_large_object()"
+                )
+            payload = dumps_code(store_large_object(start_args, directory))
         self._client.set(key, payload)
 
     def start_local_workers(

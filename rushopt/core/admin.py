@@ -1,0 +1,51 @@
+"""Server settings of a network's Redis: snapshots and INFO."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rushopt.core.keys import text
+from rushopt.core.network import NetworkBase
+from rushopt.exceptions import InputError
+
+__all__ = ["ServerAdmin"]
+
+
+class ServerAdmin(NetworkBase):
+    """Server methods of a network (mixed into :class:`~rushopt.core.controller.Rush`)."""
+
+    @property
+    def snapshot_schedule(self) -> list[int] | None:
+        """Redis's RDB save schedule as ``[seconds, changes, ...]``, or ``None`` when off.
+
+        Setting it (e.g. ``rush.snapshot_schedule = [60, 1000]``: save every
+        60 s if at least 1000 keys changed) changes the server's ``save``
+        setting for every network on that server; ``None`` disables snapshots.
+        """
+        value = self._client.config_get("save").get("save") or ""
+        numbers = [int(x) for x in text(value).split()]
+        return numbers or None
+
+    @snapshot_schedule.setter
+    def snapshot_schedule(self, schedule: Sequence[int] | None) -> None:
+        if schedule is None:
+            self._client.config_set("save", "")
+            return
+        values = list(schedule)
+        if (
+            not values
+            or len(values) % 2
+            or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values)
+        ):
+            raise InputError(
+                "snapshot_schedule must be None or pairs of positive integers "
+                f"[seconds, changes, ...], got {schedule!r}"
+            )
+        self._client.config_set("save", " ".join(str(v) for v in values))
+
+    @property
+    def redis_info(self) -> dict[str, Any]:
+        """The server's ``INFO`` as a dict (version, memory, clients, persistence, ...)."""
+        info: dict[str, Any] = self._client.info("all")
+        return info

@@ -1,0 +1,104 @@
+"""Large objects, snapshot schedule, server info, and a Redis restart with persistence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rushopt import RedisServer, Rush, rush_plan
+from rushopt.core.large_objects import LargeObject, store_large_object
+from tests.conftest import eventually
+
+
+def _total(x: int, data: np.ndarray) -> dict[str, float]:
+    return {"y": float(data.sum()) + x}
+
+
+def test_store_large_object_round_trips(tmp_path: Path) -> None:
+    ref = store_large_object({"a": np.arange(5)}, tmp_path / "objects")
+    assert isinstance(ref, LargeObject)
+    assert Path(ref.path).exists()
+    assert ref.load()["a"].tolist() == [0, 1, 2, 3, 4]
+    assert ref.load() is ref.load()  # loaded once per process
+
+
+def test_a_large_object_in_constants_reaches_fun_as_the_object(rush: Rush, tmp_path: Path) -> None:
+    # Given a large array stored in a file
+    ref = store_large_object(np.ones(1000), tmp_path)
+    # When workers get it through constants
+    rush.start_local_workers(n_workers=1, fun=_total, constants={"data": ref})
+    keys = rush.push_tasks([{"x": 1}, {"x": 2}])
+    # Then fun sees the array itself
+    assert rush.wait_for_tasks(keys, timeout=60)
+    assert sorted(rush.fetch_finished_tasks()["y"]) == [1001.0, 1002.0]
+
+
+def test_oversized_start_arguments_need_large_objects_path(rush: Rush, redis_url: str) -> None:
+    # Given a plan with a tiny max_object_size and no large_objects_path
+    rush_plan(config=redis_url, max_object_size=1000)
+    # When the start arguments exceed it
+    with pytest.raises(ValueError, match="max_object_size") as info:
+        rush.start_local_workers(n_workers=1, fun=_total, constants={"data": np.ones(1000)})
+    # Then the error names both settings and nothing started
+    assert "large_objects_path" in str(info.value)
+    assert rush.n_workers == 0
+
+
+def test_oversized_start_arguments_go_to_a_file_with_large_objects_path(
+    rush: Rush, redis_url: str, tmp_path: Path
+) -> None:
+    rush_plan(config=redis_url, max_object_size=1000, large_objects_path=str(tmp_path))
+    rush.start_local_workers(n_workers=1, fun=_total, constants={"data": np.ones(1000)})
+    keys = rush.push_tasks([{"x": 1}])
+    assert rush.wait_for_tasks(keys, timeout=60)
+    assert rush.fetch_finished_tasks()["y"].tolist() == [1001.0]
+    assert list(tmp_path.glob("rushopt-*.pkl"))
+    # Redis holds only the reference
+    stored = [k for k in rush._client.keys(rush._keys.start_args + "*")]
+    assert all(rush._client.strlen(k) < 1000 for k in stored)
+
+
+def test_snapshot_schedule_and_redis_info(tmp_path: Path) -> None:
+    with RedisServer() as server:
+        rush = Rush(config=server.url)
+        try:
+            assert rush.snapshot_schedule is None  # the embedded server saves nothing
+            rush.snapshot_schedule = [60, 1000]
+            assert rush.snapshot_schedule == [60, 1000]
+            rush.snapshot_schedule = None
+            assert rush.snapshot_schedule is None
+            with pytest.raises(ValueError, match="snapshot_schedule"):
+                rush.snapshot_schedule = [60]
+            info = rush.redis_info
+            assert info["redis_version"].startswith(("6.", "7.", "8."))
+            assert "used_memory" in info
+        finally:
+            rush.reset()
+
+
+@pytest.mark.slow
+def test_finished_results_survive_a_redis_restart_with_persistence(tmp_path: Path) -> None:
+    # Given a persistent server and a network with finished tasks
+    server = RedisServer(dir=tmp_path, persist=True).start()
+    port = server.port
+    rush = Rush(network_id="persisted", config=server.url)
+    try:
+        rush.start_local_workers(n_workers=1, fun=lambda x: {"y": x * x})
+        keys = rush.push_tasks([{"x": i} for i in range(50)])
+        assert rush.wait_for_tasks(keys, timeout=60)
+        rush.stop_workers("terminate")
+        eventually(lambda: rush.all_workers_terminated)
+        # When Redis restarts on the same directory
+        server.stop()
+        server = RedisServer(port=port, dir=tmp_path, persist=True).start()
+        rush.reconnect()
+        # Then every finished result is still there
+        table = rush.fetch_finished_tasks(reset_cache=True)
+        assert sorted(table["y"]) == [i * i for i in range(50)]
+        assert rush.n_finished_tasks == 50
+        assert rush.all_workers_terminated
+    finally:
+        rush.reset()
+        server.stop()
