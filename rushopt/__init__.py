@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 
 from rushopt.core import (
+    LargeObject,
     RedisConfig,
+    RedisHandler,
     RedisServer,
     Rush,
     RushWarning,
@@ -20,6 +22,7 @@ from rushopt.core import (
     rush_config,
     rush_plan,
     start_worker,
+    store_large_object,
     worker_loop_default,
 )
 
@@ -28,7 +31,9 @@ __version__ = "0.1.0"
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
+    "LargeObject",
     "RedisConfig",
+    "RedisHandler",
     "RedisServer",
     "Rush",
     "RushWarning",
@@ -40,5 +45,6 @@ __all__ = [
     "rush_config",
     "rush_plan",
     "start_worker",
+    "store_large_object",
     "worker_loop_default",
 ]

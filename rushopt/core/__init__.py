@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from rushopt.core.config import RedisConfig
 from rushopt.core.controller import Rush, rsh
+from rushopt.core.large_objects import LargeObject, store_large_object
+from rushopt.core.logs import RedisHandler
 from rushopt.core.loops import worker_loop_default
 from rushopt.core.plan import remove_rush_plan, rush_available, rush_config, rush_plan
 from rushopt.core.runner import start_worker
@@ -12,7 +14,9 @@ from rushopt.core.worker import RushWorker
 from rushopt.exceptions import RushWarning
 
 __all__ = [
+    "LargeObject",
     "RedisConfig",
+    "RedisHandler",
     "RedisServer",
     "Rush",
     "RushWarning",
@@ -23,5 +27,6 @@ __all__ = [
     "rush_config",
     "rush_plan",
     "start_worker",
+    "store_large_object",
     "worker_loop_default",
 ]

@@ -13,6 +13,8 @@ import cloudpickle
 
 from rushopt.core.config import RedisConfig, resolve_config
 from rushopt.core.keys import KeySchema, text
+from rushopt.core.large_objects import resolve_large_objects
+from rushopt.core.logs import detach_log_handler
 from rushopt.core.states import WorkerState
 from rushopt.core.waiting import wait_until
 
@@ -117,6 +119,12 @@ def start_worker(
 
         NetworkBase(network_id, config)._set_worker_state([worker_id], "terminated")
         return
+    start_args = resolve_large_objects(start_args)  # start args too big for Redis
+    loop_args = resolve_large_objects(start_args["loop_args"])
+    if isinstance(loop_args.get("constants"), dict):
+        loop_args["constants"] = resolve_large_objects(loop_args["constants"])
+    start_args["loop_args"] = loop_args
+    start_args["globals"] = resolve_large_objects(start_args["globals"])
     for package in start_args["packages"]:
         importlib.import_module(package)
     _set_globals(
@@ -136,6 +144,8 @@ def start_worker(
                 worker._keys.task_ids(held),
                 [{"message": f"worker loop failed: {exc!r}", "traceback": traceback.format_exc()}],
             )
+        detach_log_handler(worker._log_handler)  # buffered records land before "terminated"
         worker.set_terminated()
         raise
+    detach_log_handler(worker._log_handler)
     worker.set_terminated()
