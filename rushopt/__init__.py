@@ -24,6 +24,7 @@ from rushopt.core import (
     start_worker,
     store_large_object,
     worker_loop_default,
+    worker_loop_subprocess,
 )
 
 __version__ = "0.1.0"
@@ -47,4 +48,5 @@ __all__ = [
     "start_worker",
     "store_large_object",
     "worker_loop_default",
+    "worker_loop_subprocess",
 ]

@@ -10,6 +10,7 @@ from rushopt.core.loops import worker_loop_default
 from rushopt.core.plan import remove_rush_plan, rush_available, rush_config, rush_plan
 from rushopt.core.runner import start_worker
 from rushopt.core.server import RedisServer
+from rushopt.core.subprocess_loop import worker_loop_subprocess
 from rushopt.core.worker import RushWorker
 from rushopt.exceptions import RushWarning
 
@@ -29,4 +30,5 @@ __all__ = [
     "start_worker",
     "store_large_object",
     "worker_loop_default",
+    "worker_loop_subprocess",
 ]
