@@ -8,6 +8,7 @@ from rushopt.core.large_objects import LargeObject, store_large_object
 from rushopt.core.logs import RedisHandler
 from rushopt.core.loops import worker_loop_default
 from rushopt.core.plan import remove_rush_plan, rush_available, rush_config, rush_plan
+from rushopt.core.remote import WorkerScript
 from rushopt.core.runner import start_worker
 from rushopt.core.server import RedisServer
 from rushopt.core.subprocess_loop import worker_loop_subprocess
@@ -22,6 +23,7 @@ __all__ = [
     "Rush",
     "RushWarning",
     "RushWorker",
+    "WorkerScript",
     "remove_rush_plan",
     "rsh",
     "rush_available",

@@ -10,6 +10,7 @@ variable (read only by :meth:`RedisConfig.from_env`), then the embedded server
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -40,14 +41,15 @@ def redact_url(url: str) -> str:
         The same URL, safe to log.
     """
     parts = urlsplit(url)
+    query = re.sub(r"(?i)(^|&)(password=)[^&]*", r"\1\2<redacted>", parts.query)
     if parts.password is None:
-        return url
+        return urlunsplit(parts._replace(query=query))
     user = parts.username or ""
     host = parts.hostname or ""
     if parts.port is not None:
         host = f"{host}:{parts.port}"
     netloc = f"{user}:<redacted>@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,8 @@ class RedisConfig:
         user may be part of it. ``None`` means ``redis://127.0.0.1:6379/0``.
     **redis_kwargs
         Passed to :class:`redis.Redis` (e.g. ``password=``, ``username=``,
-        ``ssl_ca_certs=``); they override what the URL says.
+        ``ssl_ca_certs=``); where the URL sets the same option, the URL wins
+        (redis-py's rule).
 
     Raises
     ------

@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 def _load_start_args(
     config: RedisConfig, network_id: str, worker_id: str, start_args_id: str | None, remote: bool
 ) -> Any | None:
-    """Wait for the start arguments; ``None`` if the worker is terminated meanwhile.
+    """Wait for the start arguments; ``None`` if the worker is stopped meanwhile.
 
     A worker started before its start arguments exist (a remote worker
     started ahead of ``start_remote_workers``) registers as ``pre`` while it
@@ -43,12 +43,17 @@ def _load_start_args(
         if payload is None:
             register_worker(Scripts(client), keys, worker_id, WorkerState.PRE.value, remote, None)
             logger.info("worker %s waits for start arguments", worker_id)
-            terminated: Any = None
+            pre = keys.worker_state(WorkerState.PRE.value)
 
             def available() -> bool:
-                nonlocal payload, terminated
-                payload, terminated = client.mget(key, keys.terminate(worker_id))
-                return payload is not None or terminated is not None
+                # also stop waiting when asked to terminate, killed, or the network was reset
+                nonlocal payload
+                pipe = client.pipeline(transaction=False)
+                pipe.get(key)
+                pipe.exists(keys.terminate(worker_id))
+                pipe.sismember(pre, worker_id)
+                payload, terminated, still_pre = pipe.execute()
+                return payload is not None or bool(terminated) or not still_pre
 
             wait_until(available, max_interval=1.0)
             if payload is None:
@@ -82,6 +87,8 @@ def start_worker(
     *,
     config: RedisConfig | None = None,
     start_args_id: str | None = None,
+    heartbeat_period: int | None = None,
+    heartbeat_expire: int | None = None,
     **redis_kwargs: Any,
 ) -> None:
     """Run one worker in this process until its loop returns.
@@ -104,6 +111,9 @@ def start_worker(
         How to reach Redis (default: the usual resolution order).
     start_args_id : str, optional
         Which batch of start arguments to run (local workers).
+    heartbeat_period, heartbeat_expire : int, optional
+        Heartbeat of the worker when its start arguments set none (the
+        ``--heartbeat-*`` options of ``rushopt worker``).
     **redis_kwargs
         Passed to :class:`~rushopt.core.config.RedisConfig`.
     """
@@ -117,7 +127,9 @@ def start_worker(
     if start_args is None:  # terminated while it waited
         from rushopt.core.network import NetworkBase
 
-        NetworkBase(network_id, config)._set_worker_state([worker_id], "terminated")
+        NetworkBase(network_id, config)._set_worker_state(
+            [worker_id], "terminated", from_states=("pre",)
+        )
         return
     start_args = resolve_large_objects(start_args)  # start args too big for Redis
     loop_args = resolve_large_objects(start_args["loop_args"])
@@ -130,9 +142,11 @@ def start_worker(
     _set_globals(
         start_args["globals"], [start_args["worker_loop"], *start_args["loop_args"].values()]
     )
-    worker = RushWorker(
-        network_id, config=config, remote=remote, worker_id=worker_id, **start_args["worker"]
-    )
+    options = dict(start_args["worker"])
+    if options.get("heartbeat_period") is None and heartbeat_period is not None:
+        options["heartbeat_period"] = heartbeat_period
+        options["heartbeat_expire"] = heartbeat_expire
+    worker = RushWorker(network_id, config=config, remote=remote, worker_id=worker_id, **options)
     try:
         start_args["worker_loop"](rush=worker, **start_args["loop_args"])
     except BaseException as exc:
