@@ -23,7 +23,7 @@ Table = Any  # a DataFrame or a list of dicts
 #: Default fields of finished, new and all tasks (rush's defaults).
 FINISHED_FIELDS = ("xs", "ys", "xs_extra", "worker_extra", "ys_extra", "condition")
 QUEUED_FIELDS = ("xs", "xs_extra")
-_CHUNK = 10000  # finished tasks per script call when reading a large range
+_CHUNK = 2000  # finished tasks per script call when reading a large range
 RUNNING_FIELDS = ("xs", "xs_extra", "worker_extra")
 FAILED_FIELDS = ("xs", "worker_extra", "condition")
 
@@ -81,14 +81,38 @@ def _check_format(data_format: str) -> DataFormat:
 
 
 class _FinishedCache:
-    """Finished tasks already read: raw rows per position of the finished list."""
+    """Finished tasks already read, in one data format.
 
-    def __init__(self, fields: tuple[str, ...]) -> None:
+    Only the format asked for is kept: a DataFrame holds its values in
+    arrays, while 100,000 cached row dicts would make every garbage
+    collection walk them.
+    """
+
+    def __init__(self, fields: tuple[str, ...], data_format: DataFormat) -> None:
         self.fields = fields
+        self.data_format = data_format
         self.n_read = 0  # positions of the finished list consumed, deleted hashes included
-        self.rows: list[dict[str, Any]] = []
-        self.frame: pd.DataFrame | None = None
-        self.frame_rows = 0
+        self.rows: list[dict[str, Any]] = []  # data_format "list"
+        self.frame: pd.DataFrame | None = None  # data_format "pandas"
+
+    def add(self, rows: list[dict[str, Any]]) -> None:
+        """Append newly read rows."""
+        if self.data_format == "list":
+            self.rows += rows
+            return
+        import pandas as pd
+
+        if self.frame is None or len(self.frame) == 0:
+            self.frame = _table(rows, "pandas", self.fields)
+        elif rows:
+            self.frame = pd.concat([self.frame, pd.DataFrame(rows)], ignore_index=True)
+
+    def table(self) -> Table:
+        """Return the cached tasks; the caller may change what it gets."""
+        if self.data_format == "list":
+            return [dict(row) for row in self.rows]
+        assert self.frame is not None
+        return self.frame.copy(deep=False)  # copy-on-write: edits never reach the cache
 
 
 class Fetching(TaskStore):
@@ -207,16 +231,18 @@ class Fetching(TaskStore):
         reset since). Large ranges are read in pipelined chunks, so Redis
         reads the next chunk while this process decodes the last one.
         """
-        total = int(self._client.llen(self._keys.finished_tasks))
+        key = [self._keys.finished_tasks]
+        script = self._scripts.read_list_hashes
+        first = script(keys=key, args=[start, start + _CHUNK - 1, *fields])
+        total = int(first[1])
         if total < start:
             return None
-        key = [self._keys.finished_tasks]
+        n_read, rows = self._decode_finished(first, fields)
         calls = [
-            (key, [a, min(a + _CHUNK, total) - 1, *fields]) for a in range(start, total, _CHUNK)
+            (key, [a, min(a + _CHUNK, total) - 1, *fields])
+            for a in range(start + n_read, total, _CHUNK)
         ]
-        n_read = 0
-        rows: list[dict[str, Any]] = []
-        for flat in self._scripts.read_list_hashes.pipelined(calls):
+        for flat in script.pipelined(calls):
             n, chunk = self._decode_finished(flat, fields)
             n_read += n
             rows += chunk
@@ -228,7 +254,7 @@ class Fetching(TaskStore):
         """Decode a reply of read_list_hashes.lua: (list entries read, rows)."""
         n, stride = int(flat[0]), len(fields) + 1
         prefix = len(self._keys.task_prefix)
-        starts = range(1, len(flat), stride)
+        starts = range(2, len(flat), stride)
         if not all(f in DICT_FIELDS for f in fields):
             ids = [text(flat[i])[prefix:] for i in starts]
             return n, _rows(ids, fields, [flat[i + 1 : i + stride] for i in starts])
@@ -269,29 +295,21 @@ class Fetching(TaskStore):
         data_format = _check_format(data_format)
         fields = tuple(_check_fields(fields))
         cache = self._finished_cache
-        if reset_cache or cache is None or cache.fields != fields:
-            cache = self._finished_cache = _FinishedCache(fields)
+        if (
+            reset_cache
+            or cache is None
+            or cache.fields != fields
+            or cache.data_format != data_format
+        ):
+            cache = self._finished_cache = _FinishedCache(fields, data_format)
         read = self._read_finished(cache.n_read, fields)
         if read is None:  # the network was reset meanwhile
-            cache = self._finished_cache = _FinishedCache(fields)
+            cache = self._finished_cache = _FinishedCache(fields, data_format)
             read = self._read_finished(0, fields) or (0, [])
         n, rows = read
         cache.n_read += n
-        cache.rows.extend(rows)
-        if data_format == "list":
-            return [dict(row) for row in cache.rows]  # callers may edit their rows
-        return self._finished_frame(cache)
-
-    def _finished_frame(self, cache: _FinishedCache) -> pd.DataFrame:
-        import pandas as pd
-
-        if cache.frame is None or cache.frame_rows == 0:
-            cache.frame = _table(cache.rows, "pandas", cache.fields)
-        elif cache.frame_rows < len(cache.rows):
-            new = pd.DataFrame(cache.rows[cache.frame_rows :])
-            cache.frame = pd.concat([cache.frame, new], ignore_index=True)
-        cache.frame_rows = len(cache.rows)
-        return cache.frame.copy(deep=False)
+        cache.add(rows)
+        return cache.table()
 
     def fetch_new_tasks(
         self, fields: Sequence[str] = FINISHED_FIELDS, data_format: DataFormat = "pandas"

@@ -26,10 +26,9 @@ from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
     import redis
-    from redis.connection import Connection
 
 __all__ = ["SCRIPT_NAMES", "Script", "Scripts"]
 
@@ -45,6 +44,24 @@ SCRIPT_NAMES = (
     "set_worker_state",
     "task_states",
 )
+
+
+def _pack_resp(command: tuple[Any, ...]) -> bytes:
+    """Encode a command in RESP (what hiredis.pack_command does in C)."""
+    parts = [b"*%d\r\n" % len(command)]
+    for arg in command:
+        data = arg if isinstance(arg, bytes) else str(arg).encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+_pack: Callable[[tuple[Any, ...]], bytes] = _pack_resp
+try:  # hiredis (a dependency) packs in C; redis-py would first re-encode every argument
+    from hiredis import pack_command as _hiredis_pack
+
+    _pack = _hiredis_pack
+except ImportError:  # pragma: no cover
+    pass
 
 
 _INCLUDE = "--!include "
@@ -107,14 +124,22 @@ class Scripts:
     def __init__(self, client: redis.Redis) -> None:
         self._client = client
         self._local = threading.local()
-        for name in SCRIPT_NAMES:
-            setattr(self, name, Script(self, name))
+        self._all = [Script(self, name) for name in SCRIPT_NAMES]
+        for script in self._all:
+            setattr(self, script.name, script)
 
     def _connection(self) -> Any:  # a redis.connection.Connection (untyped in redis-py)
         local = self._local
-        conn: Connection | None = getattr(local, "conn", None)
+        conn: Any = getattr(local, "conn", None)
         if conn is None or local.pid != os.getpid():
             conn = self._client.connection_pool.get_connection()
+            # load every script once, so a first call never carries its arguments twice
+            conn.send_packed_command(
+                [b"".join(_pack(("SCRIPT", "LOAD", s.source)) for s in self._all)],
+                check_health=False,
+            )
+            for _ in self._all:
+                conn.read_response()
             local.conn, local.pid = conn, os.getpid()
         return conn
 
@@ -147,7 +172,7 @@ class Scripts:
     def run(self, script: Script, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         """Run ``script`` with ``EVALSHA``, loading it first if the server lost it."""
         conn = self._connection()
-        packed = conn.pack_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        packed = [_pack(("EVALSHA", script.sha, len(keys), *keys, *args))]
         try:
             conn.send_packed_command(packed, check_health=False)
         except (RedisConnectionError, RedisTimeoutError):

@@ -47,6 +47,7 @@ ENV_REDIS_SERVER = "RUSHOPT_REDIS_SERVER"
 _STARTUP_TIMEOUT_S = 10.0
 _STOP_TIMEOUT_S = 10.0
 _PORT_ATTEMPTS = 5  # a free port can be taken between our bind() and redis-server's
+_HASH_MAX_VALUE = 1024  # bytes; larger task fields switch a hash to the hashtable encoding
 _PERSIST_SAVE = ("3600 1", "300 100", "60 10000")  # Redis's own default RDB schedule
 
 # Blocks on stdin; EOF means the owner died (or closed the pipe): stop Redis, then remove
@@ -400,6 +401,9 @@ class RedisServer:
             lines += ["appendonly no", 'save ""']
         if self._password is not None:
             lines.append(f"requirepass {_quote(self._password)}")
+        # a task hash holds a few pickled dicts of 60-500 bytes: keep such hashes in the
+        # compact encoding (default limit: 64-byte values), which halves their memory
+        lines.append(f"hash-max-ziplist-value {_HASH_MAX_VALUE}")
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             os.fchmod(fd, 0o600)  # in case the file existed with a wider mode

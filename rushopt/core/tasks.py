@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
-import uuid
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -22,9 +22,22 @@ _PUSH_FIELDS = ("xs", "xs_extra", "seed", "timeout", "max_retries", "n_retries",
 _ALL_FIELDS = DICT_FIELDS | SCALAR_FIELDS
 
 
+_VARIANT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
+
+
 def new_task_ids(n: int) -> list[str]:
-    """Return ``n`` fresh uuid4 strings."""
-    return [str(uuid.uuid4()) for _ in range(n)]
+    """Return ``n`` fresh uuid4 strings.
+
+    Formats the random bytes directly (version nibble 4, RFC 4122 variant):
+    ``str(uuid.uuid4())`` costs several microseconds per key, a third of the
+    time of a large push.
+    """
+    digits = os.urandom(16 * n).hex()
+    ids = []
+    for i in range(0, 32 * n, 32):
+        h = digits[i : i + 32]
+        ids.append(f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}")
+    return ids
 
 
 def check_dicts(name: str, values: object, allow_none: bool = False) -> list[Any]:

@@ -5,13 +5,14 @@
 -- KEYS[1]   a list of task keys
 -- ARGV[1]   start index, ARGV[2] stop index (LRANGE semantics)
 -- ARGV[3..] fields
--- Returns {n, key, field values of that key, next key, ...}: n is the number
--- of list entries read; keys whose hash was deleted are left out.
+-- Returns {n, length, key, field values of that key, next key, ...}: n is
+-- the number of list entries read, length the list's length; keys whose hash
+-- was deleted are left out.
 local keys = redis.call("LRANGE", KEYS[1], ARGV[1], ARGV[2])
 local fields = {unpack(ARGV, 3)}
 local k = #fields
-local out = {#keys}
-local n = 1
+local out = {#keys, redis.call("LLEN", KEYS[1])}
+local n = 2
 for i = 1, #keys do
   local values = redis.call("HMGET", keys[i], unpack(fields))
   local present = false
