@@ -91,9 +91,11 @@ def test_rush_without_config_uses_the_embedded_server(monkeypatch: pytest.Monkey
     # When a controller is created without config
     rush = Rush()
     try:
-        # Then it runs on the process's embedded server, on loopback
-        assert rush.config.url == rushopt.core.server.embedded_server().url
-        assert "127.0.0.1" in rush.config.url
+        # Then it runs on the process's embedded server, through its Unix socket
+        server = rushopt.core.server.embedded_server()
+        assert server.unix_url is not None
+        assert rush.config.url == server.unix_url
+        assert rush.redis_info["process_id"] == server.pid
         keys = rush.push_tasks([{"x": 1}])
         assert rush.queued_tasks == keys
     finally:

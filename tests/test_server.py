@@ -309,3 +309,20 @@ def test_embedded_server_is_one_per_process() -> None:
         assert again.running
     finally:
         again.stop()
+
+
+def test_unix_socket_url_reaches_the_server_and_redacts_its_password() -> None:
+    from rushopt.core.config import redact_url
+
+    # Given a server with a password
+    with RedisServer(password="s e$cret") as server:
+        url = server.unix_url
+        # Then its Unix socket URL connects, with the password in the query
+        assert url is not None and url.startswith("unix://")
+        client = redis.Redis.from_url(url)
+        try:
+            assert client.info("server")["process_id"] == server.pid
+        finally:
+            client.close()
+        # And a logged copy hides the password
+        assert "e%24cret" not in redact_url(url) and "<redacted>" in redact_url(url)

@@ -40,16 +40,16 @@ def redact_url(url: str) -> str:
     str
         The same URL, safe to log.
     """
+    url = re.sub(r"(?i)([?&]password=)[^&#]*", r"\1<redacted>", url)
     parts = urlsplit(url)
-    query = re.sub(r"(?i)(^|&)(password=)[^&]*", r"\1\2<redacted>", parts.query)
     if parts.password is None:
-        return urlunsplit(parts._replace(query=query))
+        return url
     user = parts.username or ""
     host = parts.hostname or ""
     if parts.port is not None:
         host = f"{host}:{parts.port}"
     netloc = f"{user}:<redacted>@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 @dataclass(frozen=True)
@@ -192,4 +192,5 @@ def resolve_config(config: ConfigLike) -> RedisConfig:
         return from_env
     from rushopt.core.server import embedded_server
 
-    return RedisConfig(embedded_server().url)
+    server = embedded_server()
+    return RedisConfig(server.unix_url or server.url)
