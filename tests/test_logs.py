@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+import rushopt
 from rushopt import Rush, RushWorker
 from rushopt.core.logs import LOG_COLUMNS, RedisHandler, attach_log_handler, detach_log_handler
 from tests.conftest import eventually
@@ -335,3 +336,17 @@ def test_local_worker_records_are_flushed_when_it_terminates(rush: Rush) -> None
     assert log["msg"].tolist() == ["info 1", "warning 1", "info 2", "warning 2"]
     assert set(log["worker_id"]) == {worker_id}
     assert set(log["logger"]) == {"rushopt.test"}
+
+
+def test_plan_log_thresholds_are_the_default_for_workers(rush: Rush, redis_url: str) -> None:
+    # Given a plan with log thresholds
+    rushopt.rush_plan(config=redis_url, log_thresholds={"rushopt.test.plan": "INFO"})
+    # When a worker is built without thresholds of its own
+    worker = RushWorker(rush.network_id, config=redis_url)
+    try:
+        logging.getLogger("rushopt.test.plan").info("from the plan")
+        # Then its records reach the network
+        assert list(rush.read_log()["msg"]) == ["from the plan"]
+    finally:
+        detach_log_handler(worker._log_handler)
+        worker.set_terminated()

@@ -48,6 +48,16 @@ def _double_fun() -> Callable[..., dict[str, Any]]:
     return fun
 
 
+def _sleep_fun() -> Callable[..., dict[str, Any]]:
+    def sleep(x: int) -> dict[str, Any]:
+        import time
+
+        time.sleep(x)
+        return {"y": x}
+
+    return sleep
+
+
 def _assert_no_secret(text: str) -> None:
     for secret in SECRETS:
         assert secret not in text
@@ -353,6 +363,26 @@ def test_cli_heartbeat_applies_when_start_arguments_set_none(
     rush.stop_workers("terminate")
     assert processes.wait_all(timeout=30) == [0]
     assert "joins network" in processes.output()
+
+
+def test_kill_reaches_a_remote_worker_through_its_heartbeat(
+    rush: Rush, processes: _Processes
+) -> None:
+    # Given a remote worker with a heartbeat, busy with a long task
+    proc = processes.script(rush.create_worker_script())
+    rush.start_remote_workers(fun=_sleep_fun(), heartbeat_period=1)
+    eventually(lambda: rush.n_running_workers == 1, timeout=30)
+    (key,) = rush.push_tasks([{"x": 60}])
+    eventually(lambda: rush.n_running_tasks == 1, timeout=30)
+
+    # When the controller kills it
+    rush.stop_workers("kill")
+
+    # Then its process dies, it is killed, and its task failed with "Worker was killed"
+    assert proc.wait(timeout=30) != 0
+    assert rush.killed_worker_ids == rush.worker_ids
+    failed = rush.fetch_failed_tasks(data_format="list")
+    assert [(row["key"], row["message"]) for row in failed] == [(key, "Worker was killed")]
 
 
 # ------------------------------------------------------------------ start_remote_workers

@@ -66,12 +66,18 @@ def worker_settings(
 ) -> dict[str, Any]:
     """Validate the settings a worker is built with and return them as keyword arguments.
 
+    ``log_thresholds=None`` takes the thresholds of :func:`rushopt.rush_plan`, if any.
+
     Raises
     ------
     ValueError
         If a setting is invalid; the message names it.
     """
     period, expire = check_heartbeat(heartbeat_period, heartbeat_expire)
+    if log_thresholds is None:
+        from rushopt.core.plan import planned
+
+        log_thresholds = planned("log_thresholds")
     thresholds: dict[str, str | int] | None = None
     if log_thresholds is not None:
         if not isinstance(log_thresholds, Mapping):
