@@ -12,8 +12,10 @@ derive from the builtin that callers would naturally catch, so
     ├── RushTimeoutError (TimeoutError)   a wait exceeded its timeout
     ├── WorkerError                       worker lifecycle problems
     │   └── WorkerStartError              a local worker died before registering
-    └── TaskError
-        └── TaskNotFoundError (KeyError)  no task hash at the given key
+    ├── TaskError
+    │   └── TaskNotFoundError (KeyError)  no task hash at the given key
+    └── OptimizerError
+        └── SearchSpaceError (ValueError) a bad search space or configuration
 
     RushWarning (UserWarning)             discarded writes, unknown ids, tasks not retried
 """
@@ -23,11 +25,13 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "InputError",
+    "OptimizerError",
     "RedisServerNotFoundError",
     "RedisUnavailableError",
     "RushError",
     "RushTimeoutError",
     "RushWarning",
+    "SearchSpaceError",
     "TaskError",
     "TaskNotFoundError",
     "WorkerError",
@@ -100,6 +104,20 @@ class TaskError(RushError):
 
 class TaskNotFoundError(TaskError, KeyError):
     """No task hash exists at the given key.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+class OptimizerError(RushError):
+    """Base class for optimizer errors.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+class SearchSpaceError(OptimizerError, ValueError):
+    """A search space definition or configuration is invalid; the message names the parameter.
 
     .. versionadded:: 0.1.0
     """

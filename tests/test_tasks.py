@@ -397,3 +397,15 @@ def test_reset_deletes_only_its_keys_whatever_the_id(
 def test_invalid_network_id(redis_url: str, bad: Any, error: type[Exception]) -> None:
     with pytest.raises(error, match="network_id"):
         Rush(network_id=bad, config=redis_url)
+
+
+def test_limit_creates_tasks_only_within_the_budget(rush: Rush, worker: RushWorker) -> None:
+    # Given a budget of 5 tasks
+    first = rush.push_tasks([{"x": i} for i in range(3)], limit=5)
+    # When more are pushed than the budget allows, from the controller and a worker
+    second = rush.push_tasks([{"x": i} for i in range(3)], limit=5)
+    third = worker.push_running_tasks([{"x": 9}], limit=5)
+    # Then only the first ones within the budget exist
+    assert len(first) == 3 and len(second) == 2 and third == []
+    assert rush.n_tasks == 5
+    assert rush.queued_tasks == first + second

@@ -111,6 +111,7 @@ class TaskStore(NetworkBase):
         timeouts: float | Sequence[float | None] | None = None,
         max_retries: int | Sequence[int | None] | None = None,
         terminate_workers: bool = False,
+        limit: int | None = None,
     ) -> list[str]:
         """Push tasks to the shared queue.
 
@@ -129,11 +130,15 @@ class TaskStore(NetworkBase):
             Automatic retries after a failure.
         terminate_workers : bool, default False
             Make workers exit once the queues are empty.
+        limit : int, optional
+            Budget: create tasks only while the network holds fewer than
+            ``limit`` tasks (checked atomically, so concurrent pushers never
+            exceed it); the first tasks of ``xss`` are created, the rest dropped.
 
         Returns
         -------
         list of str
-            The task keys, in the order of ``xss``.
+            The keys of the tasks created, in the order of ``xss``.
 
         Raises
         ------
@@ -143,7 +148,7 @@ class TaskStore(NetworkBase):
             If a per-task argument has another length than 1 or ``len(xss)``.
         """
         keys = self._create_tasks(
-            xss, extra, seeds=seeds, timeouts=timeouts, max_retries=max_retries
+            xss, extra, seeds=seeds, timeouts=timeouts, max_retries=max_retries, limit=limit
         )
         if terminate_workers:
             self._client.set(self._keys.terminate_on_idle, 1)
@@ -189,6 +194,7 @@ class TaskStore(NetworkBase):
         owners: list[str] | None = None,
         queue_of: list[int] | None = None,
         running_worker: str | None = None,
+        limit: int | None = None,
     ) -> list[str]:
         """Validate, serialize and write new tasks with one script call."""
         xss = check_dicts("xss", xss)
@@ -227,7 +233,7 @@ class TaskStore(NetworkBase):
             )
         keys = self._keys
         owners = owners or []
-        self._scripts.push_tasks(
+        created = self._scripts.push_tasks(
             keys=[
                 keys.all_tasks,
                 keys.running_tasks,
@@ -243,12 +249,13 @@ class TaskStore(NetworkBase):
                 running_worker or "",
                 1 + len(owners),
                 len(_PUSH_FIELDS),
+                "" if limit is None else int(limit),
                 *_PUSH_FIELDS,
                 *owners,
                 *args,
             ],
         )
-        return ids
+        return ids[: int(created)]
 
     def push_failed(
         self, keys: Sequence[str], conditions: Sequence[Mapping[str, Any]]
@@ -396,7 +403,7 @@ class TaskStore(NetworkBase):
                 schema.queued_tasks,
                 *schema.tasks(ids),
             ],
-            args=["none", "0", "", 1, len(names), *names, *args],
+            args=["none", "0", "", 1, len(names), "", *names, *args],
         )
         return ids
 

@@ -152,6 +152,7 @@ class RushWorker(Rush):
         self,
         xss: Sequence[Mapping[str, Any]],
         extra: Sequence[Mapping[str, Any]] | None = None,
+        limit: int | None = None,
     ) -> list[str]:
         """Create tasks that this worker is already running (decentralized loops).
 
@@ -161,13 +162,18 @@ class RushWorker(Rush):
             One dict of arguments per task.
         extra : list of dict, optional
             Stored as ``xs_extra``.
+        limit : int, optional
+            Budget: create tasks only while the network holds fewer than
+            ``limit`` tasks, checked atomically (decentralized optimizers use
+            it to start exactly ``n_evals`` evaluations across all workers).
 
         Returns
         -------
         list of str
-            The task keys.
+            The keys of the tasks created (fewer than ``xss`` when the budget
+            is spent).
         """
-        return self._create_tasks(xss, extra, running_worker=self.worker_id)
+        return self._create_tasks(xss, extra, running_worker=self.worker_id, limit=limit)
 
     def pop_task(
         self, timeout: float = DEFAULT_POP_TIMEOUT_S, fields: Sequence[str] = ("xs",)

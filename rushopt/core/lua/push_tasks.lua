@@ -15,13 +15,19 @@
 -- ARGV[3]            worker id (mode "running")
 -- ARGV[4]            m, the number of queues
 -- ARGV[5]            k, the number of fields
--- ARGV[6 .. 5+k]     field names
--- ARGV[6+k .. 4+k+m] worker ids owning queues 2..m
+-- ARGV[6]            limit: create tasks only while all_tasks holds fewer ("" = none);
+--                    checked here so that concurrent pushers never exceed a budget
+-- ARGV[7 .. 6+k]     field names
+-- ARGV[7+k .. 5+k+m] worker ids owning queues 2..m
 -- then per task: a 1-based queue index and k values ("" leaves a field unset)
+-- Returns the number of tasks created (the first ones of the batch).
 local mode, add_all, worker_id = ARGV[1], ARGV[2] == "1", ARGV[3]
 local m, k = tonumber(ARGV[4]), tonumber(ARGV[5])
 local first_hash = 5 + m
 local n = #KEYS - first_hash + 1
+if ARGV[6] ~= "" then
+  n = math.max(0, math.min(n, tonumber(ARGV[6]) - redis.call("LLEN", KEYS[1])))
+end
 local CHUNK = 1000
 
 local function push_chunked(key, items)
@@ -34,21 +40,21 @@ end
 -- replaced by the shared queue
 local target = {1}
 for q = 2, m do
-  local owner = ARGV[4 + k + q]
+  local owner = ARGV[5 + k + q]
   local alive = redis.call("SISMEMBER", KEYS[3], owner) == 1
     or redis.call("SISMEMBER", KEYS[4], owner) == 1
   target[q] = alive and q or 1
 end
 
 local by_queue, all = {}, {}
-local pos = 5 + k + m
+local pos = 6 + k + m
 for t = 1, n do
   local key = KEYS[first_hash + t - 1]
   local args = {}
   for f = 1, k do
     local value = ARGV[pos + f]
     if value ~= "" then
-      args[#args + 1] = ARGV[5 + f]
+      args[#args + 1] = ARGV[6 + f]
       args[#args + 1] = value
     end
   end
