@@ -1,0 +1,169 @@
+"""The optimizer interface: ``ask`` for configurations, ``tell`` their values.
+
+Optimizers minimize. :func:`rushopt.tune` turns ``direction="maximize"`` into
+minimizing the negated metric before it tells an optimizer anything.
+
+Like scikit-learn estimators, ``__init__`` only stores its arguments; what an
+optimizer learns lives in attributes ending in ``_`` and is created on the
+first ``ask`` or ``tell``. :meth:`Optimizer.clone` returns an unfitted copy with
+the same arguments, which the decentralized loop uses to give every worker an
+optimizer with its own random stream.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from rushopt.optimizers.space import Param, Space, as_space
+
+__all__ = ["Optimizer", "config_key"]
+
+
+def config_key(config: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """Return a hashable identity of a configuration (floats compared by their repr)."""
+    return tuple(sorted((name, repr(value)) for name, value in config.items()))
+
+
+class Optimizer(ABC):
+    """Base class of optimizers with an ask/tell interface.
+
+    Parameters
+    ----------
+    space : Space or dict
+        The search space.
+    seed : int, optional
+        Seed of the optimizer's random stream.
+
+    Attributes
+    ----------
+    configs_ : list of dict
+        Configurations told so far.
+    values_ : list of float
+        Their values (``nan`` for failed evaluations).
+    pending_ : list of dict
+        Configurations being evaluated (asked, or set with :meth:`set_pending`).
+    """
+
+    def __init__(self, space: Space | Mapping[str, Param], seed: int | None = None) -> None:
+        self.space = space
+        self.seed = seed
+
+    # ------------------------------------------------------------ state
+    def _ensure_state(self) -> None:
+        if not hasattr(self, "space_"):
+            self.space_ = as_space(self.space)
+            self.rng_ = np.random.default_rng(self.seed)
+            self.configs_: list[dict[str, Any]] = []
+            self.values_: list[float] = []
+            self.pending_: list[dict[str, Any]] = []
+            self._seen: set[tuple[tuple[str, str], ...]] = set()
+
+    def get_params(self) -> dict[str, Any]:
+        """Return the constructor arguments."""
+        names = [
+            p.name
+            for p in inspect.signature(type(self).__init__).parameters.values()
+            if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+        ]
+        return {name: getattr(self, name) for name in names}
+
+    def clone(self, **changes: Any) -> Optimizer:
+        """Return an unfitted copy with the same arguments, some of them changed."""
+        params = {**copy.deepcopy(self.get_params()), **changes}
+        return type(self)(**params)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if k != "space")
+        return f"{type(self).__name__}({args})"
+
+    # ------------------------------------------------------------ ask/tell
+    @abstractmethod
+    def _propose(self, n: int) -> list[dict[str, Any]]:
+        """Propose ``n`` new configurations (state is ready)."""
+
+    def ask(self, n: int = 1) -> list[dict[str, Any]]:
+        """Propose ``n`` configurations to evaluate next.
+
+        Parameters
+        ----------
+        n : int, default 1
+            Number of configurations.
+
+        Returns
+        -------
+        list of dict
+            Configurations holding only their active parameters. They count
+            as pending until told.
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive integer, got {n!r}")
+        self._ensure_state()
+        configs = self._propose(n)
+        self.pending_.extend(configs)
+        for config in configs:
+            self._seen.add(config_key(config))
+        return configs
+
+    def tell(
+        self,
+        params: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+        value: float | Sequence[float | None] | None,
+    ) -> None:
+        """Record evaluated configurations.
+
+        Parameters
+        ----------
+        params : dict or list of dict
+            One configuration or several.
+        value : float, None, or list of them
+            The metric to minimize; ``None`` or ``nan`` records a failed
+            evaluation, which models never train on but which is never
+            proposed again.
+        """
+        self._ensure_state()
+        if isinstance(params, Mapping):
+            params, value = [params], [value]  # type: ignore[list-item]
+        values = list(value) if isinstance(value, Sequence) else [value]
+        if len(values) != len(params):
+            raise ValueError(f"tell: {len(params)} configurations but {len(values)} values")
+        for config, v in zip(params, values, strict=True):
+            config = self.space_.validate(config)
+            v = float("nan") if v is None else float(v)
+            if math.isinf(v):
+                v = float("nan")
+            self.configs_.append(config)
+            self.values_.append(v)
+            key = config_key(config)
+            self._seen.add(key)
+            self.pending_ = [p for p in self.pending_ if config_key(p) != key]
+
+    def set_pending(self, configs: Sequence[Mapping[str, Any]]) -> None:
+        """Declare the configurations that are being evaluated right now (elsewhere too)."""
+        self._ensure_state()
+        self.pending_ = [dict(c) for c in configs]
+        for config in configs:
+            self._seen.add(config_key(config))
+
+    def _is_new(self, config: Mapping[str, Any]) -> bool:
+        return config_key(config) not in self._seen
+
+    @property
+    def n_told(self) -> int:
+        """Number of configurations told so far."""
+        return len(getattr(self, "values_", []))
+
+    @property
+    def best(self) -> tuple[dict[str, Any], float] | None:
+        """The best configuration told so far and its value, or None."""
+        values = np.asarray(getattr(self, "values_", []), dtype=float)
+        if not len(values) or np.isnan(values).all():
+            return None
+        i = int(np.nanargmin(values))
+        return self.configs_[i], float(values[i])
