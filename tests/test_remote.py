@@ -535,3 +535,28 @@ def test_cli_worker_with_tls_against_plain_server_fails_cleanly(redis_server: Re
     assert result.returncode == 1, result.stderr
     assert "cannot reach Redis at rediss://" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_worker_script_of_a_unix_socket_url_keeps_the_password_out(
+    secret_server: RedisServer, processes: _Processes
+) -> None:
+    # Given a controller on the server's Unix socket (the password is in the URL's query)
+    url = secret_server.unix_url
+    assert url is not None
+    rush = Rush(config=url)
+    try:
+        rush.start_remote_workers(fun=_double_fun())
+        # When a worker script is built
+        script = rush.create_worker_script()
+        # Then no copy shows the password, and the script still connects
+        _assert_no_secret(str(script))
+        _assert_no_secret(script.reveal().split(" ", 1)[1])  # only the env prefix holds it
+        processes.script(script)
+        rush.wait_for_workers(1, timeout=30)
+        (key,) = rush.push_tasks([{"x": 4}])
+        assert rush.wait_for_tasks([key], timeout=30)
+        assert rush.fetch_finished_tasks()["y"].tolist() == [8]
+        rush.stop_workers("terminate")
+        assert processes.wait_all(timeout=30) == [0]
+    finally:
+        rush.reset()

@@ -78,11 +78,20 @@ def split_credentials(url: str) -> tuple[str, str | None, str | None]:
     parts = urlsplit(url)
     username = unquote(parts.username) if parts.username else None
     password = unquote(parts.password) if parts.password else None
+    # redis-py also reads both from the query (unix:// URLs carry them there)
+    query = []
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name == "password":
+            password = password or value
+        elif name == "username":
+            username = username or value
+        else:
+            query.append((name, value))
     host = parts.netloc.rpartition("@")[2]
     # built by hand: urlunsplit drops the "//" of unix:///path, which redis-py needs
     bare = f"{parts.scheme}://{host}{parts.path}"
-    if parts.query:
-        bare += f"?{parts.query}"
+    if query:
+        bare += f"?{urlencode(query)}"
     if parts.fragment:
         bare += f"#{parts.fragment}"
     return bare, username, password
