@@ -102,3 +102,12 @@ def test_finished_results_survive_a_redis_restart_with_persistence(tmp_path: Pat
     finally:
         rush.reset()
         server.stop()
+
+
+def test_metadata_is_stored_with_the_network_and_reset_with_it(rush: Rush) -> None:
+    assert rush.metadata == {}
+    rush.update_metadata(metric="y", direction="maximize", n_evals=10)
+    rush.update_metadata(n_evals=12)
+    assert rush.metadata == {"metric": "y", "direction": "maximize", "n_evals": 12}
+    rush.reset()
+    assert rush.metadata == {}

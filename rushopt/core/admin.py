@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,6 +44,28 @@ class ServerAdmin(NetworkBase):
                 f"[seconds, changes, ...], got {schedule!r}"
             )
         self._client.config_set("save", " ".join(str(v) for v in values))
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """What the network is for, as set with :meth:`update_metadata` (JSON values).
+
+        ``rushopt.tune`` records its metric and direction here, which lets
+        ``rushopt status`` show the best value of an optimization.
+        """
+        stored = self._client.hgetall(self._keys.metadata)
+        return {text(k): json.loads(v) for k, v in stored.items()}
+
+    def update_metadata(self, **values: Any) -> None:
+        """Store JSON-serializable values in the network's metadata.
+
+        Raises
+        ------
+        TypeError
+            If a value cannot be written as JSON.
+        """
+        if values:
+            encoded: dict[Any, Any] = {k: json.dumps(v) for k, v in values.items()}
+            self._client.hset(self._keys.metadata, mapping=encoded)
 
     @property
     def redis_info(self) -> dict[str, Any]:

@@ -17,6 +17,7 @@ Layout (``P`` is the prefix)::
     P start_args              string  pickled start arguments for remote workers
     P start_args:<batch>      string  pickled start arguments of one batch of local workers
     P log                     list    JSON log records written by workers
+    P metadata                hash    what the network is for (e.g. tune's metric), JSON values
     P worker_ids              set     every registered worker
     P worker_states:<state>   set     workers in that state
     P worker:<id>:info        hash    pid, hostname, remote, heartbeat
@@ -93,6 +94,7 @@ class KeySchema:
         "failed_tasks",
         "finished_tasks",
         "log",
+        "metadata",
         "network_id",
         "queued_tasks",
         "running_tasks",
@@ -115,6 +117,7 @@ class KeySchema:
         self.terminate_on_idle = self.base + "terminate_on_idle"
         self.start_args = self.base + "start_args"
         self.log = self.base + "log"
+        self.metadata = self.base + "metadata"
         self.worker_ids = self.base + "worker_ids"
         self.task_prefix = self.base + "task:"
 
