@@ -77,8 +77,10 @@ class _Numeric:
         u = min(max(float(u), 0.0), 1.0)
         if self.log:
             span = math.log(self.high) - math.log(self.low)
-            return float(math.exp(math.log(self.low) + u * span))
-        return float(self.low + u * (self.high - self.low))
+            value = math.exp(math.log(self.low) + u * span)
+        else:
+            value = self.low + u * (self.high - self.low)
+        return float(min(max(value, self.low), self.high))  # exp/log round past the bounds
 
 
 class Float(_Numeric):

@@ -1,0 +1,461 @@
+"""Bayesian optimization with a Gaussian-process or random-forest surrogate.
+
+One :class:`BayesianOptimization` proposes configurations in three phases:
+
+1. **Initial design.** While fewer than ``n_initial`` configurations are told
+   or pending, it hands out points of a scrambled Sobol sequence (or uniform
+   random points), seeded by the optimizer's own random stream.
+2. **Fallback.** While fewer than two evaluations have succeeded (failed ones,
+   told as ``None``/``nan``/``inf``, are never trained on), it samples randomly.
+3. **Model-based.** It fits the surrogate on the successful evaluations,
+   imputes every pending configuration at the model's predicted mean
+   ("kriging believer"; configurations proposed earlier in the same ``ask``
+   count as pending), refits on both, and picks the best candidate of the
+   acquisition function that was neither evaluated nor pending.
+
+For numeric spaces the Gaussian process is fitted on the ``[0, 1]`` encoding
+of :meth:`~rushopt.optimizers.space.Space.encode` (log-scaled parameters are
+thus modelled in log space), and the acquisition is optimized by scoring 1024
+Sobol points plus perturbations of the best evaluations, then running L-BFGS-B
+with analytic gradients from the best five, all five in one batched problem.
+Mixed and conditional spaces use the random forest, scoring samples of the
+space and neighbors of the best evaluations, then a short local search of
+mutations (:meth:`~rushopt.optimizers.space.Space.neighbors`) around the best
+candidates.
+
+Refitting the Gaussian process's hyperparameters costs ``O(n^3)`` per
+likelihood evaluation, so they are re-optimized on every ask only while at
+most 20 evaluations succeeded; afterwards from the previous optimum every
+``min(20, n // 10)`` new evaluations, with random restarts again whenever ``n``
+has doubled since the last restarts, and in between only the Cholesky factor
+is recomputed.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.stats import qmc
+
+from rushopt.optimizers.acquisition import (
+    log_ei_and_grad,
+    log_expected_improvement,
+    lower_confidence_bound,
+)
+from rushopt.optimizers.base import Optimizer, config_key
+from rushopt.optimizers.space import Float, Param, Space
+from rushopt.optimizers.surrogates import GPSurrogate, RandomForestSurrogate, single_blas_thread
+
+__all__ = ["BayesianOptimization"]
+
+KAPPA_MEAN = 1.96  # mean of the stochastic LCB's exploration weight (ADBO)
+KAPPA_DECAY_RATE = 0.1  # kappa_t = kappa * exp(-rate * (t mod period)), as in ADBO / mlr3mbo
+KAPPA_DECAY_PERIOD = 25
+
+_SURROGATES = ("auto", "gp", "rf")
+_ACQUISITIONS = ("auto", "ei", "lcb", "stochastic_lcb")
+_DESIGNS = ("sobol", "random")
+_MODES = ("decentralized", "centralized")
+_N_SOBOL = 1024  # candidates scored before the gradient-based refinement (a power of 2)
+_N_STARTS = 5  # best candidates refined by L-BFGS-B
+_MAX_ITER = 40  # L-BFGS-B iterations of the acquisition optimizer
+_N_SAMPLES = 512  # random candidates in mixed spaces
+_N_TOP = 5  # best evaluations (and candidates) that local searches start from
+_N_NEIGHBORS = 20  # mutations per start and round in mixed spaces
+_FULL_FIT_UNTIL = 20  # re-optimize GP hyperparameters on every ask up to this many successes
+
+
+def _acquisition_error(value: Any) -> ValueError:
+    return ValueError(f"acquisition must be one of {list(_ACQUISITIONS)}, got {value!r}")
+
+
+class BayesianOptimization(Optimizer):
+    """Bayesian optimization: a surrogate model proposes where to evaluate next.
+
+    Parameters
+    ----------
+    space : Space or dict
+        The search space.
+    surrogate : {"auto", "gp", "rf"}, default "auto"
+        ``"gp"``: :class:`~rushopt.optimizers.surrogates.GPSurrogate`
+        (Matérn 5/2 with automatic relevance determination, hyperparameters
+        fitted by marginal likelihood); ``"rf"``:
+        :class:`~rushopt.optimizers.surrogates.RandomForestSurrogate`;
+        ``"auto"``: the Gaussian process for numeric spaces without
+        conditions, the random forest otherwise.
+    acquisition : {"auto", "ei", "lcb", "stochastic_lcb"}, default "auto"
+        ``"ei"``: expected improvement, maximized in log space; ``"lcb"``:
+        lower confidence bound ``mu - 1.96 sigma``; ``"stochastic_lcb"``: as
+        in ADBO (Egele et al. 2023), every optimizer instance (one per
+        worker in decentralized mode) draws its own weight ``kappa`` from an
+        exponential distribution with mean 1.96, and uses
+        ``kappa * exp(-0.1 * (t mod 25))`` for its ``t``-th model-based
+        proposal, so that workers explore to different degrees and each
+        periodically turns greedy. ``"auto"``: ``"stochastic_lcb"`` in
+        decentralized mode, ``"ei"`` in centralized mode.
+    n_initial : int, optional
+        Size of the initial design; default ``min(max(10, 2 d + 2), 30)``
+        for ``d`` parameters.
+    initial_design : {"sobol", "random"}, default "sobol"
+        Scrambled Sobol points or uniform random points.
+    mode : {"decentralized", "centralized"}, default "decentralized"
+        How :func:`rushopt.tune` runs the optimizer (see the spec): each
+        worker proposing for itself, or the controller proposing for all.
+    seed : int, optional
+        Seed of the optimizer's random stream; the same seed gives the same
+        proposals for the same sequence of tells.
+
+    Attributes
+    ----------
+    surrogate_ : GPSurrogate or RandomForestSurrogate
+        The surrogate, refitted on every model-based proposal.
+    acquisition_ : str
+        The acquisition in use (``"auto"`` resolved).
+    n_initial_ : int
+        Size of the initial design.
+    initial_design_ : list of dict
+        The initial design's configurations.
+    kappa_ : float or None
+        Exploration weight of the confidence bound before decay (drawn per
+        instance for ``"stochastic_lcb"``); None for ``"ei"``.
+
+    Raises
+    ------
+    ValueError
+        From :meth:`ask`, naming the argument, when one is invalid.
+
+    Examples
+    --------
+    >>> from rushopt.optimizers.space import Float
+    >>> opt = BayesianOptimization({"x": Float(-2, 2)}, seed=0)
+    >>> for _ in range(15):
+    ...     (config,) = opt.ask()
+    ...     opt.tell(config, (config["x"] - 0.5) ** 2)
+    """
+
+    def __init__(
+        self,
+        space: Space | Mapping[str, Param],
+        surrogate: str = "auto",
+        acquisition: str = "auto",
+        n_initial: int | None = None,
+        initial_design: str = "sobol",
+        mode: str = "decentralized",
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(space, seed=seed)
+        self.surrogate = surrogate
+        self.acquisition = acquisition
+        self.n_initial = n_initial
+        self.initial_design = initial_design
+        self.mode = mode
+
+    # ------------------------------------------------------------ setup
+    def _check_params(self) -> None:
+        if not isinstance(self.surrogate, str) or self.surrogate not in _SURROGATES:
+            raise ValueError(
+                f"surrogate must be one of {list(_SURROGATES)}, got {self.surrogate!r}"
+            )
+        if not isinstance(self.acquisition, str) or self.acquisition not in _ACQUISITIONS:
+            raise _acquisition_error(self.acquisition)
+        if self.n_initial is not None and (
+            isinstance(self.n_initial, bool)
+            or not isinstance(self.n_initial, (int, np.integer))
+            or self.n_initial < 1
+        ):
+            raise ValueError(
+                f"n_initial must be a positive integer or None, got {self.n_initial!r}"
+            )
+        if not isinstance(self.initial_design, str) or self.initial_design not in _DESIGNS:
+            raise ValueError(
+                f"initial_design must be one of {list(_DESIGNS)}, got {self.initial_design!r}"
+            )
+        if not isinstance(self.mode, str) or self.mode not in _MODES:
+            raise ValueError(f"mode must be one of {list(_MODES)}, got {self.mode!r}")
+
+    def _setup(self) -> None:
+        space = self.space_
+        self._floats = {
+            name: (float(p.low), float(p.high))
+            for name, p in space.params.items()
+            if isinstance(p, Float)
+        }
+        kind = self.surrogate
+        if kind == "auto":
+            kind = "gp" if space.is_numeric else "rf"
+        acquisition = self.acquisition
+        if acquisition == "auto":
+            acquisition = "stochastic_lcb" if self.mode == "decentralized" else "ei"
+        self.acquisition_ = acquisition
+        self.kappa_: float | None = {
+            "ei": None,
+            "lcb": KAPPA_MEAN,
+            "stochastic_lcb": float(self.rng_.exponential(KAPPA_MEAN)),
+        }[acquisition]
+        d = len(space)
+        self.n_initial_ = int(self.n_initial or min(max(10, 2 * d + 2), 30))
+        if self.initial_design == "sobol":
+            self.initial_design_ = self._clamp(space.sobol(self.n_initial_, self.rng_))
+        else:
+            self.initial_design_ = self._clamp(space.sample(self.n_initial_, self.rng_))
+        self.surrogate_: GPSurrogate | RandomForestSurrogate
+        if kind == "gp":
+            self.surrogate_ = GPSurrogate(warm_start=True)
+        else:
+            self.surrogate_ = RandomForestSurrogate()
+        self.n_model_proposals_ = 0
+        self._gradient_search = kind == "gp" and space.is_numeric
+        self._X_cache = np.empty((0, space.n_dims))
+        self._gp_restart_n: int | None = None  # successes at the last fit with restarts
+        self._gp_fit_n = 0  # successes at the last hyperparameter fit
+
+    @property
+    def kappa(self) -> float | None:
+        """The confidence bound's exploration weight for the next proposal (None for EI)."""
+        if getattr(self, "kappa_", None) is None:
+            return None
+        if self.acquisition_ != "stochastic_lcb":
+            return self.kappa_
+        t = self.n_model_proposals_ % KAPPA_DECAY_PERIOD
+        return float(self.kappa_ * math.exp(-KAPPA_DECAY_RATE * t))  # type: ignore[operator]
+
+    # ------------------------------------------------------------ proposals
+    def _propose(self, n: int) -> list[dict[str, Any]]:
+        self._check_params()
+        if not hasattr(self, "initial_design_"):
+            self._setup()
+        out: list[dict[str, Any]] = []
+        n_success = int(np.isfinite(np.asarray(self.values_, dtype=float)).sum())
+        batch: _Batch | None = None
+        with single_blas_thread(), np.errstate(all="ignore"):
+            for _ in range(n):
+                config: dict[str, Any] | None = None
+                if len(self.configs_) + len(self.pending_) + len(out) < self.n_initial_:
+                    config = self._initial_point(out)
+                elif n_success >= 2:
+                    try:
+                        if batch is None:
+                            batch = _Batch(*self._fit_base(), self.space_.n_dims)
+                        self._impute(batch, [*self.pending_, *out])
+                        config = self._model_point(batch, out)
+                    except np.linalg.LinAlgError:
+                        config = None
+                    self.n_model_proposals_ += 1
+                out.append(config if config is not None else self._random_point(out))
+        return out
+
+    def _clamp(self, configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Clamp floats into their bounds.
+
+        ``Float.from_unit`` can overshoot a log-scaled bound by an ulp
+        (``exp(log(10))`` is ``10.000000000000007``), and the acquisition
+        optimizer often proposes the bounds themselves.
+        """
+        floats = self._floats
+        for config in configs:
+            for name, value in config.items():
+                if name in floats:
+                    low, high = floats[name]
+                    config[name] = min(max(value, low), high)
+        return configs
+
+    def _initial_point(self, taken: list[dict[str, Any]]) -> dict[str, Any] | None:
+        for config in self.initial_design_:
+            if self._is_new(config) and config not in taken:
+                return dict(config)
+        return None
+
+    def _random_point(self, taken: list[dict[str, Any]]) -> dict[str, Any]:
+        for _ in range(10):
+            for config in self._clamp(self.space_.sample(16, self.rng_)):
+                if self._is_new(config) and config not in taken:
+                    return config
+        return self._clamp(self.space_.sample(1, self.rng_))[0]  # the space is exhausted
+
+    # ------------------------------------------------------------ models
+    def _training_data(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return the encoded successful evaluations (cached: ``configs_`` only grows)."""
+        if len(self._X_cache) < len(self.configs_):
+            new = self.space_.encode(self.configs_[len(self._X_cache) :])
+            self._X_cache = np.vstack([self._X_cache, new])
+        y = np.asarray(self.values_, dtype=float)
+        ok = np.isfinite(y)
+        return self._X_cache[ok], y[ok]
+
+    def _fit_base(self) -> tuple[np.ndarray, np.ndarray]:
+        """Fit the surrogate on the successful evaluations and return them."""
+        X, y = self._training_data()
+        model = self.surrogate_
+        if isinstance(model, GPSurrogate):
+            n = len(y)
+            restart = self._gp_restart_n
+            if restart is None or n <= _FULL_FIT_UNTIL or n >= 2 * restart:
+                seed = int(self.rng_.integers(2**31))
+                model.set_params(n_restarts=2, seed=seed).fit(X, y)
+                self._gp_restart_n = self._gp_fit_n = n
+            elif n - self._gp_fit_n >= min(20, max(1, n // 10)):
+                model.set_params(n_restarts=0).fit(X, y)
+                self._gp_fit_n = n
+            else:
+                model.fit(X, y, optimize=False)
+        else:
+            model.set_params(seed=int(self.rng_.integers(2**31))).fit(X, y)
+        return X, y
+
+    def _impute(self, batch: _Batch, pending: list[dict[str, Any]]) -> None:
+        """Refit the surrogate with pending configurations imputed at its mean.
+
+        Each pending configuration is imputed once, at the mean of the model
+        fitted when it is first seen: the model of the finished evaluations
+        for configurations pending before this ask, the model that chose it
+        for one proposed earlier in the same ask (sequential "kriging
+        believer"). For a Gaussian process this leaves the mean unchanged and
+        shrinks the uncertainty around pending points, so concurrent
+        proposals spread out.
+        """
+        if len(pending) == batch.n_imputed:
+            return
+        model = self.surrogate_
+        Xp = self.space_.encode(pending[batch.n_imputed :])
+        batch.X_imputed = np.vstack([batch.X_imputed, Xp])
+        batch.y_imputed = np.append(batch.y_imputed, model.predict(Xp))
+        batch.n_imputed = len(pending)
+        X = np.vstack([batch.X, batch.X_imputed])
+        y = np.concatenate([batch.y, batch.y_imputed])
+        if isinstance(model, GPSurrogate):
+            model.fit(X, y, optimize=False)
+        else:
+            model.fit(X, y)
+
+    def _scorer(self, best: float) -> Callable[[np.ndarray], np.ndarray]:
+        """Acquisition to minimize, on encoded points."""
+        model, kappa = self.surrogate_, self.kappa
+
+        def score(X: np.ndarray) -> np.ndarray:
+            mu, sd = model.predict(X, return_std=True)
+            if kappa is None:
+                return -log_expected_improvement(mu, sd, best)
+            return lower_confidence_bound(mu, sd, kappa)
+
+        return score
+
+    def _model_point(self, batch: _Batch, taken: list[dict[str, Any]]) -> dict[str, Any] | None:
+        best = float(min(np.min(batch.y), np.min(batch.y_imputed, initial=np.inf)))
+        if self._gradient_search:
+            top = batch.X[np.argsort(batch.y, kind="stable")[:_N_TOP]]
+            candidates, scores = self._search_numeric(best, top)
+            for i in np.argsort(scores, kind="stable"):
+                (config,) = self._clamp(self.space_.decode(candidates[i : i + 1]))
+                if self._is_new(config) and config not in taken:
+                    return config
+            return None
+        configs, scores = self._search_mixed(best, batch)
+        for i in np.argsort(scores, kind="stable"):
+            config = configs[int(i)]
+            if self._is_new(config) and config not in taken:
+                return config
+        return None
+
+    # ------------------------------------------------------------ acquisition search
+    def _search_numeric(self, best: float, top: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Score Sobol points and perturbed incumbents, then refine the best with L-BFGS-B."""
+        d = self.space_.n_dims
+        rng = self.rng_
+        sobol = qmc.Sobol(d, scramble=True, seed=rng).random(_N_SOBOL)
+        per_point = 32
+        scale = rng.choice([0.01, 0.05, 0.2], size=(len(top) * per_point, 1))
+        local = np.repeat(top, per_point, axis=0) + scale * rng.normal(
+            size=(len(top) * per_point, d)
+        )
+        candidates = np.vstack([sobol, np.clip(local, 0.0, 1.0)])
+        scores = self._scorer(best)(candidates)
+        starts = candidates[np.argsort(scores, kind="stable")[:_N_STARTS]]
+        refined = self._refine(starts, best)
+        refined_scores = self._scorer(best)(refined)
+        return np.vstack([refined, candidates]), np.concatenate([refined_scores, scores])
+
+    def _refine(self, starts: np.ndarray, best: float) -> np.ndarray:
+        """Minimize the acquisition from each start, as one batched L-BFGS-B problem.
+
+        The starts do not interact, so the sum of their acquisition values
+        has a block-separable gradient and one L-BFGS-B run replaces several
+        (far fewer Python round trips).
+        """
+        model = self.surrogate_
+        assert isinstance(model, GPSurrogate)
+        q, d = starts.shape
+        kappa = self.kappa
+
+        def objective(flat: np.ndarray) -> tuple[float, np.ndarray]:
+            x = flat.reshape(q, d)
+            mu, sd, d_mu, d_sd = model.predict_with_gradient(x)
+            if kappa is None:
+                value, g_mu, g_sd = log_ei_and_grad(mu, sd, best)
+                value, g_mu, g_sd = -value, -g_mu, -g_sd
+            else:
+                value, g_mu, g_sd = mu - kappa * sd, np.ones_like(mu), np.full_like(sd, -kappa)
+            grad = g_mu[:, None] * d_mu + g_sd[:, None] * d_sd
+            if not np.all(np.isfinite(value)) or not np.all(np.isfinite(grad)):
+                return 1e300, np.zeros_like(flat)
+            return float(np.sum(value)), grad.ravel()
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = minimize(
+                objective,
+                starts.ravel(),
+                jac=True,
+                method="L-BFGS-B",
+                bounds=[(0.0, 1.0)] * (q * d),
+                options={"maxiter": _MAX_ITER},
+            )
+        x: np.ndarray = np.clip(np.asarray(result.x, dtype=float).reshape(q, d), 0.0, 1.0)
+        return x
+
+    def _search_mixed(self, best: float, batch: _Batch) -> tuple[list[dict[str, Any]], np.ndarray]:
+        """Score samples and neighbors of the incumbents, then mutate the best few."""
+        space, rng = self.space_, self.rng_
+        score = self._scorer(best)
+        order = np.argsort(batch.y, kind="stable")[:_N_TOP]
+        finished = [self.configs_[i] for i in np.flatnonzero(np.isfinite(self.values_))]
+        configs = space.sample(_N_SAMPLES, rng)
+        for i in order:
+            configs += space.neighbors(finished[i], _N_NEIGHBORS, rng)
+        configs = _unique(self._clamp(configs))
+        scores = score(space.encode(configs))
+        for scale in (0.1, 0.05, 0.02):
+            starts = [configs[i] for i in np.argsort(scores, kind="stable")[:_N_TOP]]
+            new = _unique(
+                self._clamp(
+                    [c for s in starts for c in space.neighbors(s, _N_NEIGHBORS, rng, scale)]
+                )
+            )
+            configs += new
+            scores = np.concatenate([scores, score(space.encode(new))])
+        return configs, scores
+
+
+class _Batch:
+    """Training data of one ``ask``: finished evaluations plus imputed pending ones."""
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, n_dims: int) -> None:
+        self.X, self.y = X, y
+        self.X_imputed = np.empty((0, n_dims))
+        self.y_imputed = np.empty(0)
+        self.n_imputed = 0
+
+
+def _unique(configs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen: set[tuple[tuple[str, str], ...]] = set()
+    out = []
+    for config in configs:
+        key = config_key(config)
+        if key not in seen:
+            seen.add(key)
+            out.append(config)
+    return out
