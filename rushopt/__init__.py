@@ -6,7 +6,9 @@ Redis, worker processes evaluate them, and results come back as pandas tables.
 
 from __future__ import annotations
 
+import importlib
 import logging
+from typing import TYPE_CHECKING, Any
 
 from rushopt.core import (
     LargeObject,
@@ -28,18 +30,69 @@ from rushopt.core import (
     worker_loop_subprocess,
 )
 
+if TYPE_CHECKING:
+    from rushopt.optimizers import (
+        BayesianOptimization,
+        Categorical,
+        Float,
+        Int,
+        Optimizer,
+        RandomSearch,
+        Space,
+    )
+    from rushopt.optimizers.result import TuneResult
+    from rushopt.optimizers.tune import tune
+    from rushopt.search_cv import RushSearchCV
+
 __version__ = "0.1.0"
+
+# The optimizer layer imports scipy and scikit-learn; worker processes that only
+# evaluate tasks start faster without them, so those names load on first use.
+_LAZY = {
+    "BayesianOptimization": "rushopt.optimizers",
+    "Categorical": "rushopt.optimizers",
+    "Float": "rushopt.optimizers",
+    "Int": "rushopt.optimizers",
+    "Optimizer": "rushopt.optimizers",
+    "RandomSearch": "rushopt.optimizers",
+    "Space": "rushopt.optimizers",
+    "TuneResult": "rushopt.optimizers.result",
+    "tune": "rushopt.optimizers.tune",
+    "RushSearchCV": "rushopt.search_cv",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'rushopt' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
+    "BayesianOptimization",
+    "Categorical",
+    "Float",
+    "Int",
     "LargeObject",
+    "Optimizer",
+    "RandomSearch",
     "RedisConfig",
     "RedisHandler",
     "RedisServer",
     "Rush",
+    "RushSearchCV",
     "RushWarning",
     "RushWorker",
+    "Space",
+    "TuneResult",
     "WorkerScript",
     "__version__",
     "remove_rush_plan",
@@ -49,6 +102,7 @@ __all__ = [
     "rush_plan",
     "start_worker",
     "store_large_object",
+    "tune",
     "worker_loop_default",
     "worker_loop_subprocess",
 ]

@@ -22,6 +22,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from rushopt.core.remote import PASSWORD_ENV, TLS_KEY_PASSWORD_ENV, split_credentials
+from rushopt.status import add_status_parser
 
 if TYPE_CHECKING:
     from rushopt.core.config import RedisConfig
@@ -166,13 +167,14 @@ def build_parser() -> argparse.ArgumentParser:
     Returns
     -------
     argparse.ArgumentParser
-        The parser, with the subcommands ``worker``, ``server`` and ``bench``.
+        The parser, with the subcommands ``worker``, ``server``, ``bench`` and ``status``.
     """
     parser = argparse.ArgumentParser(prog="rushopt", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_worker_parser(commands)
     _add_server_parser(commands)
     _add_bench_parser(commands)
+    add_status_parser(commands)
     return parser
 
 

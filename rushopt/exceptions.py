@@ -15,7 +15,8 @@ derive from the builtin that callers would naturally catch, so
     ├── TaskError
     │   └── TaskNotFoundError (KeyError)  no task hash at the given key
     └── OptimizerError
-        └── SearchSpaceError (ValueError) a bad search space or configuration
+        ├── SearchSpaceError (ValueError) a bad search space or configuration
+        └── EvaluationError (ValueError)  an objective returned no usable metric
 
     RushWarning (UserWarning)             discarded writes, unknown ids, tasks not retried
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "EvaluationError",
     "InputError",
     "OptimizerError",
     "RedisServerNotFoundError",
@@ -118,6 +120,13 @@ class OptimizerError(RushError):
 
 class SearchSpaceError(OptimizerError, ValueError):
     """A search space definition or configuration is invalid; the message names the parameter.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+class EvaluationError(OptimizerError, ValueError):
+    """The objective returned a value that is not a usable metric.
 
     .. versionadded:: 0.1.0
     """

@@ -759,3 +759,26 @@ def test_priority_tasks_run_on_the_named_worker(rush: Rush) -> None:
     table = rush.fetch_finished_tasks()
     ran_on = dict(zip(table["key"], table["worker_id"], strict=True))
     assert [ran_on[k] for k in keys] == targets
+
+
+def test_local_workers_run_numerical_libraries_single_threaded(
+    rush: Rush, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given no thread settings, except one the user chose
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MKL_NUM_THREADS", "3")
+
+    def threads() -> dict[str, str | None]:
+        import os
+
+        return {n: os.environ.get(n) for n in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+
+    # When a local worker reports its environment
+    rush.start_local_workers(n_workers=1, fun=threads)
+    keys = rush.push_tasks([{}])
+    assert rush.wait_for_tasks(keys, timeout=30)
+    row = rush.fetch_finished_tasks(data_format="list")[0]
+    # Then thread pools default to one thread, and the user's own setting is kept
+    assert row["OMP_NUM_THREADS"] == "1"
+    assert row["MKL_NUM_THREADS"] == "3"

@@ -1,0 +1,462 @@
+"""Worker loops of :func:`rushopt.tune`: decentralized optimization and plain evaluation.
+
+:func:`optimize_loop` is the decentralized mode (like ADBO and mlr3mbo's
+asynchronous decentralized BO): every worker runs the optimizer itself. Per
+evaluation a worker
+
+1. finishes its previous evaluation and pops a queued task, in one round trip
+   (retried evaluations and the interrupted work of a resumed run are served
+   before anything new is proposed; the reply also says whether to stop);
+2. takes the next configuration from its optimizer and creates its task as
+   running, under the network-wide budget ``n_evals`` (one round trip; no
+   task means the budget is spent);
+3. evaluates it. Meanwhile, for optimizers that learn from results, a
+   background thread tells the optimizer what finished anywhere since it last
+   looked, marks the evaluations running anywhere (this one included) as
+   pending and asks for the configuration after this one. A model that takes
+   tens of milliseconds to fit therefore costs the worker no idle time as
+   long as evaluations take longer; random search skips all of this and asks
+   in line (microseconds).
+
+So a busy worker needs two round trips per evaluation, and no worker waits
+for another or for the controller. Once the budget is spent a
+worker only serves the queue (evaluations requeued by retries or lost-worker
+detection) until the controller stops it.
+
+:func:`evaluation_loop` is the worker side of the centralized mode: it pops
+what the controller proposed and evaluates it.
+
+Both evaluate with the same runner: in the worker process (task timeouts by
+``SIGALRM``, as :func:`~rushopt.core.loops.worker_loop_default`) or, with
+``isolate=True``, each evaluation in a fresh child process (as
+:func:`~rushopt.core.subprocess_loop.worker_loop_subprocess`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from rushopt.core.loops import (
+    TaskOutcome,
+    _alarm_available,
+    _evaluate_with_alarm,
+    evaluate,
+)
+from rushopt.core.serialize import dumps, dumps_code
+from rushopt.core.subprocess_loop import _context, _run_in_child
+from rushopt.optimizers.objective import Objective, signed_value
+from rushopt.optimizers.random_search import RandomSearch
+from rushopt.optimizers.space import as_space
+
+if TYPE_CHECKING:
+    from rushopt.core.worker import RushWorker
+    from rushopt.optimizers.base import Optimizer
+
+__all__ = [
+    "LoopSettings",
+    "claim_index",
+    "evaluation_loop",
+    "make_runner",
+    "needs_history",
+    "optimize_loop",
+    "params_of",
+    "worker_seed",
+]
+
+logger = logging.getLogger(__name__)
+
+_TASK_FIELDS = ("xs", "seed", "timeout")
+
+#: Seconds an idle worker blocks on the queue before it checks its stop flag
+#: again; bounds how long stopping an idle worker takes.
+IDLE_POP_TIMEOUT_S = 0.05
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """What every worker of a :func:`rushopt.tune` run needs (sent once, at start).
+
+    Parameters
+    ----------
+    objective : Objective
+        The wrapped objective.
+    optimizer : Optimizer, optional
+        The unfitted optimizer each worker clones (decentralized mode only).
+    n_evals : int
+        The budget: evaluations started by the whole network.
+    direction : {"minimize", "maximize"}
+        Negate the metric before telling the optimizer when ``"maximize"``.
+    seed : int, optional
+        Base of the workers' optimizer seeds (when the optimizer has none) and
+        of the seeds of the tasks they create.
+    timeout : float, optional
+        Seconds an evaluation may run.
+    max_retries : int, optional
+        Automatic retries of a failed evaluation.
+    isolate : bool
+        Run each evaluation in its own process.
+    """
+
+    objective: Objective
+    optimizer: Optimizer | None = None
+    n_evals: int = 1
+    direction: str = "minimize"
+    seed: int | None = None
+    timeout: float | None = None
+    max_retries: int | None = None
+    isolate: bool = False
+
+
+# ---------------------------------------------------------------- evaluation
+def make_runner(objective: Objective, isolate: bool) -> Callable[[dict[str, Any]], TaskOutcome]:
+    """Return the function that evaluates one task on a worker.
+
+    Parameters
+    ----------
+    objective : Objective
+        The wrapped objective.
+    isolate : bool
+        Run each evaluation in a fresh child process, so a crash (segfault,
+        ``os._exit``, out of memory) fails only that evaluation.
+
+    Returns
+    -------
+    callable
+        Takes a task (``key``, ``xs``, ``seed``, ``timeout``) and returns
+        ``(pickled_ys, None)`` or ``(None, condition)``. A condition carries
+        ``started_at``, ``finished_at`` and ``runtime`` besides ``message``
+        (and ``traceback``), so failed evaluations have times in the archive too.
+    """
+    pass_rng = objective.pass_rng
+    run_task: Callable[[dict[str, Any]], TaskOutcome]
+    if isolate:
+        context = _context()
+        payload = dumps_code((objective, {}, pass_rng))
+
+        def run_task(task: dict[str, Any]) -> TaskOutcome:
+            return _run_in_child(context, payload, task)
+
+    else:
+        use_alarm: bool | None = None  # decided at the first task with a timeout
+
+        def run_task(task: dict[str, Any]) -> TaskOutcome:
+            nonlocal use_alarm
+            timeout = task.get("timeout")
+            if timeout is not None and use_alarm is None:
+                use_alarm = _alarm_available()
+                if not use_alarm:
+                    logger.warning(
+                        "evaluation timeouts are not enforced outside the main thread of a "
+                        "POSIX process (use isolate=True)"
+                    )
+            if timeout is not None and use_alarm:
+                ys, condition = _evaluate_with_alarm(timeout, objective, task, {}, pass_rng)
+            else:
+                ys, condition = evaluate(objective, task, {}, pass_rng)
+            if ys is not None:
+                try:
+                    return dumps(ys), None
+                except TypeError as exc:  # returned values that cannot be pickled
+                    return None, {"message": f"cannot store the results: {exc}"}
+            return None, condition
+
+    def run(task: dict[str, Any]) -> TaskOutcome:
+        started_at = time.time()
+        start = time.perf_counter()
+        ys, condition = run_task(task)
+        if condition is not None:
+            runtime = time.perf_counter() - start
+            condition = {
+                **condition,
+                "started_at": started_at,
+                "finished_at": started_at + runtime,
+                "runtime": runtime,
+            }
+        return ys, condition
+
+    return run
+
+
+def _serve_queue(
+    rush: RushWorker,
+    run: Callable[[dict[str, Any]], TaskOutcome],
+    finished: tuple[str, bytes] | None = None,
+) -> None:
+    """Evaluate queued tasks until the worker is asked to stop.
+
+    Like :func:`~rushopt.core.loops.serve_tasks` (the result of a task rides
+    along with the pop of the next), but an idle worker checks its stop flag
+    every :data:`IDLE_POP_TIMEOUT_S` seconds, so a run ends promptly.
+    """
+    fields = list(_TASK_FIELDS)
+    while True:
+        task = rush._next_task(finished, IDLE_POP_TIMEOUT_S, fields)
+        finished = None
+        if task is None:
+            if rush._stop_requested:
+                return
+            continue
+        ys, condition = run(task)
+        if ys is not None:
+            finished = (task["key"], ys)
+        else:
+            assert condition is not None
+            rush._fail_own_tasks([task["key"]], [condition])
+
+
+def evaluation_loop(rush: RushWorker, settings: LoopSettings) -> None:
+    """Evaluate the configurations the controller pushes (centralized mode).
+
+    Parameters
+    ----------
+    rush : RushWorker
+        The worker.
+    settings : LoopSettings
+        The run's settings (``objective`` and ``isolate`` are used).
+    """
+    _serve_queue(rush, make_runner(settings.objective, settings.isolate))
+
+
+# ------------------------------------------------------------- decentralized
+def needs_history(optimizer: Optimizer) -> bool:
+    """Tell whether an optimizer learns from results (else the loop never reads them).
+
+    An optimizer says so with a ``needs_history`` attribute; without one,
+    every optimizer but :class:`~rushopt.optimizers.random_search.RandomSearch` does.
+    """
+    flag = getattr(optimizer, "needs_history", None)
+    if flag is not None:
+        return bool(flag)
+    return not isinstance(optimizer, RandomSearch)
+
+
+def claim_index(rush: RushWorker) -> int:
+    """Claim the next index of an optimizer loop on this network (0, 1, ...), atomically.
+
+    The count lives in the network's metadata hash (``loops_started``), so a
+    worker started again under the same id, or the workers of a resumed run,
+    get indices, and random streams, of their own.
+    """
+    return int(rush._client.hincrby(rush._keys.metadata, "loops_started", 1)) - 1
+
+
+def worker_seed(base: int | None, index: int, stream: int = 0) -> int | None:
+    """Derive the seed of the optimizer loop number ``index`` from the run's seed.
+
+    Parameters
+    ----------
+    base : int or None
+        The run's seed; ``None`` gives ``None`` (fresh entropy).
+    index : int
+        The loop's index (:func:`claim_index`): with one worker the seeds, and
+        so the run, are the same every time.
+    stream : int, default 0
+        Tells apart the seeds of one loop (0: optimizer, 1: tasks).
+
+    Returns
+    -------
+    int or None
+        A seed in ``[0, 2**63)``.
+    """
+    if base is None:
+        return None
+    sequence = np.random.SeedSequence(base, spawn_key=(index, stream))
+    return int(sequence.generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def _task_seeds(base: int | None, index: int) -> Iterator[int | None]:
+    """Seeds of the tasks an optimizer loop creates: ``None`` without a run seed."""
+    if base is None:
+        while True:
+            yield None
+    rng = np.random.default_rng(worker_seed(base, index, stream=1))
+    while True:
+        yield int(rng.integers(0, 2**63))
+
+
+def params_of(row: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    """Return the configuration in a fetched row (its active parameters)."""
+    return {name: row[name] for name in names if name in row}
+
+
+def _running_configs(rush: RushWorker, names: Sequence[str]) -> list[dict[str, Any]]:
+    rows = rush.fetch_running_tasks(fields=("xs",), data_format="list")
+    return [params_of(row, names) for row in rows]
+
+
+class _Proposer:
+    """Propose configurations for one worker, optionally one evaluation ahead.
+
+    With ``ahead=True`` (optimizers that learn from results, whose ``ask``
+    fits a model and takes milliseconds), the next configuration is proposed
+    in a background thread while the current evaluation runs, treating that
+    evaluation as pending, so the worker starts its next evaluation right
+    after recording the last one. The optimizer is only ever touched by one
+    thread at a time: the main thread waits for the proposal before it uses
+    the optimizer again.
+    """
+
+    def __init__(
+        self, rush: RushWorker, optimizer: Optimizer, settings: LoopSettings, ahead: bool
+    ) -> None:
+        self.rush = rush
+        self.optimizer = optimizer
+        self.history = needs_history(optimizer)
+        self.names = as_space(optimizer.space).names
+        self.metric = settings.objective.metric
+        self.direction = settings.direction
+        self.failed: list[dict[str, Any]] = []  # own failures, told with the next proposal
+        self._executor: ThreadPoolExecutor | None = None
+        self._next: Future[dict[str, Any] | None] | None = None
+        if ahead and self.history:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="rushopt-propose")
+
+    def _gather(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Read what finished and what runs, in the calling thread.
+
+        Reading before the background proposal starts makes the proposal
+        depend on the network's state at that moment, not on how fast the
+        current evaluation is: a seeded run on one worker is reproducible.
+        """
+        if not self.history:
+            return [], []
+        rows = self.rush.fetch_new_tasks(fields=("xs", "ys"), data_format="list")
+        return rows, _running_configs(self.rush, self.names)
+
+    def _propose(
+        self,
+        failed: list[dict[str, Any]],
+        gathered: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+    ) -> dict[str, Any] | None:
+        optimizer = self.optimizer
+        if not self.history:
+            optimizer.set_pending(())  # nothing is ever told: keep pending_ from growing
+        else:
+            rows, running = gathered
+            if failed:
+                optimizer.tell(failed, [None] * len(failed))
+            if rows:
+                optimizer.tell(
+                    [params_of(row, self.names) for row in rows],
+                    [signed_value(row.get(self.metric), self.direction) for row in rows],
+                )
+            optimizer.set_pending(running)
+        configs = optimizer.ask(1)
+        return configs[0] if configs else None
+
+    def take(self) -> dict[str, Any] | None:
+        """Return the next configuration (``None``: the optimizer has nothing left)."""
+        if self._next is not None:
+            config, self._next = self._next.result(), None
+            return config
+        failed, self.failed = self.failed, []
+        return self._propose(failed, self._gather())
+
+    def prepare(self) -> None:
+        """Start proposing the next configuration in the background (if ``ahead``)."""
+        if self._executor is not None and self._next is None:
+            failed, self.failed = self.failed, []
+            self._next = self._executor.submit(self._propose, failed, self._gather())
+
+    @property
+    def preparing(self) -> bool:
+        """Whether a proposal is under way (its wait is then not a stop check)."""
+        return self._next is not None
+
+    def close(self) -> None:
+        """Drop a proposal under way and release the thread."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def optimize_loop(rush: RushWorker, settings: LoopSettings) -> None:
+    """Run the optimizer on this worker: propose, evaluate, record, until the budget is spent.
+
+    The worker clones ``settings.optimizer`` with a seed of its own (derived
+    from the optimizer's seed, else the run's, and the loop's index), so
+    workers do not propose the same points, and a seeded run on one worker is
+    reproducible. For optimizers that learn from results
+    the next configuration is proposed while the current one is evaluated
+    (see :class:`_Proposer`). The loop returns when asked to stop, or when
+    the optimizer has nothing more to propose; once the budget is spent it
+    keeps serving requeued evaluations until it is stopped.
+
+    Parameters
+    ----------
+    rush : RushWorker
+        The worker.
+    settings : LoopSettings
+        The run's settings.
+    """
+    prototype = settings.optimizer
+    if prototype is None:
+        raise ValueError("optimize_loop needs settings.optimizer")
+    index = claim_index(rush)
+    params = prototype.get_params()
+    if "seed" in params:
+        base = params["seed"] if params["seed"] is not None else settings.seed
+        optimizer = prototype.clone(seed=worker_seed(base, index))
+    else:
+        optimizer = prototype.clone()
+    proposer = _Proposer(rush, optimizer, settings, ahead=True)
+    try:
+        _optimize(rush, settings, proposer, _task_seeds(settings.seed, index))
+    finally:
+        proposer.close()
+
+
+def _optimize(
+    rush: RushWorker,
+    settings: LoopSettings,
+    proposer: _Proposer,
+    seeds: Iterator[int | None],
+) -> None:
+    run = make_runner(settings.objective, settings.isolate)
+    timeout, max_retries = settings.timeout, settings.max_retries
+    fields = list(_TASK_FIELDS)
+    finished: tuple[str, bytes] | None = None  # sent along with the next pop
+    while True:
+        # one round trip: record the last result, take queued work, read the stop flag
+        task = rush._next_task(finished, 0, fields)
+        finished = None
+        if task is None:
+            if rush._stop_requested:
+                return
+            slow = proposer.history and not proposer.preparing
+            config = proposer.take()
+            if config is None:
+                logger.info("the optimizer has nothing more to propose")
+                return
+            if slow and rush.terminated:  # asked to stop while the optimizer was busy
+                return
+            seed = next(seeds)
+            keys = rush._create_tasks(
+                [config],
+                None,
+                seeds=None if seed is None else [seed],
+                timeouts=timeout,
+                max_retries=max_retries,
+                running_worker=rush.worker_id,
+                limit=settings.n_evals,
+            )
+            if not keys:  # the budget is spent
+                proposer.close()
+                _serve_queue(rush, run)
+                return
+            task = {"key": keys[0], "xs": config, "seed": seed, "timeout": timeout}
+            proposer.prepare()
+        ys, condition = run(task)
+        if ys is not None:
+            finished = (task["key"], ys)
+            continue
+        assert condition is not None
+        rush._fail_own_tasks([task["key"]], [condition])
+        if proposer.history:
+            proposer.failed.append(params_of(task["xs"], proposer.names))

@@ -1,0 +1,66 @@
+"""The progress bar of :func:`rushopt.tune` (tqdm, when installed and stderr is a terminal)."""
+
+from __future__ import annotations
+
+import importlib
+import math
+import sys
+from typing import Any
+
+__all__ = ["ProgressBar"]
+
+
+class ProgressBar:
+    """Show evaluations done, the best value and the failures; silently off if it cannot.
+
+    Parameters
+    ----------
+    total : int
+        Evaluations of the run.
+    enabled : bool
+        Whether the caller wants a bar. It is shown only when ``tqdm`` can be
+        imported (``pip install rushopt[progress]``) and stderr is a terminal.
+    initial : int, default 0
+        Evaluations already done (a resumed run).
+    """
+
+    def __init__(self, total: int, enabled: bool, initial: int = 0) -> None:
+        self._bar: Any = None
+        self._n = initial
+        if not enabled or not _is_terminal():
+            return
+        try:
+            tqdm = importlib.import_module("tqdm").tqdm
+        except ImportError:
+            return
+        self._bar = tqdm(
+            total=total, initial=initial, desc="tune", unit="eval", file=sys.stderr, leave=True
+        )
+
+    @property
+    def active(self) -> bool:
+        """Whether a bar is shown."""
+        return self._bar is not None
+
+    def update(self, n_done: int, best: float, n_failed: int) -> None:
+        """Move the bar to ``n_done`` evaluations and show ``best`` and ``n_failed``."""
+        if self._bar is None:
+            return
+        postfix = {"best": "-" if math.isnan(best) else f"{best:.6g}", "failed": n_failed}
+        self._bar.set_postfix(postfix, refresh=False)
+        self._bar.update(max(n_done - self._n, 0))
+        self._n = max(n_done, self._n)
+
+    def close(self) -> None:
+        """Close the bar (no-op when none is shown)."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def _is_terminal() -> bool:
+    stream = sys.stderr
+    try:
+        return stream is not None and stream.isatty()
+    except (AttributeError, ValueError):
+        return False
