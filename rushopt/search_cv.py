@@ -139,6 +139,10 @@ class RushSearchCV(BaseSearchCV):  # type: ignore[misc]  # sklearn ships no stub
         How to reach Redis (default: the plan, ``REDIS_URL``, the embedded server).
     progress : bool, default False
         Show a progress bar.
+    network_id : str, optional
+        The rush network to run on; workers waiting there (``rushopt worker
+        --network-id ...`` on other machines) join the search. A fresh network
+        by default.
 
     Attributes
     ----------
@@ -175,6 +179,7 @@ class RushSearchCV(BaseSearchCV):  # type: ignore[misc]  # sklearn ships no stub
         return_train_score: bool = False,
         config: Any = None,
         progress: bool = False,
+        network_id: str | None = None,
     ) -> None:
         self.estimator = estimator
         self.search_space = search_space
@@ -190,6 +195,7 @@ class RushSearchCV(BaseSearchCV):  # type: ignore[misc]  # sklearn ships no stub
         self.return_train_score = return_train_score
         self.config = config
         self.progress = progress
+        self.network_id = network_id
 
     def _check_arguments(self) -> None:
         if isinstance(self.n_evals, bool) or not isinstance(self.n_evals, numbers.Integral):
@@ -254,6 +260,7 @@ class RushSearchCV(BaseSearchCV):  # type: ignore[misc]  # sklearn ships no stub
             timeout=self.timeout,
             config=self.config,
             progress=self.progress,
+            network_id=self.network_id,
         )
         self.archive_ = result.archive
         self.network_id_ = result.network_id

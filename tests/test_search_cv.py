@@ -182,3 +182,42 @@ def test_plain_lists_become_categorical() -> None:
 
     space = _as_space({"kernel": ["rbf", "linear"], "C": Float(0.1, 10)})
     assert isinstance(space.params["kernel"], Categorical)
+
+
+@pytest.mark.slow
+def test_search_runs_on_remote_workers_waiting_on_its_network(
+    redis_url: str, network_id: str
+) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import eventually
+
+    # Given a worker started elsewhere, waiting on the network
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "rushopt", "worker", "--network-id", network_id, "--url", redis_url],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    rush = Rush(network_id=network_id, config=redis_url)
+    try:
+        eventually(lambda: rush.n_pre_workers == 1)
+        # When a search runs on that network without local workers
+        search = RushSearchCV(
+            SVC(),
+            SPACE,
+            n_evals=3,
+            cv=3,
+            optimizer="random",
+            config=redis_url,
+            network_id=network_id,
+        ).fit(X, Y)
+        # Then the remote worker did every evaluation
+        info = rush.worker_info
+        assert list(info["remote"]) == [True]
+        assert set(search.archive_["worker_id"]) == set(info["worker_id"])
+        assert len(search.cv_results_["params"]) == 3
+    finally:
+        worker.kill()
+        worker.wait(timeout=30)
+        rush.reset()
