@@ -444,7 +444,13 @@ def _run_worker(args: argparse.Namespace) -> int:
         print(f"rushopt worker: worker {worker_id} interrupted", file=sys.stderr)
         return 130
     logger.info("worker %s exits", worker_id)
-    return 0
+    # The worker is marked terminated and its log flushed; skip the interpreter's
+    # teardown (garbage-collecting scipy, sklearn, ...), which costs a worker about
+    # 0.6 s and delays every controller that waits for its workers to exit.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 # ------------------------------------------------------------------ server

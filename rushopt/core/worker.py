@@ -152,6 +152,9 @@ class RushWorker(Rush):
         self,
         xss: Sequence[Mapping[str, Any]],
         extra: Sequence[Mapping[str, Any]] | None = None,
+        seeds: int | Sequence[int] | None = None,
+        timeouts: float | Sequence[float | None] | None = None,
+        max_retries: int | Sequence[int | None] | None = None,
         limit: int | None = None,
     ) -> list[str]:
         """Create tasks that this worker is already running (decentralized loops).
@@ -162,6 +165,9 @@ class RushWorker(Rush):
             One dict of arguments per task.
         extra : list of dict, optional
             Stored as ``xs_extra``.
+        seeds, timeouts, max_retries : optional
+            As in :meth:`push_tasks` (recorded on the task: a task that fails
+            with retries left goes to the queue, for any worker to retry).
         limit : int, optional
             Budget: create tasks only while the network holds fewer than
             ``limit`` tasks, checked atomically (decentralized optimizers use
@@ -173,7 +179,15 @@ class RushWorker(Rush):
             The keys of the tasks created (fewer than ``xss`` when the budget
             is spent).
         """
-        return self._create_tasks(xss, extra, running_worker=self.worker_id, limit=limit)
+        return self._create_tasks(
+            xss,
+            extra,
+            seeds=seeds,
+            timeouts=timeouts,
+            max_retries=max_retries,
+            running_worker=self.worker_id,
+            limit=limit,
+        )
 
     def pop_task(
         self, timeout: float = DEFAULT_POP_TIMEOUT_S, fields: Sequence[str] = ("xs",)

@@ -51,6 +51,11 @@ class Optimizer(ABC):
         Configurations being evaluated (asked, or set with :meth:`set_pending`).
     """
 
+    #: Whether proposals depend on told results. The decentralized loop reads no
+    #: results for an optimizer that says False (random search), which saves a
+    #: round trip per evaluation.
+    needs_history: bool = True
+
     def __init__(self, space: Space | Mapping[str, Param], seed: int | None = None) -> None:
         self.space = space
         self.seed = seed

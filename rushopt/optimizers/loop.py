@@ -52,7 +52,6 @@ from rushopt.core.loops import (
 from rushopt.core.serialize import dumps, dumps_code
 from rushopt.core.subprocess_loop import _context, _run_in_child
 from rushopt.optimizers.objective import Objective, signed_value
-from rushopt.optimizers.random_search import RandomSearch
 from rushopt.optimizers.space import as_space
 
 if TYPE_CHECKING:
@@ -226,15 +225,8 @@ def evaluation_loop(rush: RushWorker, settings: LoopSettings) -> None:
 
 # ------------------------------------------------------------- decentralized
 def needs_history(optimizer: Optimizer) -> bool:
-    """Tell whether an optimizer learns from results (else the loop never reads them).
-
-    An optimizer says so with a ``needs_history`` attribute; without one,
-    every optimizer but :class:`~rushopt.optimizers.random_search.RandomSearch` does.
-    """
-    flag = getattr(optimizer, "needs_history", None)
-    if flag is not None:
-        return bool(flag)
-    return not isinstance(optimizer, RandomSearch)
+    """Tell whether an optimizer learns from results (else the loop never reads them)."""
+    return bool(getattr(optimizer, "needs_history", True))
 
 
 def claim_index(rush: RushWorker) -> int:
@@ -437,13 +429,11 @@ def _optimize(
             if slow and rush.terminated:  # asked to stop while the optimizer was busy
                 return
             seed = next(seeds)
-            keys = rush._create_tasks(
+            keys = rush.push_running_tasks(
                 [config],
-                None,
                 seeds=None if seed is None else [seed],
                 timeouts=timeout,
                 max_retries=max_retries,
-                running_worker=rush.worker_id,
                 limit=settings.n_evals,
             )
             if not keys:  # the budget is spent

@@ -27,6 +27,8 @@ class RandomSearch(Optimizer):
     >>> opt.tell(config, config["x"] ** 2)
     """
 
+    needs_history = False  # proposals never depend on results
+
     def _propose(self, n: int) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for _ in range(100):  # never propose a configuration twice (matters for small spaces)
