@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from rushopt.core.worker import RushWorker
 
 __all__ = [
+    "TASK_FIELDS",
     "TaskOutcome",
     "accepts_argument",
     "evaluate",
@@ -36,7 +37,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_TASK_FIELDS = ("xs", "seed", "timeout")
+#: Fields a worker reads when it pops a task.
+TASK_FIELDS = ("xs", "seed", "timeout")
 
 #: Longest alarm set (about three years); setitimer overflows on larger values.
 _MAX_ALARM_S = 1e8
@@ -106,7 +108,11 @@ def evaluate(
     return ys, None
 
 
-def serve_tasks(rush: RushWorker, run: Callable[[dict[str, Any]], TaskOutcome]) -> None:
+def serve_tasks(
+    rush: RushWorker,
+    run: Callable[[dict[str, Any]], TaskOutcome],
+    pop_timeout: float = DEFAULT_POP_TIMEOUT_S,
+) -> None:
     """Pop tasks, ``run`` each, and record the outcome, until the worker should exit.
 
     The results of a task travel with the pop of the next one (one round trip
@@ -120,11 +126,14 @@ def serve_tasks(rush: RushWorker, run: Callable[[dict[str, Any]], TaskOutcome]) 
     run : callable
         Takes the popped task (``key``, ``xs``, ``seed``, ``timeout``) and
         returns ``(pickled_ys, None)`` or ``(None, condition)``.
+    pop_timeout : float, default 1
+        Seconds an idle worker blocks on the queue between checks of its stop
+        flags.
     """
-    fields = list(_TASK_FIELDS)
+    fields = list(TASK_FIELDS)
     finished: tuple[str, bytes] | None = None  # sent along with the next pop
     while True:
-        task = rush._next_task(finished, DEFAULT_POP_TIMEOUT_S, fields)
+        task = rush._next_task(finished, pop_timeout, fields)
         finished = None
         if task is None:
             if rush._stop_requested:

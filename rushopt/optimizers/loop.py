@@ -44,10 +44,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rushopt.core.loops import (
+    TASK_FIELDS,
     TaskOutcome,
     _alarm_available,
     _evaluate_with_alarm,
     evaluate,
+    serve_tasks,
 )
 from rushopt.core.serialize import dumps, dumps_code
 from rushopt.core.subprocess_loop import _context, _run_in_child
@@ -71,7 +73,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_TASK_FIELDS = ("xs", "seed", "timeout")
 
 #: Seconds an idle worker blocks on the queue before it checks its stop flag
 #: again; bounds how long stopping an idle worker takes.
@@ -183,33 +184,6 @@ def make_runner(objective: Objective, isolate: bool) -> Callable[[dict[str, Any]
     return run
 
 
-def _serve_queue(
-    rush: RushWorker,
-    run: Callable[[dict[str, Any]], TaskOutcome],
-    finished: tuple[str, bytes] | None = None,
-) -> None:
-    """Evaluate queued tasks until the worker is asked to stop.
-
-    Like :func:`~rushopt.core.loops.serve_tasks` (the result of a task rides
-    along with the pop of the next), but an idle worker checks its stop flag
-    every :data:`IDLE_POP_TIMEOUT_S` seconds, so a run ends promptly.
-    """
-    fields = list(_TASK_FIELDS)
-    while True:
-        task = rush._next_task(finished, IDLE_POP_TIMEOUT_S, fields)
-        finished = None
-        if task is None:
-            if rush._stop_requested:
-                return
-            continue
-        ys, condition = run(task)
-        if ys is not None:
-            finished = (task["key"], ys)
-        else:
-            assert condition is not None
-            rush._fail_own_tasks([task["key"]], [condition])
-
-
 def evaluation_loop(rush: RushWorker, settings: LoopSettings) -> None:
     """Evaluate the configurations the controller pushes (centralized mode).
 
@@ -220,7 +194,8 @@ def evaluation_loop(rush: RushWorker, settings: LoopSettings) -> None:
     settings : LoopSettings
         The run's settings (``objective`` and ``isolate`` are used).
     """
-    _serve_queue(rush, make_runner(settings.objective, settings.isolate))
+    # an idle worker checks its stop flag often, so a run ends promptly
+    serve_tasks(rush, make_runner(settings.objective, settings.isolate), IDLE_POP_TIMEOUT_S)
 
 
 # ------------------------------------------------------------- decentralized
@@ -412,7 +387,7 @@ def _optimize(
 ) -> None:
     run = make_runner(settings.objective, settings.isolate)
     timeout, max_retries = settings.timeout, settings.max_retries
-    fields = list(_TASK_FIELDS)
+    fields = list(TASK_FIELDS)
     finished: tuple[str, bytes] | None = None  # sent along with the next pop
     while True:
         # one round trip: record the last result, take queued work, read the stop flag
@@ -438,7 +413,7 @@ def _optimize(
             )
             if not keys:  # the budget is spent
                 proposer.close()
-                _serve_queue(rush, run)
+                serve_tasks(rush, run, IDLE_POP_TIMEOUT_S)
                 return
             task = {"key": keys[0], "xs": config, "seed": seed, "timeout": timeout}
             proposer.prepare()
