@@ -281,3 +281,15 @@ def test_server_runs_until_signalled(signum: int) -> None:
     assert "rushopt worker" in out
     assert PASSWORD not in out + err
     assert "Traceback" not in err
+
+
+def test_the_worker_command_imports_no_heavy_libraries() -> None:
+    # local workers start with `python -m rushopt worker`: pandas, scipy and sklearn
+    # would cost each of them most of a second before it serves its first task
+    code = (
+        "import sys, rushopt, rushopt.cli; "
+        "print(sorted(m for m in ('pandas', 'scipy', 'sklearn') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

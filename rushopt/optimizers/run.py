@@ -1,0 +1,340 @@
+"""One call of :func:`~rushopt.optimizers.tune.tune` on the controller: start, watch, stop.
+
+:class:`TuneRun` starts the workers (local ones, and remote ones already
+waiting on the network), watches the archive in Redis (progress bar,
+callbacks, stop rules: budget, ``run_time``, ``target``, ``patience``), keeps
+centralized workers busy, restarts local workers that crashed, and at the end
+stops the workers and collects the :class:`~rushopt.optimizers.result.TuneResult`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from rushopt.core import plan
+from rushopt.core.controller import Rush
+from rushopt.core.network import warn
+from rushopt.core.states import LOST_MESSAGE
+from rushopt.exceptions import WorkerError
+from rushopt.optimizers.base import Optimizer
+from rushopt.optimizers.loop import (
+    LoopSettings,
+    evaluation_loop,
+    optimize_loop,
+    params_of,
+)
+from rushopt.optimizers.objective import signed_value
+from rushopt.optimizers.progress import ProgressBar
+from rushopt.optimizers.result import ArchiveReader, TuneResult, build_archive
+from rushopt.optimizers.space import Space
+
+if TYPE_CHECKING:
+    from rushopt.core.local import LocalWorker
+
+__all__ = ["HEARTBEAT_EXPIRE_S", "HEARTBEAT_PERIOD_S", "STOP_GRACE_S", "TuneRun"]
+
+logger = logging.getLogger(__name__)
+
+#: Heartbeat of tune's workers (seconds): a resumed run finds the workers of a
+#: dead controller lost after the expiry.
+HEARTBEAT_PERIOD_S = 1
+HEARTBEAT_EXPIRE_S = 3
+
+#: Seconds an evaluation in progress may take to finish once the run stops,
+#: beyond the evaluation ``timeout``; then its worker is killed.
+STOP_GRACE_S = 30.0
+
+_CHECK_INTERVAL_S = 0.5  # lost-worker detection
+_POLL_MIN_S, _POLL_MAX_S = 0.001, 0.02
+
+
+# ------------------------------------------------------------------- the run
+@dataclass(eq=False)
+class TuneRun:
+    """One call of :func:`tune`: start workers, watch, stop, collect."""
+
+    rush: Rush
+    settings: LoopSettings
+    optimizer: Optimizer
+    space: Space
+    mode: str
+    n_workers: int | None
+    run_time: float | None
+    target: float | None
+    patience: int | None
+    progress: bool
+    callbacks: list[Callable[..., Any]]
+    resume: bool
+    start: float = field(default_factory=time.monotonic)
+    bar: ProgressBar | None = None
+    old_workers: set[str] = field(default_factory=set)  # of a dead controller (resume)
+    crashed: set[str] = field(default_factory=set)
+    # centralized mode: configurations pushed and not done, workers to keep busy
+    in_flight: dict[str, dict[str, Any]] = field(default_factory=dict)
+    capacity: int = 0
+    budget_spent: bool = False
+    exhausted: bool = False
+
+    def __post_init__(self) -> None:
+        self.names = self.space.names
+        self.n_evals = self.settings.n_evals
+        self.metric = self.settings.objective.metric
+        self.direction = self.settings.direction
+        self.tracker = ArchiveReader(self.rush, self.metric, self.direction)
+
+    # ---------------------------------------------------------------- main
+    def execute(self) -> TuneResult:
+        """Run until a stop rule fires, then stop the workers and return the result."""
+        rush = self.rush
+        try:
+            if self.resume:
+                self.old_workers = set(rush.running_worker_ids)
+                if self.mode == "centralized":
+                    waiting = rush.fetch_tasks_with_state(
+                        ("queued", "running"), fields=("xs",), data_format="list"
+                    )
+                    self.in_flight = {row["key"]: params_of(row, self.names) for row in waiting}
+            initial = self.tracker.poll()
+            self.bar = ProgressBar(self.n_evals, self.progress, initial=self.tracker.n_done)
+            self._absorb(initial)
+            reason = self._stop_reason()
+            if reason is not None:  # a resumed run that had nothing left to do
+                return self._result(reason)
+            try:
+                self._start_workers()
+                reason = self._watch()
+            except BaseException:
+                self._stop(grace=2.0)
+                raise
+            grace = STOP_GRACE_S + (self.settings.timeout or 0.0)
+            self._stop(grace=grace)
+            return self._result(reason)
+        finally:
+            if self.bar is not None:
+                self.bar.close()
+            self._release()
+
+    def _start_workers(self) -> None:
+        rush = self.rush
+        loop = optimize_loop if self.mode == "decentralized" else evaluation_loop
+        options: dict[str, Any] = {
+            "heartbeat_period": HEARTBEAT_PERIOD_S,
+            "heartbeat_expire": HEARTBEAT_EXPIRE_S,
+            "worker_loop": loop,
+            "settings": self.settings,
+        }
+        n_remote = rush.n_pre_workers
+        if n_remote:
+            rush.start_remote_workers(**options)
+        n_local = 0
+        if self.n_workers is not None or not n_remote:
+            n = self.n_workers or plan.planned("n_workers", os.cpu_count() or 1)
+            n_local = len(rush.start_local_workers(n_workers=min(n, self.n_evals), **options))
+        self.capacity = n_local + n_remote + len(self.old_workers)
+
+    def _watch(self) -> str:
+        """Poll until the run should stop; return why."""
+        interval = _POLL_MIN_S
+        next_check = time.monotonic() + _CHECK_INTERVAL_S
+        while True:
+            if self.mode == "centralized":
+                self._feed()
+            reason = self._stop_reason()
+            if reason is not None:
+                return reason
+            now = time.monotonic()
+            if now >= next_check:
+                if not self._check_workers():
+                    return "exhausted"
+                next_check = now + _CHECK_INTERVAL_S
+            wait = interval
+            if self.run_time is not None:
+                wait = min(wait, max(self.start + self.run_time - now, 0.0))
+            time.sleep(wait)
+            new = self.tracker.poll()
+            if new:
+                self._absorb(new)
+                interval = _POLL_MIN_S if self.mode == "centralized" else _POLL_MAX_S
+            else:
+                interval = min(interval * 2, _POLL_MAX_S)
+
+    def _stop_reason(self) -> str | None:
+        tracker = self.tracker
+        if tracker.n_done >= self.n_evals:
+            return "n_evals"
+        if self.target is not None and not math.isnan(tracker.best):
+            reached = (
+                tracker.best <= self.target
+                if self.direction == "minimize"
+                else tracker.best >= self.target
+            )
+            if reached:
+                return "target"
+        if self.patience is not None and tracker.since_improvement >= self.patience:
+            return "patience"
+        if self.run_time is not None and time.monotonic() - self.start >= self.run_time:
+            return "run_time"
+        if self.exhausted and not self.in_flight:
+            return "exhausted"
+        return None
+
+    def _absorb(self, rows: list[dict[str, Any]]) -> None:
+        """Take newly finished rows: tell the optimizer (centralized), progress, callbacks."""
+        if not rows:
+            return
+        if self.mode == "centralized":
+            for row in rows:
+                self.in_flight.pop(row["key"], None)
+            self.optimizer.tell(
+                [params_of(row, self.names) for row in rows],
+                [signed_value(row.get(self.metric), self.direction) for row in rows],
+            )
+        if self.bar is not None:
+            self.bar.update(self.tracker.n_done, self.tracker.best, self.tracker.n_failed)
+        if self.callbacks:
+            batch = build_archive(rows, self.space, self.metric)
+            so_far = self._result(None)
+            for callback in self.callbacks:
+                callback(batch, so_far)
+
+    # ----------------------------------------------------------- centralized
+    def _feed(self) -> None:
+        """Propose as many configurations as workers are idle and push them."""
+        idle = self.capacity - len(self.in_flight)
+        if idle <= 0 or self.budget_spent or self.exhausted:
+            return
+        idle = min(idle, self.n_evals - self.tracker.n_done - len(self.in_flight))
+        if idle <= 0:
+            return
+        self.optimizer.set_pending(list(self.in_flight.values()))
+        configs = self.optimizer.ask(idle)
+        if not configs:
+            self.exhausted = True
+            return
+        settings = self.settings
+        keys = self.rush.push_tasks(
+            configs,
+            timeouts=settings.timeout,
+            max_retries=settings.max_retries,
+            limit=self.n_evals,
+        )
+        if len(keys) < len(configs):
+            self.budget_spent = True
+        self.in_flight.update(zip(keys, configs, strict=False))
+
+    # --------------------------------------------------------------- workers
+    def _check_workers(self) -> bool:
+        """Detect lost workers (restart local ones); False when no worker is left."""
+        rush = self.rush
+        lost = rush.detect_lost_workers(restart_local_workers=True)
+        stale = [w for w in lost if w in self.old_workers]
+        if stale:
+            self._requeue_interrupted(stale)
+        local = _local_workers(rush)
+        for worker_id, handle in local.items():
+            code = handle.process.poll()
+            if code not in (None, 0) and worker_id not in self.crashed and worker_id not in lost:
+                self.crashed.add(worker_id)
+                if len(self.crashed) < len(local):
+                    warn(f"worker {worker_id} stopped with an error:\n{handle.log_tail()}")
+        running = rush.n_running_workers
+        if self.mode == "centralized":
+            self.capacity = running
+        if running or rush.n_pre_workers:
+            return True
+        failed = [local[w] for w in self.crashed if w in local]
+        if failed:
+            raise WorkerError(
+                f"all workers stopped before the run finished ({self.tracker.n_done} of "
+                f"{self.n_evals} evaluations; network {rush.network_id!r}); "
+                f"the output of one of them:\n{failed[0].log_tail()}"
+            )
+        return False
+
+    def _requeue_interrupted(self, worker_ids: list[str]) -> None:
+        """Requeue evaluations that workers of a dead controller left unfinished."""
+        rush = self.rush
+        ids = set(worker_ids)
+        rows = rush.fetch_failed_tasks(fields=("worker_extra", "condition"), data_format="list")
+        keys = [
+            row["key"]
+            for row in rows
+            if row.get("worker_id") in ids
+            and row.get("message") == LOST_MESSAGE
+            and not self.tracker.has_seen(row["key"])
+        ]
+        if keys:
+            requeued = rush.retry_tasks(keys, ignore_max_retries=True)
+            logger.info("requeued %d interrupted evaluations", len(requeued))
+        self.tracker.rescan_failed()
+
+    def _stop(self, grace: float) -> None:
+        """Drop queued work, let evaluations in progress finish (up to ``grace`` s), stop."""
+        rush = self.rush
+        rush.stop_workers("terminate")
+        deadline = time.monotonic() + grace
+        next_check = time.monotonic() + _CHECK_INTERVAL_S
+        interval = _POLL_MIN_S
+        while time.monotonic() < deadline:
+            self._absorb(self.tracker.poll())
+            if not rush.n_running_workers:
+                break
+            if time.monotonic() >= next_check:
+                rush.detect_lost_workers()
+                next_check = time.monotonic() + _CHECK_INTERVAL_S
+            time.sleep(interval)
+            interval = min(interval * 2, 0.05)
+        left = rush.running_worker_ids
+        if left:
+            logger.warning("killing %d workers that did not stop in %s seconds", len(left), grace)
+            rush.stop_workers("kill", left)
+        self._absorb(self.tracker.poll())
+
+    def _release(self) -> None:
+        """Reap the local worker processes and remove their output files."""
+        rush = self.rush
+        handles = _local_workers(rush)
+        for handle in handles.values():
+            try:
+                handle.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                handle.process.kill()
+                handle.process.wait()
+            handle.log_file.close()
+        handles.clear()
+        log_dir = getattr(rush, "_log_dir", None)
+        if log_dir is not None:
+            shutil.rmtree(log_dir, ignore_errors=True)
+            rush._log_dir = None
+
+    # ---------------------------------------------------------------- result
+    def _result(self, reason: str | None) -> TuneResult:
+        rows = self.tracker.rows
+        order = {key: i for i, key in enumerate(self.rush.tasks)}
+        rows = sorted(rows, key=lambda row: order.get(row["key"], len(order)))
+        return TuneResult(
+            archive=build_archive(rows, self.space, self.metric),
+            space=self.space,
+            metric=self.metric,
+            direction=self.direction,
+            runtime=time.monotonic() - self.start,
+            network_id=self.rush.network_id,
+            stop_reason=reason,
+        )
+
+
+def _local_workers(rush: Rush) -> dict[str, LocalWorker]:
+    """Return the controller's local worker handles (process and output file)."""
+    workers: dict[str, LocalWorker] = rush._local_workers
+    return workers
+
+
+# ---------------------------------------------------------------------- tune
