@@ -1,17 +1,40 @@
-"""Search spaces and optimizers (random search, Bayesian optimization) and ``tune()``."""
+"""Search spaces and optimizers (random search, Bayesian optimization) and ``tune()``.
+
+Names load on first use: a worker that unpickles a random search never pays
+for scikit-learn, which only the Bayesian optimizer's surrogates need.
+"""
 
 from __future__ import annotations
 
-from rushopt.optimizers.acquisition import (
-    expected_improvement,
-    log_expected_improvement,
-    lower_confidence_bound,
-)
-from rushopt.optimizers.base import Optimizer
-from rushopt.optimizers.bayesian import BayesianOptimization
-from rushopt.optimizers.random_search import RandomSearch
-from rushopt.optimizers.space import Categorical, Float, Int, Space
-from rushopt.optimizers.surrogates import GPSurrogate, RandomForestSurrogate
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rushopt.optimizers.acquisition import (
+        expected_improvement,
+        log_expected_improvement,
+        lower_confidence_bound,
+    )
+    from rushopt.optimizers.base import Optimizer
+    from rushopt.optimizers.bayesian import BayesianOptimization
+    from rushopt.optimizers.random_search import RandomSearch
+    from rushopt.optimizers.space import Categorical, Float, Int, Space
+    from rushopt.optimizers.surrogates import GPSurrogate, RandomForestSurrogate
+
+_LAZY = {
+    "BayesianOptimization": "rushopt.optimizers.bayesian",
+    "Categorical": "rushopt.optimizers.space",
+    "Float": "rushopt.optimizers.space",
+    "GPSurrogate": "rushopt.optimizers.surrogates",
+    "Int": "rushopt.optimizers.space",
+    "Optimizer": "rushopt.optimizers.base",
+    "RandomForestSurrogate": "rushopt.optimizers.surrogates",
+    "RandomSearch": "rushopt.optimizers.random_search",
+    "Space": "rushopt.optimizers.space",
+    "expected_improvement": "rushopt.optimizers.acquisition",
+    "log_expected_improvement": "rushopt.optimizers.acquisition",
+    "lower_confidence_bound": "rushopt.optimizers.acquisition",
+}
 
 __all__ = [
     "BayesianOptimization",
@@ -27,3 +50,15 @@ __all__ = [
     "log_expected_improvement",
     "lower_confidence_bound",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'rushopt.optimizers' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.stats import qmc
 
 from rushopt.exceptions import SearchSpaceError
 
@@ -376,6 +375,8 @@ class Space:
 
     def sobol(self, n: int, rng: np.random.Generator | int | None = None) -> list[dict[str, Any]]:
         """Draw ``n`` configurations from a scrambled Sobol sequence (space-filling)."""
+        from scipy.stats import qmc  # scipy.stats takes most of a second to import
+
         rng = np.random.default_rng(rng)
         sampler = qmc.Sobol(d=self.n_dims, scramble=True, seed=rng)
         m = max(1, math.ceil(math.log2(max(n, 1))))
