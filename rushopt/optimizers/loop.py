@@ -253,11 +253,6 @@ def params_of(row: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
     return {name: row[name] for name in names if name in row}
 
 
-def _running_configs(rush: RushWorker, names: Sequence[str]) -> list[dict[str, Any]]:
-    rows = rush.fetch_running_tasks(fields=("xs",), data_format="list")
-    return [params_of(row, names) for row in rows]
-
-
 class _Proposer:
     """Propose configurations for one worker, optionally one evaluation ahead.
 
@@ -282,39 +277,42 @@ class _Proposer:
         self.failed: list[dict[str, Any]] = []  # own failures, told with the next proposal
         self._executor: ThreadPoolExecutor | None = None
         self._next: Future[dict[str, Any] | None] | None = None
+        self._held: list[dict[str, Any]] = []  # results held back for the next proposal
         if ahead and self.history:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="rushopt-propose")
 
-    def _gather(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Read what finished and what runs, in the calling thread.
-
-        Reading before the background proposal starts makes the proposal
-        depend on the network's state at that moment, not on how fast the
-        current evaluation is: a seeded run on one worker is reproducible.
-        """
-        if not self.history:
-            return [], []
-        rows = self.rush.fetch_new_tasks(fields=("xs", "ys"), data_format="list")
-        return rows, _running_configs(self.rush, self.names)
-
     def _propose(
-        self,
-        failed: list[dict[str, Any]],
-        gathered: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+        self, failed: list[dict[str, Any]], current: tuple[str, dict[str, Any]] | None
     ) -> dict[str, Any] | None:
+        """Tell what finished, mark what runs as pending, and ask.
+
+        ``current`` is the evaluation this worker runs meanwhile (``None``
+        when nothing runs). It always counts as pending: its result, if it
+        already arrived, is held back and told with the next proposal. So the
+        proposal depends only on which evaluations came before it, not on how
+        fast the current one is, and a seeded run on one worker repeats.
+        """
         optimizer = self.optimizer
         if not self.history:
             optimizer.set_pending(())  # nothing is ever told: keep pending_ from growing
-        else:
-            rows, running = gathered
-            if failed:
-                optimizer.tell(failed, [None] * len(failed))
-            if rows:
-                optimizer.tell(
-                    [params_of(row, self.names) for row in rows],
-                    [signed_value(row.get(self.metric), self.direction) for row in rows],
-                )
-            optimizer.set_pending(running)
+            configs = optimizer.ask(1)
+            return configs[0] if configs else None
+        if failed:
+            optimizer.tell(failed, [None] * len(failed))
+        rows = self._held + self.rush.fetch_new_tasks(fields=("xs", "ys"), data_format="list")
+        key = current[0] if current is not None else None
+        self._held = [row for row in rows if row["key"] == key]
+        rows = [row for row in rows if row["key"] != key]
+        if rows:
+            optimizer.tell(
+                [params_of(row, self.names) for row in rows],
+                [signed_value(row.get(self.metric), self.direction) for row in rows],
+            )
+        running = self.rush.fetch_running_tasks(fields=("xs",), data_format="list")
+        pending = [params_of(row, self.names) for row in running if row["key"] != key]
+        if current is not None:
+            pending.append(current[1])
+        optimizer.set_pending(pending)
         configs = optimizer.ask(1)
         return configs[0] if configs else None
 
@@ -324,13 +322,19 @@ class _Proposer:
             config, self._next = self._next.result(), None
             return config
         failed, self.failed = self.failed, []
-        return self._propose(failed, self._gather())
+        return self._propose(failed, None)
 
-    def prepare(self) -> None:
-        """Start proposing the next configuration in the background (if ``ahead``)."""
+    def prepare(self, current: tuple[str, dict[str, Any]]) -> None:
+        """Start proposing the next configuration in the background (if ``ahead``).
+
+        Parameters
+        ----------
+        current : (str, dict)
+            Key and configuration of the evaluation that starts now.
+        """
         if self._executor is not None and self._next is None:
             failed, self.failed = self.failed, []
-            self._next = self._executor.submit(self._propose, failed, self._gather())
+            self._next = self._executor.submit(self._propose, failed, current)
 
     @property
     def preparing(self) -> bool:
@@ -416,7 +420,7 @@ def _optimize(
                 serve_tasks(rush, run, IDLE_POP_TIMEOUT_S)
                 return
             task = {"key": keys[0], "xs": config, "seed": seed, "timeout": timeout}
-            proposer.prepare()
+            proposer.prepare((keys[0], config))
         ys, condition = run(task)
         if ys is not None:
             finished = (task["key"], ys)
