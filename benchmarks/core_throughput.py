@@ -19,10 +19,11 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import pandas as pd
 import redis
+from _report import Row, print_rows
 
 from rushopt import RedisServer, Rush, RushWorker
 
@@ -34,23 +35,6 @@ START_TIMEOUT_S = 60.0  # bound on every wait for workers
 
 def _noop(x: int) -> dict[str, int]:
     return {"y": x}
-
-
-class Row(NamedTuple):
-    metric: str
-    value: float | None  # None: the measurement raised
-    unit: str
-    op: str = ""  # ">=" or "<=", empty when there is no target
-    bound: float | None = None
-
-    @property
-    def ok(self) -> str:
-        if self.value is None:
-            return "ERROR"
-        if self.bound is None:
-            return ""
-        met = self.value >= self.bound if self.op == ">=" else self.value <= self.bound
-        return "yes" if met else "NO"
 
 
 def _net(name: str) -> str:
@@ -286,28 +270,11 @@ def bench_worker_start(url: str, n_workers: int = 4) -> list[Row]:
     return [Row(f"start_local_workers ({n_workers} workers)", elapsed, "s", "<=", 1.5)]
 
 
-def _fmt(value: float | None) -> str:
-    if value is None:
-        return "error"
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    return f"{value:.2f}" if abs(value) >= 1 else f"{value:.3f}"
-
-
 def _print_report(rows: list[Row], machine: dict[str, Any], quick: bool) -> None:
     print(f"\nrushopt core benchmark ({'quick' if quick else 'full'})")
     print("machine: " + ", ".join(f"{k}={v}" for k, v in machine.items()))
     print("transport: the embedded server's Unix socket (Rush()'s default) unless noted")
-    table = [("metric", "value", "unit", "target", "ok")]
-    for row in rows:
-        target = f"{row.op} {row.bound:,g}" if row.bound is not None else ""
-        table.append((row.metric, _fmt(row.value), row.unit, target, row.ok))
-    widths = [max(len(line[i]) for line in table) for i in range(5)]
-    line_fmt = "  ".join(f"{{:{'>' if i == 1 else '<'}{w}}}" for i, w in enumerate(widths))
-    for j, line in enumerate(table):
-        print(line_fmt.format(*line).rstrip())
-        if j == 0:
-            print("  ".join("-" * w for w in widths))
+    print_rows("", rows)
 
 
 def _ratio(rows: list[Row]) -> Row:

@@ -35,6 +35,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
+from _report import Row, print_rows, print_table
 
 from rushopt import RedisServer
 from rushopt.benchmarks import get_problem, run_benchmark
@@ -58,56 +59,6 @@ class Sizes(NamedTuple):
 
 FULL = Sizes((50, 200, 1000), (2, 5, 10), 5, 10, 20_000, 2_000, 200)
 QUICK = Sizes((50, 200), (2, 5), 3, 3, 3_000, 400, 60)
-
-
-class Row(NamedTuple):
-    metric: str
-    value: float | None  # None: the measurement raised
-    unit: str
-    op: str = ""  # ">=" or "<=", empty when there is no target
-    bound: float | None = None
-
-    @property
-    def ok(self) -> str:
-        if self.value is None:
-            return "ERROR"
-        if self.bound is None:
-            return ""
-        met = self.value >= self.bound if self.op == ">=" else self.value <= self.bound
-        return "yes" if met else "NO"
-
-
-def _print_table(title: str, header: Sequence[str], lines: Sequence[Sequence[str]]) -> None:
-    table = [tuple(header), *[tuple(line) for line in lines]]
-    widths = [max(len(str(line[i])) for line in table) for i in range(len(header))]
-    print(f"\n{title}")
-    for j, line in enumerate(table):
-        cells = [
-            str(c).ljust(w) if i == 0 else str(c).rjust(w)
-            for i, (c, w) in enumerate(zip(line, widths, strict=True))
-        ]
-        print("  ".join(cells).rstrip())
-        if j == 0:
-            print("  ".join("-" * w for w in widths))
-    sys.stdout.flush()
-
-
-def _fmt(value: float | None) -> str:
-    if value is None:
-        return "error"
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    if float(value).is_integer():
-        return f"{value:.0f}"
-    return f"{value:.2f}" if abs(value) >= 1 else f"{value:.3g}"
-
-
-def _print_rows(title: str, rows: list[Row]) -> None:
-    lines = []
-    for row in rows:
-        target = f"{row.op} {row.bound:,g}" if row.bound is not None else ""
-        lines.append((row.metric, _fmt(row.value), row.unit, target, row.ok))
-    _print_table(title, ("metric", "value", "unit", "target", "ok"), lines)
 
 
 class Unavailable(RuntimeError):
@@ -166,7 +117,7 @@ def bench_ask(sizes: Sequence[int], dims: Sequence[int], repeats: int) -> list[R
                 (str(n), str(d), f"{row.value:.1f}", f"{max(times_ms):.1f}", target, row.ok)
             )
             rows.append(row)
-    _print_table(
+    print_table(
         "(a) BayesianOptimization.ask() after n observations (GP surrogate)",
         ("n", "d", "median ms", "max ms", "target ms", "ok"),
         lines,
@@ -216,7 +167,7 @@ def bench_regret(seeds: int, use_optuna: bool, out: str | None) -> list[Row]:
         lines.append(line)
     header = ["problem", "d", "budget", "BO", "random"] + (["TPE"] if use_optuna else [])
     header += ["BO < random"] + (["BO < TPE"] if use_optuna else []) + ["BO s/run"]
-    _print_table(f"(b) median final regret over {seeds} seeds (budget 15 * d + 20)", header, lines)
+    print_table(f"(b) median final regret over {seeds} seeds (budget 15 * d + 20)", header, lines)
     n = len(REGRET_PROBLEMS)
     rows = [Row("problems where BO < random (median regret)", below_random, f"of {n}", ">=", n)]
     if use_optuna:
@@ -443,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
             before = len(rows)
             for name, step in steps:
                 attempt(name, step)
-            _print_rows("(c) framework throughput, trivial objective", rows[before:])
+            print_rows("(c) framework throughput, trivial objective", rows[before:])
         if "utilization" in parts:
             before = len(rows)
             attempt("utilization (tune)", lambda: bench_utilization(url, sizes.utilization))
@@ -452,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
                     "utilization (Optuna)",
                     lambda: bench_utilization_optuna(url, sizes.utilization),
                 )
-            _print_rows("(d) worker utilization, objectives sleeping 50-250 ms", rows[before:])
+            print_rows("(d) worker utilization, objectives sleeping 50-250 ms", rows[before:])
 
     import redis
 
@@ -468,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
         machine["optuna"] = optuna.__version__
     print(f"\nrushopt optimizer benchmark ({'quick' if args.quick else 'full'})")
     print("machine: " + ", ".join(f"{k}={v}" for k, v in machine.items()))
-    _print_rows("targets", [row for row in rows if row.bound is not None or row.value is None])
+    print_rows("targets", [row for row in rows if row.bound is not None or row.value is None])
     if any(row.ok == "ERROR" for row in rows):
         return 1
     return 1 if args.check and any(row.ok == "NO" for row in rows) else 0

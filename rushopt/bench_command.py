@@ -18,18 +18,11 @@ per problem (regret_<problem>.png, needs matplotlib).
 """
 
 
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {number}")
-    return number
-
-
 def add_bench_parser(commands: Any) -> None:
     """Add the ``bench`` subcommand to the ``rushopt`` command line."""
+    from rushopt.cli import whole_number  # the cli imports this module first
+
+    _positive_int = whole_number(1)
     bench = commands.add_parser(
         "bench",
         help="compare optimizers on test problems",

@@ -18,6 +18,7 @@ import socket
 import sys
 import threading
 import uuid
+from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -107,24 +108,23 @@ def _server_port(value: str) -> int:
     return _port(value)
 
 
-def _db(value: str) -> int:
-    try:
-        db = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a database number: {value!r}") from None
-    if db < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {db}")
-    return db
+def whole_number(minimum: int, what: str = "a whole number") -> Callable[[str], int]:
+    """Return an argparse type accepting integers >= ``minimum`` (``what`` names them)."""
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {what}: {value!r}") from None
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {number}")
+        return number
+
+    return parse
 
 
-def _seconds(value: str) -> int:
-    try:
-        seconds = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number of seconds: {value!r}") from None
-    if seconds < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of seconds >= 1, got {seconds}")
-    return seconds
+_db = whole_number(0, "a database number")
+_seconds = whole_number(1, "a whole number of seconds")
 
 
 def _non_empty(value: str) -> str:
