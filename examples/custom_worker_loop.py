@@ -3,6 +3,9 @@
 Each worker draws random points, records them as running tasks, evaluates them
 and pushes the results, until the network holds the budget of tasks. No task
 passes through a queue and no worker waits for another or for the controller.
+The loop is the core's public worker protocol, ``serve_tasks``: it delivers each
+result together with the next pop (one round trip per task), serves retried
+tasks first, and asks ``create_task`` for new work when the queue is empty.
 
 Run with ``python examples/custom_worker_loop.py [--quick]``.
 """
@@ -15,6 +18,7 @@ import time
 import numpy as np
 
 from rushopt import Rush, RushWorker
+from rushopt.core import InProcessRunner, StopServing, serve_tasks
 
 
 def sphere(x: float, y: float) -> float:
@@ -24,12 +28,16 @@ def sphere(x: float, y: float) -> float:
 def random_search_loop(rush: RushWorker, budget: int) -> None:
     """Worker loop: called as worker_loop(rush=<RushWorker>, **loop_args)."""
     rng = np.random.default_rng()
-    while not rush.terminated:
+
+    def create_task() -> dict[str, object]:
         xs = {"x": rng.uniform(-5, 5), "y": rng.uniform(-5, 5)}
         keys = rush.push_running_tasks([xs], limit=budget)  # atomic budget across workers
         if not keys:
-            return  # the budget is spent: the worker is marked terminated
-        rush.push_results(keys, [{"value": sphere(**xs)}])
+            raise StopServing  # the budget is spent: the worker is marked terminated
+        return {"key": keys[0], "xs": xs}
+
+    evaluate = InProcessRunner(lambda x, y: {"value": sphere(x, y)})
+    serve_tasks(rush, evaluate, create_task=create_task)
 
 
 def main(quick: bool = False) -> None:

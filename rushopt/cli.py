@@ -23,7 +23,11 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from rushopt.bench_command import add_bench_parser
-from rushopt.core.remote import PASSWORD_ENV, TLS_KEY_PASSWORD_ENV, split_credentials
+from rushopt.core.controller.worker_script import (
+    PASSWORD_ENV,
+    TLS_KEY_PASSWORD_ENV,
+    split_credentials,
+)
 from rushopt.status import add_status_parser
 
 if TYPE_CHECKING:
@@ -134,7 +138,7 @@ def _non_empty(value: str) -> str:
 
 
 def _network_id(value: str) -> str:
-    from rushopt.core.keys import validate_network_id
+    from rushopt.core.network import validate_network_id
 
     try:
         return validate_network_id(value)
@@ -411,9 +415,9 @@ def worker_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
 
 
 def _run_worker(args: argparse.Namespace) -> int:
-    from rushopt.core.local import load_config_from_env, watch_parent
-    from rushopt.core.runner import start_worker
-    from rushopt.core.settings import check_heartbeat
+    from rushopt.core.config import check_heartbeat
+    from rushopt.core.worker.process import load_config_from_env, watch_parent
+    from rushopt.core.worker.start import start_worker
 
     parser: argparse.ArgumentParser = args.parser
     if args.supervise_fd is not None:

@@ -9,6 +9,8 @@ derive from the builtin that callers would naturally catch, so
     │   └── RedisServerNotFoundError      no redis-server binary to embed
     ├── InputError (ValueError)           invalid arguments to a public method
     ├── RedisUnavailableError (ConnectionError)   Redis could not be reached
+    │   └── RedisAuthenticationError      Redis refused the credentials
+    ├── RedisCommandError                 Redis refused a command (out of memory, read-only, ...)
     ├── RushTimeoutError (TimeoutError)   a wait exceeded its timeout
     ├── WorkerError                       worker lifecycle problems
     │   └── WorkerStartError              a local worker died before registering
@@ -23,11 +25,16 @@ derive from the builtin that callers would naturally catch, so
 
 from __future__ import annotations
 
+import logging
+import warnings
+
 __all__ = [
     "ConfigError",
     "EvaluationError",
     "InputError",
     "OptimizerError",
+    "RedisAuthenticationError",
+    "RedisCommandError",
     "RedisServerNotFoundError",
     "RedisUnavailableError",
     "RushError",
@@ -38,7 +45,10 @@ __all__ = [
     "TaskNotFoundError",
     "WorkerError",
     "WorkerStartError",
+    "warn",
 ]
+
+logger = logging.getLogger("rushopt")
 
 
 class RushError(Exception):
@@ -73,6 +83,20 @@ class RedisUnavailableError(RushError, ConnectionError):
     """Redis could not be reached; the message shows the URL with the password redacted.
 
     .. versionadded:: 0.1.0
+    """
+
+
+class RedisAuthenticationError(RedisUnavailableError):
+    """Redis refused the password or ACL user; the message shows the URL with the password redacted.
+
+    .. versionadded:: 0.2.0
+    """
+
+
+class RedisCommandError(RushError):
+    """Redis answered a command with an error (out of memory, read-only replica, ...).
+
+    .. versionadded:: 0.2.0
     """
 
 
@@ -137,3 +161,17 @@ class RushWarning(UserWarning):
 
     .. versionadded:: 0.1.0
     """
+
+
+def warn(message: str, stacklevel: int = 3) -> None:
+    """Emit a :class:`RushWarning` and log it (at WARNING, logger ``rushopt``).
+
+    Parameters
+    ----------
+    message : str
+        What happened.
+    stacklevel : int, default 3
+        As for :func:`warnings.warn`: 3 points at the caller of the public method.
+    """
+    logger.warning(message)
+    warnings.warn(message, RushWarning, stacklevel=stacklevel)

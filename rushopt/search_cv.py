@@ -323,7 +323,7 @@ class RushSearchCV(BaseSearchCV):  # type: ignore[misc]  # sklearn ships no stub
     def _failed_split(self, test: np.ndarray, scorers: Any, message: str) -> dict[str, Any]:
         score: Any = self.error_score if self.error_score != "raise" else math.nan
         if hasattr(scorers, "_scorers"):
-            score = dict.fromkeys(scorers._scorers, score)
+            score = dict.fromkeys(scorers._scorers, score)  # noqa: SLF001 (sklearn's _MultimetricScorer)
         split: dict[str, Any] = {
             "test_scores": score,
             "n_test_samples": len(test),

@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Any
 
-from rushopt.core.controller import Rush
+from rushopt.core import Rush
 
 __all__ = ["add_status_parser", "network_status"]
 
@@ -16,11 +16,10 @@ _URL_ENV = "RUSHOPT_REDIS_URL"
 _PASSWORD_ENV = "RUSHOPT_REDIS_PASSWORD"
 
 
-def _heartbeat(rush: Rush, key: Any, state: str) -> str:
+def _heartbeat(key: Any, ttl: float | None, state: str) -> str:
     if not isinstance(key, str) or not key or state not in ("running", "pre"):
         return "-"
-    ttl = rush._client.ttl(key)
-    return f"alive ({ttl} s left)" if ttl and ttl > 0 else "expired"
+    return f"alive ({round(ttl)} s left)" if ttl is not None else "expired"
 
 
 def _best(rush: Rush) -> list[str]:
@@ -69,9 +68,10 @@ def network_status(rush: Rush) -> str:
     states = info["state"].value_counts().to_dict() if len(info) else {}
     summary = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
     lines.append(f"workers: {len(info)}" + (f" ({summary})" if summary else ""))
-    for row in info.itertuples(index=False):
+    ttls = rush.heartbeat_ttls(list(info["worker_id"]))
+    for row, ttl in zip(info.itertuples(index=False), ttls, strict=True):
         where = f"{row.hostname}:{row.pid}" + (" remote" if row.remote else "")
-        beat = _heartbeat(rush, row.heartbeat, str(row.state))
+        beat = _heartbeat(row.heartbeat, ttl, str(row.state))
         lines.append(f"  {row.worker_id}  {row.state:<10}  {where}  heartbeat {beat}")
     lines.append(
         "tasks: "

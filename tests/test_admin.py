@@ -56,8 +56,8 @@ def test_oversized_start_arguments_go_to_a_file_with_large_objects_path(
     assert rush.fetch_finished_tasks()["y"].tolist() == [1001.0]
     assert list(tmp_path.glob("rushopt-*.pkl"))
     # Redis holds only the reference
-    stored = [k for k in rush._client.keys(rush._keys.start_args + "*")]
-    assert all(rush._client.strlen(k) < 1000 for k in stored)
+    stored = [k for k in rush.network.redis.keys(rush.network.keys.start_args + "*")]
+    assert all(rush.network.redis.strlen(k) < 1000 for k in stored)
 
 
 def test_snapshot_schedule_and_redis_info(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from redis.retry import Retry
 from rushopt import RedisServer
 from rushopt.cli import URL_ENV, build_parser, main, worker_config
 from rushopt.core.config import RedisConfig
-from rushopt.core.remote import PASSWORD_ENV, TLS_KEY_PASSWORD_ENV
+from rushopt.core.controller.worker_script import PASSWORD_ENV, TLS_KEY_PASSWORD_ENV
 from tests.conftest import eventually
 
 PASSWORD = "p$a'ss \"w\\ord x"

@@ -98,20 +98,20 @@ def test_finished_cache_skips_deleted_hashes(
     assert len(rush.fetch_finished_tasks()) == 3
     # When two more finish and the hash of one of them is deleted
     new = _finish(rush, worker, [4, 5])
-    redis_client.delete(rush._keys.task(new[0]))
+    redis_client.delete(rush.network.keys.task(new[0]))
     # Then fetching skips it, and fetching again neither re-reads nor duplicates anything
     want = [*keys, new[1]]
     assert rush.fetch_finished_tasks()["key"].tolist() == want
     assert rush.fetch_finished_tasks()["key"].tolist() == want
-    assert rush._finished_cache is not None
-    assert rush._finished_cache.n_read == rush.n_finished_tasks == 5
+    assert rush._fetch.finished_cache is not None
+    assert rush._fetch.finished_cache.n_read == rush.n_finished_tasks == 5
     assert rush.fetch_new_tasks()["key"].tolist() == want
     assert rush.fetch_finished_tasks(reset_cache=True)["key"].tolist() == want
     # And a fresh read also skips a hash deleted after it was cached
-    redis_client.delete(rush._keys.task(keys[1]))
+    redis_client.delete(rush.network.keys.task(keys[1]))
     fresh = rush.fetch_finished_tasks(reset_cache=True)
     assert fresh["key"].tolist() == [keys[0], keys[2], new[1]]
-    assert rush._finished_cache.n_read == 5
+    assert rush._fetch.finished_cache.n_read == 5
 
 
 def test_returned_rows_do_not_alias_the_cache(rush: Rush, worker: RushWorker) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from rushopt import Rush, RushWarning, RushWorker
-from rushopt.core.settings import check_heartbeat
+from rushopt.core.config import check_heartbeat
 from tests.conftest import eventually
 
 
@@ -47,7 +47,7 @@ def test_a_worker_with_heartbeat_keeps_a_key_alive(rush: Rush, redis_url: str) -
     worker = RushWorker(rush.network_id, config=redis_url, heartbeat_period=1, heartbeat_expire=3)
     try:
         # Then its key exists with a TTL of at most the expiry, and worker_info shows it
-        ttl = rush._client.ttl(worker.heartbeat)
+        ttl = rush.network.redis.ttl(worker.heartbeat)
         assert 0 < ttl <= 3
         info = rush.worker_info.set_index("worker_id").loc[worker.worker_id]
         assert info["heartbeat"] == worker.heartbeat
@@ -55,7 +55,8 @@ def test_a_worker_with_heartbeat_keeps_a_key_alive(rush: Rush, redis_url: str) -
         first_seen = time.monotonic()
         eventually(
             lambda: (
-                time.monotonic() - first_seen > 3.5 and rush._client.exists(worker.heartbeat) == 1
+                time.monotonic() - first_seen > 3.5
+                and rush.network.redis.exists(worker.heartbeat) == 1
             )
         )
         assert rush.detect_lost_workers() == []
@@ -133,3 +134,30 @@ def test_wait_for_tasks_returns_when_the_only_worker_dies(rush: Rush) -> None:
     assert rush.all_workers_lost
     assert rush.n_failed_tasks == 1
     assert rush.n_queued_tasks == 1
+
+
+def test_a_worker_declared_lost_can_no_longer_pop_or_finish(
+    rush: Rush, redis_url: str
+) -> None:
+    # Given a worker with a heartbeat that runs a task with a retry left
+    worker = RushWorker(rush.network_id, config=redis_url, heartbeat_period=1, heartbeat_expire=1)
+    (key,) = rush.push_tasks([{"x": 1}], max_retries=1)
+    task = worker.pop_task(timeout=0)
+    assert task is not None and task["key"] == key
+    # When its heartbeat stops (a partition) and a controller declares it lost
+    worker._heartbeat_thread.stop()  # type: ignore[union-attr]
+    lost: list[str] = []
+    eventually(lambda: bool(lost.extend(rush.detect_lost_workers()) or lost), timeout=30)
+    assert lost == [worker.worker_id]
+    # Then its task went back to the queue, and the lost worker gets nothing from it
+    assert rush.queued_tasks == [key]
+    assert worker.pop_task(timeout=0) is None
+    assert worker.stop_requested
+    assert rush.queued_tasks == [key]
+    # and once another worker took the task, the lost worker's late result is discarded
+    other = RushWorker(rush.network_id, config=redis_url)
+    assert other.pop_task(timeout=0) == {"key": key, "xs": {"x": 1}}
+    with pytest.warns(RushWarning, match="not running"):
+        assert worker.push_results([key], [{"y": "stale"}]) == []
+    assert other.push_results([key], [{"y": 1}]) == [key]
+    assert rush.fetch_finished_tasks()["y"].tolist() == [1]

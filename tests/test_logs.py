@@ -16,7 +16,8 @@ import pytest
 
 import rushopt
 from rushopt import Rush, RushWorker
-from rushopt.core.logs import LOG_COLUMNS, RedisHandler, attach_log_handler, detach_log_handler
+from rushopt.core.controller.logs import LOG_COLUMNS
+from rushopt.core.worker.log_handler import RedisHandler, attach_log_handler, detach_log_handler
 from tests.conftest import eventually
 
 LOGGER = "my.test.logger"
@@ -41,7 +42,7 @@ def make_worker(rush: Rush, redis_url: str) -> Iterator[MakeWorker]:
     level = logging.getLogger(LOGGER).level
     yield make
     for worker in made:
-        detach_log_handler(worker._log_handler)
+        detach_log_handler(worker.log_handler)
     logger = logging.getLogger(LOGGER)
     assert not [h for h in logger.handlers if isinstance(h, RedisHandler)]
     logger.setLevel(level)
@@ -88,7 +89,7 @@ def test_records_are_stored_as_json_objects(
     worker = make_worker()
     _log().info("one")
     # Then the log list holds one JSON object with the five fields
-    (raw,) = redis_client.lrange(rush._keys.log, 0, -1)
+    (raw,) = redis_client.lrange(rush.network.keys.log, 0, -1)
     record = json.loads(raw)
     assert sorted(record) == sorted(COLUMNS)
     assert record["worker_id"] == worker.worker_id
@@ -127,7 +128,7 @@ def test_error_flushes_the_buffer_at_once(rush: Rush, make_worker: MakeWorker) -
 def test_flush_and_detach_write_the_rest(rush: Rush, make_worker: MakeWorker) -> None:
     # Given a worker buffering 10 records
     worker = make_worker(log_buffer_size=10)
-    handler = worker._log_handler
+    handler = worker.log_handler
     assert isinstance(handler, RedisHandler)
     # When it flushes after one record, then that record is written
     _log().info("first")
@@ -237,7 +238,7 @@ def test_print_log_starts_over_after_a_reset(
     rush.print_log()
     capsys.readouterr()
     # When the log list is deleted and two new records come
-    redis_client.delete(rush._keys.log)
+    redis_client.delete(rush.network.keys.log)
     _log().info("new 1")
     _log().info("new 2")
     rush.print_log()
@@ -257,7 +258,7 @@ def test_write_failure_does_not_raise(
 ) -> None:
     # Given a worker whose Redis writes fail
     worker = make_worker()
-    handler = worker._log_handler
+    handler = worker.log_handler
     assert handler is not None
     errors: list[logging.LogRecord] = []
     monkeypatch.setattr(handler, "handleError", errors.append)
@@ -265,7 +266,7 @@ def test_write_failure_does_not_raise(
     def fail(*args: Any) -> None:
         raise ConnectionError("down")
 
-    monkeypatch.setattr(worker._client, "rpush", fail)
+    monkeypatch.setattr(worker.network.redis, "rpush", fail)
     # When it logs / Then nothing raises and the error is reported
     _log().info("lost")
     assert len(errors) == 1
@@ -348,5 +349,5 @@ def test_plan_log_thresholds_are_the_default_for_workers(rush: Rush, redis_url: 
         # Then its records reach the network
         assert list(rush.read_log()["msg"]) == ["from the plan"]
     finally:
-        detach_log_handler(worker._log_handler)
+        detach_log_handler(worker.log_handler)
         worker.set_terminated()

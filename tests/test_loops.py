@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from rushopt import Rush, RushWorker
-from rushopt.core.loops import worker_loop_default
-from rushopt.core.subprocess_loop import CRASH_MESSAGE, worker_loop_subprocess
+from rushopt.core.worker.isolated import CRASH_MESSAGE, worker_loop_subprocess
+from rushopt.core.worker.loops import worker_loop_default
 from tests.conftest import eventually
 
 # Functions for local workers are built inside factories: cloudpickle then sends
@@ -187,14 +187,14 @@ def test_default_loop_outside_the_main_thread_warns_once(
 
     rush.push_tasks([{"x": 1}, {"x": 2}], timeouts=0.05, terminate_workers=True)
     # When the loop runs in another thread
-    with caplog.at_level(logging.WARNING, logger="rushopt.core.loops"):
+    with caplog.at_level(logging.WARNING, logger="rushopt.core.worker.runners"):
         thread = threading.Thread(target=worker_loop_default, args=(worker, fun))
         thread.start()
         thread.join(30)
     # Then the tasks run to completion and one warning says why
     assert not thread.is_alive()
     assert rush.n_finished_tasks == 2
-    warnings = [r for r in caplog.records if r.name == "rushopt.core.loops"]
+    warnings = [r for r in caplog.records if r.name == "rushopt.core.worker.runners"]
     assert len(warnings) == 1
     assert "not enforced" in warnings[0].getMessage()
 

@@ -28,7 +28,12 @@ import redis
 
 from rushopt import RedisConfig, RedisServer, Rush, RushWarning
 from rushopt.cli import build_parser, worker_config
-from rushopt.core.remote import PASSWORD_ENV, WorkerScript, split_credentials, worker_script
+from rushopt.core.controller.worker_script import (
+    PASSWORD_ENV,
+    WorkerScript,
+    split_credentials,
+    worker_script,
+)
 from tests.conftest import eventually
 
 #: Every character a shell, a URL or redis.conf could mangle: $ ' " \ and a space.
@@ -176,32 +181,29 @@ def test_worker_script_starts_remote_workers_on_a_password_server(
     _assert_no_secret(caplog.text)
 
 
-def test_worker_script_shows_the_password_redacted(
+def test_worker_script_is_the_real_command_and_its_repr_hides_the_password(
     secret_rush: Rush, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # Given a worker script of a network on a password server
-    script = secret_rush.create_worker_script()
+    # Given a worker script of a network on a password server, built while the library logs
+    with caplog.at_level(logging.INFO, logger="rushopt"):
+        script = secret_rush.create_worker_script()
 
-    # Then every copy meant for people hides the password
-    logger = logging.getLogger("tests.test_remote")
-    with caplog.at_level(logging.INFO, logger="tests.test_remote"):
-        logger.info("%s", script)
-        logger.info("run: %r", script)
-        logger.info(script)
-    printed = [str(script), repr(script), f"{script}", f"{script:>10}", format(script), caplog.text]
-    for shown in printed:
+    # Then what a notebook, a debugger or the library's log shows hides the password
+    for shown in [repr(script), script.redacted, caplog.text]:
         assert "<redacted>" in shown
         _assert_no_secret(shown)
-    # while the data, and reveal(), hold the real command
+    assert "<redacted>" in repr([script])
+    # while str(), f-strings and concatenation give the real command (the contract, 0.2)
     assert isinstance(script, WorkerScript)
     assert isinstance(script, str)
-    assert script.reveal() == script
+    for real in [str(script), f"{script}", format(script), "" + script, script.reveal()]:
+        assert real == script.reveal()
+        assert PASSWORD in shlex.split(real)[0]
     assert type(script.reveal()) is str
-    assert PASSWORD in shlex.split(script.reveal())[0]
-    # and a pickled copy stays redacted when printed
+    # and a pickled copy keeps both forms
     copy = pickle.loads(pickle.dumps(script))
     assert copy.reveal() == script.reveal()
-    assert str(copy) == str(script)
+    assert repr(copy) == repr(script)
 
 
 def test_worker_script_is_one_quoted_line(secret_rush: Rush) -> None:
@@ -279,7 +281,7 @@ def test_worker_script_round_trips_tls_acl_and_connection_settings(
     assert rebuilt.redis_kwargs["ssl_keyfile"] == str(key)
     assert rebuilt.redis_kwargs["ssl_cert_reqs"] == "none"
     assert rebuilt.redis_kwargs["ssl_check_hostname"] is False
-    _assert_no_secret(str(script))
+    _assert_no_secret(repr(script))
     _assert_no_secret(repr(rebuilt))
 
 
@@ -341,7 +343,7 @@ def test_pre_worker_leaves_when_the_network_is_reset(rush: Rush, processes: _Pro
     # Then the worker stops waiting and exits, leaving no key behind
     assert processes.wait_all(timeout=30) == [0]
     assert rush.n_workers == 0
-    assert not rush._client.keys(rush._keys.scan_pattern())
+    assert not rush.network.redis.keys(rush.network.keys.scan_pattern())
 
 
 def test_cli_heartbeat_applies_when_start_arguments_set_none(
@@ -359,7 +361,7 @@ def test_cli_heartbeat_applies_when_start_arguments_set_none(
     eventually(lambda: rush.n_running_workers == 1, timeout=30)
     heartbeat = rush.worker_info["heartbeat"].iloc[0]
     assert heartbeat
-    eventually(lambda: 0 < rush._client.pttl(heartbeat) <= 3000, timeout=30)
+    eventually(lambda: 0 < rush.network.redis.pttl(heartbeat) <= 3000, timeout=30)
     rush.stop_workers("terminate")
     assert processes.wait_all(timeout=30) == [0]
     assert "joins network" in processes.output()
@@ -404,7 +406,7 @@ def test_start_remote_workers_validates_like_local_workers(rush: Rush) -> None:
     with pytest.raises(TypeError, match="worker_loop"):
         rush.start_remote_workers(worker_loop=42)  # type: ignore[arg-type]
     # nothing was stored
-    assert rush._client.get(rush._keys.start_args) is None
+    assert rush.network.redis.get(rush.network.keys.start_args) is None
 
 
 # ------------------------------------------------------------------ ACL users
@@ -429,7 +431,7 @@ def test_acl_user_reaches_controller_cli_script_and_local_workers(
             rush.start_remote_workers(fun=_double_fun())
             script = rush.create_worker_script()
             assert "alice@" in script.reveal()
-            assert "secret" not in str(script)
+            assert "secret" not in repr(script)
             processes.start(_worker_cli("--network-id", network_id, "--url", url))
             processes.script(script)
             rush.start_local_workers(n_workers=1, fun=_double_fun(), timeout=30)
@@ -548,8 +550,8 @@ def test_worker_script_of_a_unix_socket_url_keeps_the_password_out(
         rush.start_remote_workers(fun=_double_fun())
         # When a worker script is built
         script = rush.create_worker_script()
-        # Then no copy shows the password, and the script still connects
-        _assert_no_secret(str(script))
+        # Then its repr shows no password, and the script still connects
+        _assert_no_secret(repr(script))
         assert "password=" not in script.reveal()  # only the environment prefix holds it
         processes.script(script)
         rush.wait_for_workers(1, timeout=30)

@@ -351,3 +351,20 @@ def test_seed_task_without_seed_leaves_the_global_rngs_alone() -> None:
     assert (random.random(), float(np.random.random())) == expected
     assert isinstance(rng, np.random.Generator)
     assert seed_task(None).random() != seed_task(None).random()
+
+
+def test_a_push_cut_short_by_limit_uses_no_stream_of_the_tasks_it_dropped(
+    make_rush: Callable[..., Rush], redis_url: str
+) -> None:
+    # Given a seeded network and a worker that creates its own tasks under a budget
+    rush = make_rush(seed=7)
+    worker = RushWorker(rush.network_id, config=redis_url, seed=7)
+    # When a queued push and a running push are cut short by the budget
+    queued = rush.push_tasks(_xss(5), limit=3)
+    running = worker.push_running_tasks(_xss(4), limit=5)
+    # and later pushes have no budget
+    later = rush.push_tasks(_xss(2)) + worker.push_running_tasks(_xss(1))
+    # Then only created tasks took streams: task i of the network has child i
+    assert (len(queued), len(running), len(later)) == (3, 2, 3)
+    seeds = [row["seed"] for row in rush.read_hashes(queued + running + later, ["seed"])]
+    assert seeds == [(7, i) for i in range(8)]

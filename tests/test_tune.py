@@ -21,7 +21,7 @@ import pytest
 
 from rushopt import Rush
 from rushopt.core.states import LOST_MESSAGE
-from rushopt.core.subprocess_loop import CRASH_MESSAGE
+from rushopt.core.worker.isolated import CRASH_MESSAGE
 from rushopt.exceptions import RushWarning
 from rushopt.optimizers.base import Optimizer
 from rushopt.optimizers.progress import ProgressBar

@@ -1,16 +1,22 @@
-"""How to reach Redis: :class:`RedisConfig` and the resolution order of ``config``.
+"""Configuration objects: :class:`RedisConfig` (how to reach Redis) and :class:`WorkerSettings`.
 
 Anywhere rushopt takes a ``config``, it accepts a URL string, a
 :class:`RedisConfig` or ``None``. ``None`` resolves, in this order, to the
 config stored by :func:`rushopt.rush_plan`, then the ``REDIS_URL`` environment
 variable (read only by :meth:`RedisConfig.from_env`), then the embedded server
 (:func:`rushopt.core.server.embedded_server`), which rushopt starts itself.
+
+:class:`WorkerSettings` holds what local and remote workers are started with
+(heartbeat, log thresholds); both are frozen and validated on construction.
 """
 
 from __future__ import annotations
 
+import logging
+import numbers
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -20,9 +26,16 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from rushopt.core.defaults import DEFAULT_CONNECT_RETRIES, DEFAULT_CONNECT_TIMEOUT_S
-from rushopt.exceptions import InputError, RedisUnavailableError
+from rushopt.exceptions import InputError
 
-__all__ = ["ConfigLike", "RedisConfig", "redact_url", "resolve_config"]
+__all__ = [
+    "ConfigLike",
+    "RedisConfig",
+    "WorkerSettings",
+    "check_heartbeat",
+    "redact_url",
+    "resolve_config",
+]
 
 _SCHEMES = ("redis", "rediss", "unix")
 
@@ -132,24 +145,20 @@ class RedisConfig:
         }
         kwargs.update(self.redis_kwargs)
         kwargs["decode_responses"] = False
+        from rushopt.core.network.errors import translate
+
         try:
             client = redis.Redis.from_url(self.url, **kwargs)
             client.ping()
         except (redis.exceptions.RedisError, OSError) as exc:
-            raise RedisUnavailableError(
-                f"cannot reach Redis at {self.redacted_url}: {type(exc).__name__}: "
-                f"{_redact_message(str(exc), self)}"
-            ) from None
+            raise translate(exc, self.redacted_url, self.secrets) from None
         return client
 
-
-def _redact_message(message: str, config: RedisConfig) -> str:
-    """Remove the password from an error message, should a client library echo it."""
-    secrets = [urlsplit(config.url).password, config.redis_kwargs.get("password")]
-    for secret in secrets:
-        if secret:
-            message = message.replace(str(secret), "<redacted>")
-    return message
+    @property
+    def secrets(self) -> tuple[str | None, ...]:
+        """The passwords of this config, which no message may show."""
+        password = self.redis_kwargs.get("password")
+        return (urlsplit(self.url).password, password if isinstance(password, str) else None)
 
 
 ConfigLike = str | RedisConfig | None
@@ -194,3 +203,122 @@ def resolve_config(config: ConfigLike) -> RedisConfig:
 
     server = embedded_server()
     return RedisConfig(server.unix_url or server.url)
+
+
+def check_heartbeat(
+    heartbeat_period: int | None, heartbeat_expire: int | None
+) -> tuple[int | None, int | None]:
+    """Validate heartbeat settings.
+
+    Parameters
+    ----------
+    heartbeat_period : int or None
+        Whole seconds >= 1 between heartbeats; ``None`` disables heartbeats.
+    heartbeat_expire : int or None
+        Whole seconds >= ``heartbeat_period`` after which a silent worker is
+        lost; default ``3 * heartbeat_period``.
+
+    Returns
+    -------
+    (int or None, int or None)
+        The period and the expiry.
+
+    Raises
+    ------
+    ValueError
+        If a value is not a whole number of seconds >= 1, expire < period, or
+        an expiry is given without a period.
+    """
+    for name, value in (
+        ("heartbeat_period", heartbeat_period),
+        ("heartbeat_expire", heartbeat_expire),
+    ):
+        if value is None:
+            continue
+        whole = (
+            isinstance(value, numbers.Real) and not isinstance(value, bool) and value == int(value)
+        )
+        if not whole or value < 1:
+            raise InputError(f"{name} must be a whole number of seconds >= 1, got {value!r}")
+    if heartbeat_period is None:
+        if heartbeat_expire is not None:
+            raise InputError("heartbeat_expire needs a heartbeat_period")
+        return None, None
+    period = int(heartbeat_period)
+    expire = int(heartbeat_expire) if heartbeat_expire is not None else 3 * period
+    if expire < period:
+        raise InputError(f"heartbeat_expire ({expire}) must be >= heartbeat_period ({period})")
+    return period, expire
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """How a worker runs: heartbeat and logging to the network. Validated on construction.
+
+    Parameters
+    ----------
+    heartbeat_period, heartbeat_expire : int, optional
+        See :func:`check_heartbeat`.
+    log_thresholds : dict, optional
+        Logger name to level (name or number) for records sent to the network.
+    log_buffer_size : int, default 0
+        Records a worker buffers before writing them.
+
+    Raises
+    ------
+    ValueError
+        If a setting is invalid; the message names it.
+    """
+
+    heartbeat_period: int | None = None
+    heartbeat_expire: int | None = None
+    log_thresholds: Mapping[str, str | int] | None = None
+    log_buffer_size: int = 0
+
+    def __post_init__(self) -> None:
+        period, expire = check_heartbeat(self.heartbeat_period, self.heartbeat_expire)
+        object.__setattr__(self, "heartbeat_period", period)
+        object.__setattr__(self, "heartbeat_expire", expire)
+        object.__setattr__(self, "log_thresholds", _check_thresholds(self.log_thresholds))
+        size = self.log_buffer_size
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise InputError(f"log_buffer_size must be an integer >= 0, got {size!r}")
+
+    @classmethod
+    def planned(
+        cls,
+        heartbeat_period: int | None = None,
+        heartbeat_expire: int | None = None,
+        log_thresholds: Mapping[str, str | int] | None = None,
+        log_buffer_size: int = 0,
+    ) -> WorkerSettings:
+        """Build settings where ``log_thresholds=None`` takes those of :func:`rushopt.rush_plan`."""
+        if log_thresholds is None:
+            from rushopt.core.plan import planned
+
+            log_thresholds = planned("log_thresholds")
+        return cls(heartbeat_period, heartbeat_expire, log_thresholds, log_buffer_size)
+
+    def as_kwargs(self) -> dict[str, Any]:
+        """Return the settings as keyword arguments of :class:`~rushopt.core.RushWorker`."""
+        return {
+            "heartbeat_period": self.heartbeat_period,
+            "heartbeat_expire": self.heartbeat_expire,
+            "log_thresholds": dict(self.log_thresholds) if self.log_thresholds else None,
+            "log_buffer_size": self.log_buffer_size,
+        }
+
+
+def _check_thresholds(
+    log_thresholds: Mapping[str, str | int] | None,
+) -> dict[str, str | int] | None:
+    if log_thresholds is None:
+        return None
+    if not isinstance(log_thresholds, Mapping):
+        raise TypeError("log_thresholds must be a dict of logger name to level")
+    thresholds: dict[str, str | int] = {}
+    for name, level in log_thresholds.items():
+        if isinstance(level, str) and not isinstance(logging.getLevelName(level.upper()), int):
+            raise InputError(f"log_thresholds[{name!r}]: unknown level {level!r}")
+        thresholds[str(name)] = level.upper() if isinstance(level, str) else int(level)
+    return thresholds

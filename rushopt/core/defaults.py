@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "CONFIG_ENV",
     "DEFAULT_CONNECT_RETRIES",
     "DEFAULT_CONNECT_TIMEOUT_S",
     "DEFAULT_KEY_PREFIX",
@@ -30,3 +31,7 @@ DEFAULT_MAX_OBJECT_SIZE = 512 * 2**20
 #: Seconds ``start_local_workers`` waits for a worker that has not registered and whose
 #: process is still alive, when no timeout is given (``inf`` waits forever).
 DEFAULT_WORKER_START_TIMEOUT_S = float("inf")
+
+#: Environment variable that carries the pickled RedisConfig from a controller to its
+#: local workers (never the command line, where ``ps`` would show a password).
+CONFIG_ENV = "RUSHOPT_WORKER_CONFIG"

@@ -27,9 +27,10 @@ detection) until the controller stops it.
 what the controller proposed and evaluates it.
 
 Both evaluate with the same runner: in the worker process (task timeouts by
-``SIGALRM``, as :func:`~rushopt.core.loops.worker_loop_default`) or, with
-``isolate=True``, each evaluation in a fresh child process (as
-:func:`~rushopt.core.subprocess_loop.worker_loop_subprocess`).
+``SIGALRM``, :class:`~rushopt.core.InProcessRunner`) or, with
+``isolate=True``, each evaluation in a fresh child process
+(:class:`~rushopt.core.IsolatedRunner`). Both loops are the core's public
+:func:`~rushopt.core.serve_tasks`.
 """
 
 from __future__ import annotations
@@ -43,21 +44,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rushopt.core.loops import (
-    TASK_FIELDS,
-    TaskOutcome,
-    _alarm_available,
-    _evaluate_with_alarm,
-    evaluate,
-    serve_tasks,
-)
-from rushopt.core.serialize import dumps, dumps_code
-from rushopt.core.subprocess_loop import _context, _run_in_child
+from rushopt.core import InProcessRunner, IsolatedRunner, Outcome, StopServing, serve_tasks
 from rushopt.optimizers.objective import Objective, signed_value
 from rushopt.optimizers.space import as_space
 
 if TYPE_CHECKING:
-    from rushopt.core.worker import RushWorker
+    from rushopt.core import RushWorker
     from rushopt.optimizers.base import Optimizer
 
 __all__ = [
@@ -115,7 +107,7 @@ class LoopSettings:
 
 
 # ---------------------------------------------------------------- evaluation
-def make_runner(objective: Objective, isolate: bool) -> Callable[[dict[str, Any]], TaskOutcome]:
+def make_runner(objective: Objective, isolate: bool) -> Callable[[dict[str, Any]], Outcome]:
     """Return the function that evaluates one task on a worker.
 
     Parameters
@@ -129,45 +121,18 @@ def make_runner(objective: Objective, isolate: bool) -> Callable[[dict[str, Any]
     Returns
     -------
     callable
-        Takes a task (``key``, ``xs``, ``seed``, ``timeout``) and returns
-        ``(pickled_ys, None)`` or ``(None, condition)``. A condition carries
+        Takes a task (``key``, ``xs``, ``seed``, ``timeout``) and returns its
+        :class:`~rushopt.core.Outcome`. A failure's condition carries
         ``started_at``, ``finished_at`` and ``runtime`` besides ``message``
         (and ``traceback``), so failed evaluations have times in the archive too.
     """
-    pass_rng = objective.pass_rng
-    run_task: Callable[[dict[str, Any]], TaskOutcome]
-    if isolate:
-        context = _context()
-        payload = dumps_code((objective, {}, pass_rng))
+    run_task: Callable[[dict[str, Any]], Outcome] = (
+        IsolatedRunner(objective, pass_rng=objective.pass_rng)
+        if isolate
+        else InProcessRunner(objective, pass_rng=objective.pass_rng)
+    )
 
-        def run_task(task: dict[str, Any]) -> TaskOutcome:
-            return _run_in_child(context, payload, task)
-
-    else:
-        use_alarm: bool | None = None  # decided at the first task with a timeout
-
-        def run_task(task: dict[str, Any]) -> TaskOutcome:
-            nonlocal use_alarm
-            timeout = task.get("timeout")
-            if timeout is not None and use_alarm is None:
-                use_alarm = _alarm_available()
-                if not use_alarm:
-                    logger.warning(
-                        "evaluation timeouts are not enforced outside the main thread of a "
-                        "POSIX process (use isolate=True)"
-                    )
-            if timeout is not None and use_alarm:
-                ys, condition = _evaluate_with_alarm(timeout, objective, task, {}, pass_rng)
-            else:
-                ys, condition = evaluate(objective, task, {}, pass_rng)
-            if ys is not None:
-                try:
-                    return dumps(ys), None
-                except TypeError as exc:  # returned values that cannot be pickled
-                    return None, {"message": f"cannot store the results: {exc}"}
-            return None, condition
-
-    def run(task: dict[str, Any]) -> TaskOutcome:
+    def run(task: dict[str, Any]) -> Outcome:
         started_at = time.time()
         start = time.perf_counter()
         ys, condition = run_task(task)
@@ -179,7 +144,8 @@ def make_runner(objective: Objective, isolate: bool) -> Callable[[dict[str, Any]
                 "finished_at": started_at + runtime,
                 "runtime": runtime,
             }
-        return ys, condition
+            return Outcome.failure(condition)
+        return Outcome(ys, None)
 
     return run
 
@@ -211,7 +177,7 @@ def claim_index(rush: RushWorker) -> int:
     worker started again under the same id, or the workers of a resumed run,
     get indices, and random streams, of their own.
     """
-    return int(rush._client.hincrby(rush._keys.metadata, "loops_started", 1)) - 1
+    return rush.increment_metadata("loops_started") - 1
 
 
 def worker_seed(base: int | None, index: int, stream: int = 0) -> int | None:
@@ -389,43 +355,38 @@ def _optimize(
     proposer: _Proposer,
     seeds: Iterator[int | None],
 ) -> None:
-    run = make_runner(settings.objective, settings.isolate)
     timeout, max_retries = settings.timeout, settings.max_retries
-    fields = list(TASK_FIELDS)
-    finished: tuple[str, bytes] | None = None  # sent along with the next pop
-    while True:
-        # one round trip: record the last result, take queued work, read the stop flag
-        task = rush._next_task(finished, 0, fields)
-        finished = None
-        if task is None:
-            if rush._stop_requested:
-                return
-            slow = proposer.history and not proposer.preparing
-            config = proposer.take()
-            if config is None:
-                logger.info("the optimizer has nothing more to propose")
-                return
-            if slow and rush.terminated:  # asked to stop while the optimizer was busy
-                return
-            seed = next(seeds)
-            keys = rush.push_running_tasks(
-                [config],
-                seeds=None if seed is None else [seed],
-                timeouts=timeout,
-                max_retries=max_retries,
-                limit=settings.n_evals,
-            )
-            if not keys:  # the budget is spent
-                proposer.close()
-                serve_tasks(rush, run, IDLE_POP_TIMEOUT_S)
-                return
-            task = {"key": keys[0], "xs": config, "seed": seed, "timeout": timeout}
-            proposer.prepare((keys[0], config))
-        ys, condition = run(task)
-        if ys is not None:
-            finished = (task["key"], ys)
-            continue
-        assert condition is not None
-        rush._fail_own_tasks([task["key"]], [condition])
+
+    def create_task() -> dict[str, Any] | None:
+        slow = proposer.history and not proposer.preparing
+        config = proposer.take()
+        if config is None:
+            logger.info("the optimizer has nothing more to propose")
+            raise StopServing
+        if slow and rush.terminated:  # asked to stop while the optimizer was busy
+            raise StopServing
+        seed = next(seeds)
+        keys = rush.push_running_tasks(
+            [config],
+            seeds=None if seed is None else [seed],
+            timeouts=timeout,
+            max_retries=max_retries,
+            limit=settings.n_evals,
+        )
+        if not keys:  # the budget is spent: serve requeued evaluations only
+            proposer.close()
+            return None
+        proposer.prepare((keys[0], config))
+        return {"key": keys[0], "xs": config, "seed": seed, "timeout": timeout}
+
+    def on_failure(task: dict[str, Any], condition: Mapping[str, Any]) -> None:
         if proposer.history:
             proposer.failed.append(params_of(task["xs"], proposer.names))
+
+    serve_tasks(
+        rush,
+        make_runner(settings.objective, settings.isolate),
+        IDLE_POP_TIMEOUT_S,
+        create_task=create_task,
+        on_failure=on_failure,
+    )

@@ -12,18 +12,15 @@ from __future__ import annotations
 import logging
 import math
 import os
-import shutil
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rushopt.core import plan
 from rushopt.core.controller import Rush
-from rushopt.core.network import warn
 from rushopt.core.states import LOST_MESSAGE
-from rushopt.exceptions import WorkerError
+from rushopt.exceptions import WorkerError, warn
 from rushopt.optimizers.base import Optimizer
 from rushopt.optimizers.loop import (
     LoopSettings,
@@ -35,9 +32,6 @@ from rushopt.optimizers.objective import signed_value
 from rushopt.optimizers.progress import ProgressBar
 from rushopt.optimizers.result import ArchiveReader, TuneResult, build_archive
 from rushopt.optimizers.space import Space
-
-if TYPE_CHECKING:
-    from rushopt.core.local import LocalWorker
 
 __all__ = ["HEARTBEAT_EXPIRE_S", "HEARTBEAT_PERIOD_S", "STOP_GRACE_S", "TuneRun"]
 
@@ -238,24 +232,25 @@ class TuneRun:
         stale = [w for w in lost if w in self.old_workers]
         if stale:
             self._requeue_interrupted(stale)
-        local = _local_workers(rush)
-        for worker_id, handle in local.items():
-            code = handle.process.poll()
+        local = rush.processes
+        for worker_id, process in local.items():
+            code = process.poll()
             if code not in (None, 0) and worker_id not in self.crashed and worker_id not in lost:
                 self.crashed.add(worker_id)
                 if len(self.crashed) < len(local):
-                    warn(f"worker {worker_id} stopped with an error:\n{handle.log_tail()}")
+                    output = rush.worker_output(worker_id)
+                    warn(f"worker {worker_id} stopped with an error:\n{output}")
         running = rush.n_running_workers
         if self.mode == "centralized":
             self.capacity = running
         if running or rush.n_pre_workers:
             return True
-        failed = [local[w] for w in self.crashed if w in local]
+        failed = [w for w in self.crashed if w in local]
         if failed:
             raise WorkerError(
                 f"all workers stopped before the run finished ({self.tracker.n_done} of "
                 f"{self.n_evals} evaluations; network {rush.network_id!r}); "
-                f"the output of one of them:\n{failed[0].log_tail()}"
+                f"the output of one of them:\n{rush.worker_output(failed[0])}"
             )
         return False
 
@@ -300,20 +295,7 @@ class TuneRun:
 
     def _release(self) -> None:
         """Reap the local worker processes and remove their output files."""
-        rush = self.rush
-        handles = _local_workers(rush)
-        for handle in handles.values():
-            try:
-                handle.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                handle.process.kill()
-                handle.process.wait()
-            handle.log_file.close()
-        handles.clear()
-        log_dir = getattr(rush, "_log_dir", None)
-        if log_dir is not None:
-            shutil.rmtree(log_dir, ignore_errors=True)
-            rush._log_dir = None
+        self.rush.release_local_workers()
 
     # ---------------------------------------------------------------- result
     def _result(self, reason: str | None) -> TuneResult:
@@ -329,12 +311,6 @@ class TuneRun:
             network_id=self.rush.network_id,
             stop_reason=reason,
         )
-
-
-def _local_workers(rush: Rush) -> dict[str, LocalWorker]:
-    """Return the controller's local worker handles (process and output file)."""
-    workers: dict[str, LocalWorker] = rush._local_workers
-    return workers
 
 
 # ---------------------------------------------------------------------- tune

@@ -51,7 +51,8 @@ class _Numeric:
     log: bool = False
     when: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
-    def _check(self, name: str) -> None:
+    def check(self, name: str) -> None:
+        """Validate this parameter; errors name it as ``name``."""
         for bound in ("low", "high"):
             value = getattr(self, bound)
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -128,8 +129,9 @@ class Int(_Numeric):
     ) -> None:
         super().__init__(low, high, bool(log), _check_when(when))
 
-    def _check(self, name: str) -> None:
-        super()._check(name)
+    def check(self, name: str) -> None:
+        """Validate this parameter; errors name it as ``name``."""
+        super().check(name)
         for bound in ("low", "high"):
             if int(getattr(self, bound)) != getattr(self, bound):
                 raise SearchSpaceError(f"{name}: {bound} must be an integer")
@@ -182,7 +184,8 @@ class Categorical:
         self.choices = tuple(choices)
         self.when = _check_when(when)
 
-    def _check(self, name: str) -> None:
+    def check(self, name: str) -> None:
+        """Validate this parameter; errors name it as ``name``."""
         if not self.choices:
             raise SearchSpaceError(f"{name}: choices must not be empty")
         if len({repr(c) for c in self.choices}) != len(self.choices):
@@ -259,7 +262,7 @@ class Space:
                 raise SearchSpaceError(
                     f"{name}: must be Float, Int or Categorical, got {type(param).__name__}"
                 )
-            param._check(name)
+            param.check(name)
         self.params: dict[str, Param] = dict(params)
         self._check_conditions()
         self.names = self._topological_order()

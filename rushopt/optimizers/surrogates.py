@@ -55,8 +55,8 @@ def _validate(
         from sklearn.utils.validation import validate_data
     except ImportError:  # scikit-learn < 1.6
         if y is None:
-            return est._validate_data(X, reset=reset, dtype=np.float64), None
-        Xy = est._validate_data(X, y, reset=reset, dtype=np.float64, y_numeric=True)
+            return est._validate_data(X, reset=reset, dtype=np.float64), None  # noqa: SLF001
+        Xy = est._validate_data(X, y, reset=reset, dtype=np.float64, y_numeric=True)  # noqa: SLF001
         return Xy[0], Xy[1]
     if y is None:
         return validate_data(est, X, reset=reset, dtype=np.float64), None

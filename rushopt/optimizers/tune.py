@@ -25,10 +25,9 @@ import pandas as pd
 
 from rushopt.core.config import ConfigLike
 from rushopt.core.controller import Rush
-from rushopt.core.keys import validate_network_id
-from rushopt.core.network import warn
+from rushopt.core.network import validate_network_id
 from rushopt.core.serialize import dumps_code
-from rushopt.exceptions import InputError
+from rushopt.exceptions import InputError, warn
 from rushopt.optimizers.base import Optimizer
 from rushopt.optimizers.loop import (
     LoopSettings,
@@ -328,7 +327,7 @@ def tune(
         )
         result = run.execute()
     finally:
-        rush._close()
+        rush.network.close()
     if result.best_params is None and result.n_evals:
         warn(f"no evaluation finished; the first failure: {_first_message(result.archive)}")
     return result

@@ -1,0 +1,82 @@
+"""Finding lost workers: :class:`LostWorkerDetector`.
+
+A worker is lost when it stopped without terminating: a local worker whose
+process exited, or a worker with a heartbeat whose heartbeat key expired (it
+missed ``heartbeat_expire / heartbeat_period`` beats). The move to ``lost``
+is one Lua script that only moves workers still ``pre`` or ``running``, so
+the sweep is idempotent and safe when several controllers race: each worker
+is reported lost by exactly one call, and only that call fails (or requeues)
+the tasks it held.
+
+Heartbeats can give false positives: a worker whose machine lost its
+connection to Redis for longer than ``heartbeat_expire`` is declared lost
+although its process still runs. Its tasks are failed or requeued, it can no
+longer pop tasks, and results it pushes later are discarded, since its tasks
+no longer run under it.
+"""
+
+from __future__ import annotations
+
+from rushopt.core.controller.local import LocalWorkers
+from rushopt.core.controller.tasks import TaskService
+from rushopt.core.controller.workers import WorkerService
+from rushopt.core.network import Network, text
+from rushopt.core.states import LOST_MESSAGE
+
+__all__ = ["LostWorkerDetector"]
+
+
+class LostWorkerDetector:
+    """Detect lost workers of one network and fail what they held.
+
+    Parameters
+    ----------
+    network : Network
+        The network's Redis boundary.
+    workers : WorkerService
+        Worker states.
+    tasks : TaskService
+        Fails (or requeues) the tasks of lost workers.
+    local : LocalWorkers
+        The local worker processes of this controller.
+    """
+
+    def __init__(
+        self, network: Network, workers: WorkerService, tasks: TaskService, local: LocalWorkers
+    ) -> None:
+        self.network = network
+        self.workers = workers
+        self.tasks = tasks
+        self.local = local
+
+    def detect(self, restart_local_workers: bool = False) -> list[str]:
+        """Find workers that died without terminating (see ``Rush.detect_lost_workers``)."""
+        candidates = self.local.exited() + self.silent_heartbeat_workers()
+        lost = self.network.scripts.set_worker_state(
+            candidates, "lost", from_states=("pre", "running")
+        )
+        for w in lost:
+            self.tasks.fail_held(w, LOST_MESSAGE)
+        if restart_local_workers:
+            local = [w for w in lost if w in self.local.handles]
+            if local:
+                self.local.restart(local)
+        return lost
+
+    def silent_heartbeat_workers(self) -> list[str]:
+        """Return the running workers whose heartbeat key has expired."""
+        running = self.workers.running_worker_ids
+        if not running:
+            return []
+        keys = self.network.keys
+        pipe = self.network.pipeline()
+        for w in running:
+            pipe.hget(keys.worker_info(w), "heartbeat")
+        beating = [(w, text(k)) for w, k in zip(running, pipe.execute(), strict=True) if k]
+        if not beating:
+            return []
+        pipe = self.network.pipeline()
+        for _, key in beating:
+            pipe.exists(key)
+        alive = pipe.execute()
+        return [w for (w, _), a in zip(beating, alive, strict=True) if not a]

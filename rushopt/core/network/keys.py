@@ -1,0 +1,176 @@
+"""The Redis key schema of a rush network: the only place a key string is formatted.
+
+Every key of a network starts with ``<prefix>:{<network_id>}:``. The braces make
+the network id a Redis Cluster hash tag, so all keys of one network live in one
+slot and the Lua scripts, which touch several of them at once, stay valid on a
+cluster. Deleting a network means deleting every key under that prefix.
+
+Layout (``P`` is the prefix)::
+
+    P queued_tasks            list    shared queue of task keys (workers pop from the left)
+    P running_tasks           hash    task key -> worker id of the worker running it
+    P finished_tasks          list    task keys in the order they finished
+    P failed_tasks            zset    task keys scored by the time they failed
+    P all_tasks               list    every task key in the order it was created
+    P task_counter            string  tasks that received a seed stream so far
+    P terminate_on_idle       string  set: workers exit once the queues are empty
+    P start_args              string  pickled start arguments for remote workers
+    P start_args:<batch>      string  pickled start arguments of one batch of local workers
+    P log                     list    JSON log records written by workers
+    P metadata                hash    what the network is for (e.g. tune's metric), JSON values
+    P worker_ids              set     every registered worker
+    P worker_states:<state>   set     workers in that state
+    P worker:<id>:info        hash    pid, hostname, remote, heartbeat
+    P worker:<id>:queued_tasks list   priority queue of that worker
+    P worker:<id>:pending     list    task popped by the worker but not yet running
+    P worker:<id>:running     set     tasks the worker runs (a subset of running_tasks)
+    P worker:<id>:terminate   string  set: the worker exits after its current task
+    P worker:<id>:heartbeat   string  exists while the worker is alive (expires)
+    P worker:<id>:kill        list    a push kills the worker (read by its heartbeat)
+    P task:<uuid>             hash    a task (xs, ys, xs_extra, ...)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from rushopt.core.defaults import DEFAULT_KEY_PREFIX
+from rushopt.exceptions import InputError
+
+__all__ = ["KeySchema", "text", "validate_network_id"]
+
+_GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
+
+
+def text(value: bytes | str) -> str:
+    """Decode a value read from Redis (the client returns bytes)."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def validate_network_id(network_id: object) -> str:
+    """Check that ``network_id`` can be used inside a key's hash tag.
+
+    Parameters
+    ----------
+    network_id : object
+        The candidate network id.
+
+    Returns
+    -------
+    str
+        The network id.
+
+    Raises
+    ------
+    TypeError
+        If ``network_id`` is not a string.
+    ValueError
+        If it is empty or contains ``{`` or ``}``.
+    """
+    if not isinstance(network_id, str):
+        raise TypeError(f"network_id must be a string, got {type(network_id).__name__}")
+    if not network_id or "{" in network_id or "}" in network_id:
+        raise InputError(
+            f"network_id must be a non-empty string without '{{' or '}}', got {network_id!r}"
+        )
+    return network_id
+
+
+class KeySchema:
+    """Format the Redis keys of one network.
+
+    Parameters
+    ----------
+    network_id : str
+        The network id; it becomes the hash tag of every key.
+    prefix : str, default "rushopt"
+        The first component of every key.
+    """
+
+    __slots__ = (
+        "all_tasks",
+        "base",
+        "failed_tasks",
+        "finished_tasks",
+        "log",
+        "metadata",
+        "network_id",
+        "queued_tasks",
+        "running_tasks",
+        "start_args",
+        "task_counter",
+        "task_prefix",
+        "terminate_on_idle",
+        "worker_ids",
+    )
+
+    def __init__(self, network_id: str, prefix: str = DEFAULT_KEY_PREFIX) -> None:
+        self.network_id = validate_network_id(network_id)
+        self.base = f"{prefix}:{{{network_id}}}:"
+        self.queued_tasks = self.base + "queued_tasks"
+        self.running_tasks = self.base + "running_tasks"
+        self.finished_tasks = self.base + "finished_tasks"
+        self.failed_tasks = self.base + "failed_tasks"
+        self.all_tasks = self.base + "all_tasks"
+        self.task_counter = self.base + "task_counter"
+        self.terminate_on_idle = self.base + "terminate_on_idle"
+        self.start_args = self.base + "start_args"
+        self.log = self.base + "log"
+        self.metadata = self.base + "metadata"
+        self.worker_ids = self.base + "worker_ids"
+        self.task_prefix = self.base + "task:"
+
+    def task(self, task_id: str) -> str:
+        """Return the hash key of the task with public key ``task_id``."""
+        return self.task_prefix + task_id
+
+    def tasks(self, task_ids: list[str]) -> list[str]:
+        """Return the hash keys of several tasks."""
+        prefix = self.task_prefix
+        return [prefix + task_id for task_id in task_ids]
+
+    def task_ids(self, keys: Iterable[bytes | str]) -> list[str]:
+        """Turn hash keys read from Redis back into public task keys."""
+        n = len(self.task_prefix)
+        return [text(key)[n:] for key in keys]
+
+    def worker_state(self, state: str) -> str:
+        """Return the key of the set of workers in ``state``."""
+        return f"{self.base}worker_states:{state}"
+
+    def worker_info(self, worker_id: str) -> str:
+        """Return the key of a worker's info hash."""
+        return f"{self.base}worker:{worker_id}:info"
+
+    def priority_queue(self, worker_id: str) -> str:
+        """Return the key of a worker's priority queue."""
+        return f"{self.base}worker:{worker_id}:queued_tasks"
+
+    def pending(self, worker_id: str) -> str:
+        """Return the key of a worker's pending slot."""
+        return f"{self.base}worker:{worker_id}:pending"
+
+    def worker_running(self, worker_id: str) -> str:
+        """Return the key of the set of tasks a worker runs."""
+        return f"{self.base}worker:{worker_id}:running"
+
+    def terminate(self, worker_id: str) -> str:
+        """Return the key of a worker's terminate flag."""
+        return f"{self.base}worker:{worker_id}:terminate"
+
+    def heartbeat(self, worker_id: str) -> str:
+        """Return the key of a worker's heartbeat."""
+        return f"{self.base}worker:{worker_id}:heartbeat"
+
+    def kill(self, worker_id: str) -> str:
+        """Return the key of a worker's kill channel."""
+        return f"{self.base}worker:{worker_id}:kill"
+
+    def start_args_for(self, batch_id: str) -> str:
+        """Return the key of the start arguments of one batch of local workers."""
+        return f"{self.start_args}:{batch_id}"
+
+    def scan_pattern(self) -> str:
+        """Return a SCAN ``MATCH`` pattern for every key of the network."""
+        return _GLOB_SPECIAL.sub(r"\\\1", self.base) + "*"

@@ -1,0 +1,301 @@
+"""Typed wrappers of the Lua scripts: each owns its script's KEYS/ARGV layout.
+
+Every state change of a task or worker is one script in ``lua/``, so it is
+atomic. The layout of each script's ``KEYS`` and ``ARGV`` is documented at
+the top of its file and built here, in exactly one method, from the
+network's :class:`~rushopt.core.network.keys.KeySchema`; no caller
+assembles script arguments itself. States travel by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, NamedTuple
+
+from rushopt.core.network.keys import KeySchema, text
+from rushopt.core.network.lua_runner import LuaRunner
+from rushopt.core.states import TASK_STATES, WORKER_STATES, WorkerState
+
+__all__ = ["SCRIPT_NAMES", "PopReply", "Scripts"]
+
+SCRIPT_NAMES = (
+    "fail_tasks",
+    "finish_tasks",
+    "pop_task",
+    "push_running_tasks",
+    "push_tasks",
+    "read_hashes",
+    "read_list_hashes",
+    "register_worker",
+    "retry_tasks",
+    "set_worker_state",
+    "task_states",
+    "write_hashes",
+)
+
+
+class PopReply(NamedTuple):
+    """What ``pop_task.lua`` answered.
+
+    ``status`` is ``"task"``, ``"empty"``, ``"terminate"``, ``"idle"`` or
+    ``"not_running"``; ``finished`` tells whether the result that rode along
+    was recorded; ``key`` and ``values`` are the popped task's hash key and
+    the requested fields (for status ``"task"``).
+    """
+
+    status: str
+    finished: bool
+    key: bytes | None
+    values: list[bytes | None]
+
+
+class Scripts:
+    """The scripts of one network.
+
+    Parameters
+    ----------
+    runner : LuaRunner
+        Runs scripts on the network's connections.
+    keys : KeySchema
+        The network's keys.
+    errors : callable
+        Returns the context manager that translates Redis errors.
+    """
+
+    def __init__(
+        self,
+        runner: LuaRunner,
+        keys: KeySchema,
+        errors: Callable[[], AbstractContextManager[None]],
+    ) -> None:
+        self._runner = runner
+        self._keys = keys
+        self._errors = errors
+        self._state_keys = [keys.worker_state(s) for s in WORKER_STATES]
+
+    def _run(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        with self._errors():
+            return self._runner.run(name, keys, args)
+
+    # ---------------------------------------------------------- task creation
+    def push_tasks(
+        self,
+        hash_keys: Sequence[str],
+        fields: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        queue_of: Sequence[str | None],
+        limit: int | None,
+        seed: int | None,
+    ) -> int:
+        """Create queued tasks; return how many the budget ``limit`` allowed.
+
+        ``rows`` holds one value per field and task (``""`` for none);
+        ``queue_of`` one priority worker id (or ``None`` for the shared queue)
+        per task; with ``seed``, tasks without one get the network's next
+        seed streams.
+        """
+        k = self._keys
+        owners = sorted({w for w in queue_of if w is not None})
+        index = {w: i + 2 for i, w in enumerate(owners)}
+        args: list[Any] = ["" if limit is None else int(limit), "" if seed is None else seed]
+        args += [1 + len(owners), len(fields), *fields, *owners]
+        for row, owner in zip(rows, queue_of, strict=True):
+            args.append(index[owner] if owner is not None else 1)
+            args += row
+        keys = [
+            k.all_tasks,
+            k.task_counter,
+            k.worker_state(WorkerState.RUNNING.value),
+            k.worker_state(WorkerState.PRE.value),
+            k.queued_tasks,
+            *(k.priority_queue(w) for w in owners),
+            *hash_keys,
+        ]
+        return int(self._run("push_tasks", keys, args))
+
+    def push_running_tasks(
+        self,
+        worker_id: str,
+        hash_keys: Sequence[str],
+        fields: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        limit: int | None,
+        seed: int | None,
+    ) -> int:
+        """Create tasks running under ``worker_id``; return how many ``limit`` allowed."""
+        k = self._keys
+        args: list[Any] = [worker_id, "" if limit is None else int(limit)]
+        args += ["" if seed is None else seed, len(fields), *fields]
+        for row in rows:
+            args += row
+        keys = [
+            k.all_tasks,
+            k.task_counter,
+            k.running_tasks,
+            k.worker_running(worker_id),
+            *hash_keys,
+        ]
+        return int(self._run("push_running_tasks", keys, args))
+
+    def write_hashes(
+        self, hash_keys: Sequence[str], fields: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Write task hashes without putting the tasks in any state."""
+        args: list[Any] = [len(fields), *fields]
+        for row in rows:
+            args += row
+        self._run("write_hashes", hash_keys, args)
+
+    # ----------------------------------------------------------- worker side
+    def pop_keys(self, worker_id: str) -> list[str]:
+        """Return the fixed ``KEYS`` of :meth:`pop_task` for one worker (computed once)."""
+        k = self._keys
+        return [
+            k.terminate(worker_id),
+            k.terminate_on_idle,
+            k.priority_queue(worker_id),
+            k.queued_tasks,
+            k.pending(worker_id),
+            k.running_tasks,
+            k.finished_tasks,
+            k.worker_running(worker_id),
+            k.worker_state(WorkerState.RUNNING.value),
+        ]
+
+    def pop_task(
+        self,
+        pop_keys: list[str],
+        worker_id: str,
+        worker_extra: bytes,
+        claimed: bytes | str,
+        finished: tuple[str, bytes] | None,
+        fields: Sequence[str],
+    ) -> PopReply:
+        """Finish ``finished`` (hash key, pickled ys), then pop the next task.
+
+        ``claimed`` is a key the worker moved into its pending slot with
+        ``BLMOVE`` (or ``""`` to pop from the queues).
+        """
+        if finished is None:
+            reply = self._run(
+                "pop_task", pop_keys, [worker_id, worker_extra, claimed, "", "", *fields]
+            )
+        else:
+            keys = [*pop_keys, finished[0]]
+            reply = self._run(
+                "pop_task", keys, [worker_id, worker_extra, claimed, finished[1], "", *fields]
+            )
+        status = text(reply[0])
+        if status != "task":
+            return PopReply(status, bool(reply[1]), None, [])
+        return PopReply(status, bool(reply[1]), reply[2], reply[3])
+
+    def finish_tasks(
+        self, worker_id: str, hash_keys: Sequence[str], results: Sequence[tuple[bytes, bytes | str]]
+    ) -> list[int]:
+        """Record ``(ys, ys_extra)`` of tasks of ``worker_id``; return the discarded indices."""
+        k = self._keys
+        args: list[Any] = [worker_id]
+        for ys, ys_extra in results:
+            args += (ys, ys_extra)
+        keys = [k.running_tasks, k.finished_tasks, k.worker_running(worker_id), *hash_keys]
+        return [int(i) for i in self._run("finish_tasks", keys, args)]
+
+    def fail_tasks(
+        self,
+        hash_keys: Sequence[str],
+        conditions: Sequence[bytes],
+        owners: Sequence[str | None],
+        sources: Sequence[str],
+        retry: bool,
+    ) -> tuple[list[int], list[int]]:
+        """Fail tasks (requeue those with retries left when ``retry``).
+
+        ``owners`` is the worker each task runs under (``None``: not running
+        or unknown); ``sources`` are the lists a task that is not running is
+        removed from. Returns the 1-based indices discarded and requeued.
+        """
+        k = self._keys
+        workers = sorted({w for w in owners if w is not None})
+        index = {w: i + 1 for i, w in enumerate(workers)}
+        args: list[Any] = ["1" if retry else "0", len(sources), len(workers)]
+        for owner, condition in zip(owners, conditions, strict=True):
+            args += (index[owner] if owner is not None else 0, condition)
+        keys = [
+            k.running_tasks,
+            k.failed_tasks,
+            k.queued_tasks,
+            *sources,
+            *(k.worker_running(w) for w in workers),
+            *hash_keys,
+        ]
+        discarded, requeued = self._run("fail_tasks", keys, args)
+        return [int(i) for i in discarded], [int(i) for i in requeued]
+
+    def retry_tasks(
+        self, hash_keys: Sequence[str], ignore_max_retries: bool, next_seed: bool, seed: int | None
+    ) -> tuple[list[int], list[int]]:
+        """Requeue failed tasks; return the 1-based indices not failed and exhausted."""
+        k = self._keys
+        keys = [k.failed_tasks, k.queued_tasks, k.task_counter, *hash_keys]
+        args = [
+            "1" if ignore_max_retries else "0",
+            "1" if next_seed else "0",
+            "" if seed is None else str(seed),
+        ]
+        not_failed, exhausted = self._run("retry_tasks", keys, args)
+        return [int(i) for i in not_failed], [int(i) for i in exhausted]
+
+    # --------------------------------------------------------------- workers
+    def register_worker(self, worker_id: str, state: str, info: dict[str, str]) -> None:
+        """Register ``worker_id`` in ``state`` with its info hash, leaving any other state."""
+        k = self._keys
+        keys = [
+            k.worker_ids,
+            k.worker_state(state),
+            k.worker_info(worker_id),
+            k.terminate(worker_id),
+            *self._state_keys,
+        ]
+        self._run("register_worker", keys, [worker_id, *(x for kv in info.items() for x in kv)])
+
+    def set_worker_state(
+        self, worker_ids: Sequence[str], state: str, from_states: Sequence[str] = ()
+    ) -> list[str]:
+        """Move workers to ``state`` (only from ``from_states`` when given); return those moved."""
+        if not worker_ids:
+            return []
+        k = self._keys
+        keys = [k.queued_tasks, *self._state_keys, *(k.priority_queue(w) for w in worker_ids)]
+        args = [state, ",".join(from_states), len(WORKER_STATES), *WORKER_STATES, *worker_ids]
+        return [text(w) for w in self._run("set_worker_state", keys, args)]
+
+    # ----------------------------------------------------------------- reads
+    def task_states(self, worker_ids: Sequence[str]) -> dict[str, list[bytes]]:
+        """Read the task keys of every state in one atomic snapshot."""
+        k = self._keys
+        keys = [k.queued_tasks, k.running_tasks, k.finished_tasks, k.failed_tasks]
+        keys += [k.priority_queue(w) for w in worker_ids]
+        keys += [k.pending(w) for w in worker_ids]
+        snapshot = self._run("task_states", keys, [len(worker_ids)])
+        return dict(zip(TASK_STATES, snapshot, strict=True))
+
+    def read_hashes(self, hash_keys: Sequence[str], fields: Sequence[str]) -> list[Any]:
+        """Read ``fields`` of many hashes: a flat list, per hash 1/0 (exists) then the values."""
+        return list(self._run("read_hashes", hash_keys, fields))
+
+    def read_list_hashes(self, start: int, stop: int, fields: Sequence[str]) -> list[Any]:
+        """Read finished tasks ``start..stop`` with ``fields`` (see ``read_list_hashes.lua``)."""
+        return list(
+            self._run("read_list_hashes", [self._keys.finished_tasks], [start, stop, *fields])
+        )
+
+    def read_list_hashes_pipelined(
+        self, ranges: Sequence[tuple[int, int]], fields: Sequence[str]
+    ) -> Iterator[list[Any]]:
+        """Read several ranges of finished tasks in one write; yield the replies in order."""
+        key = [self._keys.finished_tasks]
+        calls = [(key, [a, b, *fields]) for a, b in ranges]
+        with self._errors():
+            yield from self._runner.run_pipelined("read_list_hashes", calls)

@@ -1,0 +1,346 @@
+"""The worker side of a rush network: :class:`RushWorker`.
+
+A ``RushWorker`` is a :class:`~rushopt.core.Rush` that registered itself as a
+worker. Besides the controller's methods it has the primitives of the worker
+protocol (:mod:`rushopt.core.worker.protocol`): :meth:`RushWorker.pop_task`,
+which can deliver the previous task's result in the same round trip,
+:attr:`RushWorker.stop_requested`, :meth:`RushWorker.push_results` and
+:meth:`RushWorker.fail_running_tasks`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from rushopt.core.arguments import broadcast, check_dicts, check_fields
+from rushopt.core.config import ConfigLike, WorkerSettings
+from rushopt.core.controller.rush import Rush
+from rushopt.core.defaults import DEFAULT_POP_TIMEOUT_S
+from rushopt.core.serialize import decode_field, dumps
+from rushopt.core.states import WorkerState
+from rushopt.core.worker.heartbeat import start_heartbeat
+from rushopt.core.worker.log_handler import attach_log_handler
+from rushopt.exceptions import warn
+
+if TYPE_CHECKING:
+    from rushopt.core.network import Network
+    from rushopt.core.worker.log_handler import RedisHandler
+
+__all__ = ["RushWorker", "register_worker"]
+
+#: pop_task.lua statuses after which a worker loop should end
+_STOP_STATUSES = frozenset({"terminate", "idle", "not_running"})
+
+
+def register_worker(
+    network: Network, worker_id: str, state: str, remote: bool, heartbeat: str | None
+) -> None:
+    """Register a worker in ``state`` with its info (pid, hostname, remote, heartbeat).
+
+    Parameters
+    ----------
+    network : Network
+        The network's Redis boundary.
+    worker_id : str
+        The worker.
+    state : str
+        ``"pre"`` (waiting for start arguments) or ``"running"``.
+    remote : bool
+        Whether the worker runs outside the controller's machine.
+    heartbeat : str or None
+        The worker's heartbeat key, if it has one.
+    """
+    info = {
+        "pid": str(os.getpid()),
+        "hostname": socket.gethostname(),
+        "remote": "1" if remote else "0",
+        "heartbeat": heartbeat or "",
+    }
+    network.scripts.register_worker(worker_id, state, info)
+
+
+class RushWorker(Rush):
+    """A worker of a rush network; registers itself on construction.
+
+    Parameters
+    ----------
+    network_id : str
+        The network to join.
+    config : str, RedisConfig or None
+        How to reach Redis.
+    remote : bool, default False
+        Whether the worker was started outside the controller's machine.
+    worker_id : str, optional
+        The worker's id; a fresh uuid by default.
+    heartbeat_period, heartbeat_expire : int, optional
+        Heartbeat settings (whole seconds).
+    log_thresholds : dict, optional
+        Logger name to level, for records sent to the network.
+    log_buffer_size : int, default 0
+        Records buffered before they are written.
+    seed : int, optional
+        Seed of tasks this worker creates with ``push_running_tasks``.
+    """
+
+    def __init__(
+        self,
+        network_id: str,
+        config: ConfigLike = None,
+        remote: bool = False,
+        worker_id: str | None = None,
+        heartbeat_period: int | None = None,
+        heartbeat_expire: int | None = None,
+        log_thresholds: Mapping[str, str] | None = None,
+        log_buffer_size: int = 0,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(network_id=network_id, config=config, seed=seed)
+        self.worker_id = worker_id if worker_id is not None else str(uuid.uuid4())
+        self.remote = bool(remote)
+        settings = WorkerSettings.planned(
+            heartbeat_period, heartbeat_expire, log_thresholds, log_buffer_size
+        )
+        network = self.network
+        self.heartbeat_period: int | None = settings.heartbeat_period
+        self.heartbeat_expire: int | None = settings.heartbeat_expire
+        self.heartbeat: str | None = (
+            network.keys.heartbeat(self.worker_id) if self.heartbeat_period else None
+        )
+        self._worker_extra = dumps({"worker_id": self.worker_id})
+        self._status = "empty"  # of the last pop
+        self._pop_keys = network.scripts.pop_keys(self.worker_id)
+        # beat before registering, so no controller sees a running worker without its key
+        self._heartbeat_thread = start_heartbeat(self) if self.heartbeat_period else None
+        register_worker(
+            network, self.worker_id, WorkerState.RUNNING.value, self.remote, self.heartbeat
+        )
+        self.log_handler: RedisHandler | None = None
+        if settings.log_thresholds:
+            self.log_handler = attach_log_handler(
+                self, settings.log_thresholds, settings.log_buffer_size
+            )
+
+    def __getstate__(self) -> dict[str, Any]:
+        raise TypeError("a RushWorker cannot be pickled; pickle a Rush controller instead")
+
+    # --------------------------------------------------------------- tasks
+    def push_running_tasks(
+        self,
+        xss: Sequence[Mapping[str, Any]],
+        extra: Sequence[Mapping[str, Any]] | None = None,
+        seeds: int | Sequence[int] | None = None,
+        timeouts: float | Sequence[float | None] | None = None,
+        max_retries: int | Sequence[int | None] | None = None,
+        limit: int | None = None,
+    ) -> list[str]:
+        """Create tasks that this worker is already running (decentralized loops).
+
+        Parameters
+        ----------
+        xss : list of dict
+            One dict of arguments per task.
+        extra : list of dict, optional
+            Stored as ``xs_extra``.
+        seeds, timeouts, max_retries : optional
+            As in :meth:`push_tasks` (recorded on the task: a task that fails
+            with retries left goes to the queue, for any worker to retry).
+        limit : int, optional
+            Budget: create tasks only while the network holds fewer than
+            ``limit`` tasks, checked atomically (decentralized optimizers use
+            it to start exactly ``n_evals`` evaluations across all workers).
+
+        Returns
+        -------
+        list of str
+            The keys of the tasks created (fewer than ``xss`` when the budget
+            is spent).
+        """
+        return self._tasks.create(
+            xss,
+            extra,
+            seeds=seeds,
+            timeouts=timeouts,
+            max_retries=max_retries,
+            running_worker=self.worker_id,
+            limit=limit,
+        )
+
+    def pop_task(
+        self,
+        timeout: float = DEFAULT_POP_TIMEOUT_S,
+        fields: Sequence[str] = ("xs",),
+        finished: tuple[str, bytes] | None = None,
+    ) -> dict[str, Any] | None:
+        """Take the next task and mark it running.
+
+        The worker's priority queue is served before the shared queue. When
+        both are empty, the call blocks up to ``timeout`` seconds on the
+        shared queue, moving a task into the worker's pending slot first, so
+        a worker that dies in between loses nothing. A worker that is no
+        longer running (declared lost, killed) gets no task.
+
+        Parameters
+        ----------
+        timeout : float, default 1
+            Seconds to block when the queues are empty (0: do not block).
+        fields : list of str
+            Fields of the task to return.
+        finished : (str, bytes), optional
+            ``(key, ys)`` of the previous task, ``ys`` pickled as
+            :meth:`~rushopt.core.worker.protocol.Outcome.success` does: recorded
+            (as :meth:`push_results` would) in the same round trip as the pop.
+
+        Returns
+        -------
+        dict or None
+            ``{"key": ..., <field>: ...}``, or ``None`` when no task came or
+            the worker should stop (see :attr:`stop_requested`).
+        """
+        fields = check_fields(fields)
+        result = self._pop(b"", fields, finished)
+        if result is None and self._status == "empty" and timeout > 0:
+            keys = self.network.keys
+            key = self.network.redis.blmove(
+                keys.queued_tasks,
+                keys.pending(self.worker_id),
+                timeout,  # type: ignore[arg-type]  # Redis takes float seconds
+                "LEFT",
+                "RIGHT",
+            )
+            if key is not None:
+                result = self._pop(key, fields, None)
+        return result
+
+    def _pop(
+        self, claimed: bytes | str, fields: list[str], finished: tuple[str, bytes] | None
+    ) -> dict[str, Any] | None:
+        network = self.network
+        done = (network.keys.task(finished[0]), finished[1]) if finished else None
+        reply = network.scripts.pop_task(
+            self._pop_keys, self.worker_id, self._worker_extra, claimed, done, fields
+        )
+        self._status = reply.status
+        if finished and not reply.finished:
+            warn(f"discarded results of tasks that are not running: {[finished[0]]}")
+        if reply.key is None:
+            return None
+        task: dict[str, Any] = {"key": reply.key[len(network.keys.task_prefix) :].decode()}
+        for field, raw in zip(fields, reply.values, strict=True):
+            task[field] = decode_field(field, raw)
+        return task
+
+    @property
+    def stop_requested(self) -> bool:
+        """Whether the last pop said this worker should exit (no extra round trip).
+
+        True when it was asked to terminate, when ``terminate_workers`` was
+        pushed and the queues are empty, or when it is no longer running
+        (declared lost or killed).
+        """
+        return self._status in _STOP_STATUSES
+
+    def push_results(
+        self,
+        keys: Sequence[str],
+        yss: Sequence[Mapping[str, Any]],
+        extra: Sequence[Mapping[str, Any]] | None = None,
+    ) -> list[str]:
+        """Record results of running tasks; they become finished.
+
+        Parameters
+        ----------
+        keys : list of str
+            Task keys.
+        yss : list of dict
+            One dict of results per task.
+        extra : list of dict, optional
+            Stored as ``ys_extra``.
+
+        Returns
+        -------
+        list of str
+            The keys that became finished. A result for a task that is no
+            longer running (failed meanwhile) is discarded with a warning.
+        """
+        keys = list(keys)
+        yss = check_dicts("yss", yss)
+        if len(yss) != len(keys):
+            raise ValueError(f"yss must have one dict per key ({len(keys)}), got {len(yss)}")
+        extras = check_dicts("extra", broadcast("extra", extra, len(keys)), allow_none=True)
+        if not keys:
+            return []
+        results = [
+            (dumps(dict(ys)), dumps(dict(ys_extra)) if ys_extra is not None else "")
+            for ys, ys_extra in zip(yss, extras, strict=True)
+        ]
+        network = self.network
+        discarded = network.scripts.finish_tasks(self.worker_id, network.keys.tasks(keys), results)
+        if discarded:
+            lost = [keys[i - 1] for i in discarded]
+            warn(f"discarded results of tasks that are not running: {lost}")
+        skip = {keys[i - 1] for i in discarded}
+        return [k for k in keys if k not in skip]
+
+    def fail_running_tasks(
+        self, keys: Sequence[str], conditions: Sequence[Mapping[str, Any]]
+    ) -> list[str]:
+        """Fail tasks this worker runs; tasks with retries left go back to the queue.
+
+        This is how worker loops record a failed evaluation (an exception, a
+        timeout); :meth:`push_failed` records a failure as it is, without retry.
+
+        Parameters
+        ----------
+        keys : list of str
+            Keys of tasks running under this worker (or in its pending slot).
+        conditions : list of dict
+            At least ``{"message": ...}``; length 1 or ``len(keys)``.
+
+        Returns
+        -------
+        list of str
+            The keys that became failed or were requeued; failures of tasks no
+            longer running under this worker are discarded with a :class:`RushWarning`.
+        """
+        keys = list(keys)
+        return self._tasks.fail(
+            keys,
+            conditions,
+            [self.worker_id] * len(keys),
+            retry=True,
+            sources=[self.network.keys.pending(self.worker_id)],
+        )
+
+    @property
+    def held_tasks(self) -> list[str]:
+        """Keys of the tasks this worker holds: running under it or in its pending slot."""
+        return self._tasks.held_by(self.worker_id)
+
+    # --------------------------------------------------------------- state
+    def set_terminated(self) -> None:
+        """Mark this worker terminated (it exits cleanly) and stop its heartbeat."""
+        if self._heartbeat_thread is not None:
+            self._heartbeat_thread.stop()
+        self.network.scripts.set_worker_state(
+            [self.worker_id], WorkerState.TERMINATED.value, from_states=("pre", "running")
+        )
+
+    @property
+    def terminated(self) -> bool:
+        """Whether the controller asked this worker to terminate."""
+        return bool(self.network.redis.exists(self.network.keys.terminate(self.worker_id)))
+
+    @property
+    def terminated_on_idle(self) -> bool:
+        """Whether to exit now: ``terminate_workers`` was pushed and the queues are empty."""
+        keys = self.network.keys
+        pipe = self.network.pipeline()
+        pipe.exists(keys.terminate_on_idle)
+        pipe.llen(keys.queued_tasks)
+        pipe.llen(keys.priority_queue(self.worker_id))
+        flag, n_queued, n_priority = pipe.execute()
+        return bool(flag) and n_queued == 0 and n_priority == 0

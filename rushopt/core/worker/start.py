@@ -1,0 +1,161 @@
+"""What a worker process runs: :func:`start_worker`."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+import traceback
+import uuid
+from typing import Any
+
+import cloudpickle
+
+from rushopt.core.config import RedisConfig, resolve_config
+from rushopt.core.large_objects import resolve_large_objects
+from rushopt.core.network import Network
+from rushopt.core.states import WorkerState
+from rushopt.core.waiting import wait_until
+from rushopt.core.worker.log_handler import detach_log_handler
+
+__all__ = ["start_worker"]
+
+logger = logging.getLogger(__name__)
+
+
+def _load_start_args(
+    config: RedisConfig, network_id: str, worker_id: str, start_args_id: str | None, remote: bool
+) -> Any | None:
+    """Wait for the start arguments; ``None`` if the worker is stopped meanwhile.
+
+    A worker started before its start arguments exist (a remote worker
+    started ahead of ``start_remote_workers``) registers as ``pre`` while it
+    waits.
+    """
+    from rushopt.core.worker.rush_worker import register_worker
+
+    network = Network(network_id, config)
+    keys = network.keys
+    key = keys.start_args_for(start_args_id) if start_args_id else keys.start_args
+    try:
+        payload = network.redis.get(key)
+        if payload is None:
+            register_worker(network, worker_id, WorkerState.PRE.value, remote, None)
+            logger.info("worker %s waits for start arguments", worker_id)
+            pre = keys.worker_state(WorkerState.PRE.value)
+
+            def available() -> bool:
+                # also stop waiting when asked to terminate, killed, or the network was reset
+                nonlocal payload
+                pipe = network.pipeline()
+                pipe.get(key)
+                pipe.exists(keys.terminate(worker_id))
+                pipe.sismember(pre, worker_id)
+                payload, terminated, still_pre = pipe.execute()
+                return payload is not None or bool(terminated) or not still_pre
+
+            wait_until(available, max_interval=1.0)
+            if payload is None:
+                return None
+        return cloudpickle.loads(payload)
+    finally:
+        network.close()
+
+
+def _set_globals(values: dict[str, Any], functions: list[Any]) -> None:
+    """Place ``values`` in ``__main__`` and in the globals of functions from ``__main__``.
+
+    cloudpickle sends a function defined in ``__main__`` whole, with a globals
+    dict of its own, so names set on this process's ``__main__`` alone would
+    stay invisible to it.
+    """
+    main = sys.modules["__main__"]
+    for name, value in values.items():
+        setattr(main, name, value)
+    for function in functions:
+        namespace = getattr(function, "__globals__", None)
+        if isinstance(namespace, dict) and namespace.get("__name__") == "__main__":
+            namespace.update(values)
+
+
+def start_worker(
+    network_id: str,
+    worker_id: str | None = None,
+    remote: bool = True,
+    url: str | None = None,
+    *,
+    config: RedisConfig | None = None,
+    start_args_id: str | None = None,
+    heartbeat_period: int | None = None,
+    heartbeat_expire: int | None = None,
+    **redis_kwargs: Any,
+) -> None:
+    """Run one worker in this process until its loop returns.
+
+    Connect, wait for the start arguments, import the packages, place the
+    globals in ``__main__``, register a :class:`~rushopt.core.worker.RushWorker`,
+    run the worker loop, and mark the worker terminated.
+
+    Parameters
+    ----------
+    network_id : str
+        The network to join.
+    worker_id : str, optional
+        The worker's id; a fresh uuid by default.
+    remote : bool, default True
+        Whether the worker runs outside the controller's machine.
+    url : str, optional
+        Redis URL; with ``redis_kwargs`` it overrides ``config``.
+    config : RedisConfig, optional
+        How to reach Redis (default: the usual resolution order).
+    start_args_id : str, optional
+        Which batch of start arguments to run (local workers).
+    heartbeat_period, heartbeat_expire : int, optional
+        Heartbeat of the worker when its start arguments set none (the
+        ``--heartbeat-*`` options of ``rushopt worker``).
+    **redis_kwargs
+        Passed to :class:`~rushopt.core.config.RedisConfig`.
+    """
+    from rushopt.core.worker.rush_worker import RushWorker
+
+    if url is not None or redis_kwargs:
+        config = RedisConfig(url, **redis_kwargs)
+    config = resolve_config(config)
+    worker_id = worker_id if worker_id is not None else str(uuid.uuid4())
+    start_args = _load_start_args(config, network_id, worker_id, start_args_id, remote)
+    if start_args is None:  # terminated while it waited
+        network = Network(network_id, config)
+        network.scripts.set_worker_state([worker_id], "terminated", from_states=("pre",))
+        network.close()
+        return
+    start_args = resolve_large_objects(start_args)  # start args too big for Redis
+    loop_args = resolve_large_objects(start_args["loop_args"])
+    if isinstance(loop_args.get("constants"), dict):
+        loop_args["constants"] = resolve_large_objects(loop_args["constants"])
+    start_args["loop_args"] = loop_args
+    start_args["globals"] = resolve_large_objects(start_args["globals"])
+    for package in start_args["packages"]:
+        importlib.import_module(package)
+    _set_globals(
+        start_args["globals"], [start_args["worker_loop"], *start_args["loop_args"].values()]
+    )
+    options = dict(start_args["worker"])
+    if options.get("heartbeat_period") is None and heartbeat_period is not None:
+        options["heartbeat_period"] = heartbeat_period
+        options["heartbeat_expire"] = heartbeat_expire
+    worker = RushWorker(network_id, config=config, remote=remote, worker_id=worker_id, **options)
+    try:
+        start_args["worker_loop"](rush=worker, **start_args["loop_args"])
+    except BaseException as exc:
+        held = worker.held_tasks
+        if held:
+            condition = {
+                "message": f"worker loop failed: {exc!r}",
+                "traceback": traceback.format_exc(),
+            }
+            worker.fail_running_tasks(held, [condition])
+        detach_log_handler(worker.log_handler)  # buffered records land before "terminated"
+        worker.set_terminated()
+        raise
+    detach_log_handler(worker.log_handler)
+    worker.set_terminated()
