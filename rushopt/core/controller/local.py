@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -182,8 +183,13 @@ class LocalWorkers:
         self.handles[worker_id] = handle
         return handle
 
-    def restart(self, worker_ids: list[str]) -> None:
-        """Kill (if alive) and start again workers under the same ids.
+    def restart_local_workers(self, worker_ids: Sequence[str]) -> None:
+        """Kill (if alive) and start again local workers under the same ids.
+
+        Parameters
+        ----------
+        worker_ids : list of str
+            Ids of local workers of this controller.
 
         Raises
         ------

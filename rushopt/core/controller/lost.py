@@ -17,8 +17,8 @@ no longer run under it.
 
 from __future__ import annotations
 
+from rushopt.core.controller.failures import FailureService
 from rushopt.core.controller.local import LocalWorkers
-from rushopt.core.controller.tasks import TaskService
 from rushopt.core.controller.workers import WorkerService
 from rushopt.core.network import Network, text
 from rushopt.core.states import LOST_MESSAGE
@@ -35,22 +35,44 @@ class LostWorkerDetector:
         The network's Redis boundary.
     workers : WorkerService
         Worker states.
-    tasks : TaskService
+    tasks : FailureService
         Fails (or requeues) the tasks of lost workers.
     local : LocalWorkers
         The local worker processes of this controller.
     """
 
     def __init__(
-        self, network: Network, workers: WorkerService, tasks: TaskService, local: LocalWorkers
+        self, network: Network, workers: WorkerService, tasks: FailureService, local: LocalWorkers
     ) -> None:
         self.network = network
         self.workers = workers
         self.tasks = tasks
         self.local = local
 
-    def detect(self, restart_local_workers: bool = False) -> list[str]:
-        """Find workers that died without terminating (see ``Rush.detect_lost_workers``)."""
+    def detect_lost_workers(self, restart_local_workers: bool = False) -> list[str]:
+        """Find workers that died without terminating.
+
+        Local workers of this controller are checked by their process,
+        workers with a heartbeat by their heartbeat key (gone once they missed
+        beats for ``heartbeat_expire`` seconds). A lost worker's running task,
+        and a task in its pending slot, become failed with ``"Worker has
+        crashed or was killed"``, or are requeued when they have retries left.
+        A worker that exited cleanly is never reported lost. The check is
+        idempotent and safe when several controllers run it at once: a worker
+        is reported lost by exactly one call. A worker without heartbeat that
+        another controller started cannot be checked from here. See
+        :mod:`rushopt.core.heartbeat` for the false positives of heartbeats.
+
+        Parameters
+        ----------
+        restart_local_workers : bool, default False
+            Start a new process under the id of each lost local worker.
+
+        Returns
+        -------
+        list of str
+            Ids of the workers newly found lost.
+        """
         candidates = self.local.exited() + self.silent_heartbeat_workers()
         lost = self.network.scripts.set_worker_state(
             candidates, "lost", from_states=("pre", "running")
@@ -60,7 +82,7 @@ class LostWorkerDetector:
         if restart_local_workers:
             local = [w for w in lost if w in self.local.handles]
             if local:
-                self.local.restart(local)
+                self.local.restart_local_workers(local)
         return lost
 
     def silent_heartbeat_workers(self) -> list[str]:

@@ -4,7 +4,8 @@
 and delegates the work to services that each hold the network's
 :class:`~rushopt.core.network.Network`:
 
-* :class:`~rushopt.core.controller.tasks.TaskService`: creating, failing, retrying tasks;
+* :class:`~rushopt.core.controller.tasks.TaskService`: creating tasks, writing hashes;
+* :class:`~rushopt.core.controller.failures.FailureService`: failing and retrying tasks;
 * :class:`~rushopt.core.controller.queries.TaskQueries`: task keys, counts and hashes;
 * :class:`~rushopt.core.controller.fetch.FetchService`: tables, the finished-task cache;
 * :class:`~rushopt.core.controller.workers.WorkerService`: starting and stopping workers;
@@ -18,11 +19,11 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rushopt.core.config import ConfigLike, RedisConfig, resolve_config
 from rushopt.core.controller.admin import ServerAdmin
+from rushopt.core.controller.failures import FailureService
 from rushopt.core.controller.fetch import FetchService
 from rushopt.core.controller.forward import ForwardProperty, forward
 from rushopt.core.controller.local import LocalWorkers
@@ -36,7 +37,6 @@ from rushopt.core.network import Network
 from rushopt.core.waiting import wait_until
 
 if TYPE_CHECKING:
-
     pass
 
 __all__ = ["Rush", "rsh"]
@@ -89,10 +89,11 @@ class Rush:
         self.seed = seed
         self._local = LocalWorkers(network.network_id, network.config)
         self._tasks = TaskService(network, seed)
+        self._failures = FailureService(network, seed)
         self._queries = TaskQueries(network)
         self._fetch = FetchService(network, self._queries)
-        self._workers = WorkerService(network, self._tasks, self._local)
-        self._lost = LostWorkerDetector(network, self._workers, self._tasks, self._local)
+        self._workers = WorkerService(network, self._failures, self._local)
+        self._lost = LostWorkerDetector(network, self._workers, self._failures, self._local)
         self._remote = RemoteWorkers(network)
         self._logs = LogReader(network)
         self._admin = ServerAdmin(network)
@@ -170,144 +171,6 @@ class Rush:
         with contextlib.suppress(Exception):
             self._network.close()
 
-    # ----------------------------------------------------------------- tasks
-    def push_tasks(
-        self,
-        xss: Sequence[Mapping[str, Any]],
-        extra: Sequence[Mapping[str, Any]] | None = None,
-        seeds: int | Sequence[int] | None = None,
-        timeouts: float | Sequence[float | None] | None = None,
-        max_retries: int | Sequence[int | None] | None = None,
-        terminate_workers: bool = False,
-        limit: int | None = None,
-    ) -> list[str]:
-        """Push tasks to the shared queue.
-
-        Parameters
-        ----------
-        xss : list of dict
-            One dict of arguments per task.
-        extra : list of dict, optional
-            Stored beside the arguments as ``xs_extra`` (length 1 or ``len(xss)``).
-        seeds : int or list of int, optional
-            Explicit seeds; by default each task gets the next stream of the
-            network's seed (if the network has one).
-        timeouts : float or list, optional
-            Seconds a task may run.
-        max_retries : int or list, optional
-            Automatic retries after a failure.
-        terminate_workers : bool, default False
-            Make workers exit once the queues are empty.
-        limit : int, optional
-            Budget: create tasks only while the network holds fewer than
-            ``limit`` tasks (checked atomically, so concurrent pushers never
-            exceed it); the first tasks of ``xss`` are created, the rest dropped.
-
-        Returns
-        -------
-        list of str
-            The keys of the tasks created, in the order of ``xss``.
-
-        Raises
-        ------
-        TypeError
-            If a task is not a dict or an argument has the wrong type.
-        ValueError
-            If a per-task argument has another length than 1 or ``len(xss)``.
-        """
-        keys = self._tasks.create(
-            xss, extra, seeds=seeds, timeouts=timeouts, max_retries=max_retries, limit=limit
-        )
-        if terminate_workers:
-            self._tasks.set_terminate_on_idle()
-        return keys
-
-    def push_priority_tasks(
-        self,
-        xss: Sequence[Mapping[str, Any]],
-        extra: Sequence[Mapping[str, Any]] | None = None,
-        priority: Sequence[str | None] | None = None,
-    ) -> list[str]:
-        """Push tasks to the priority queues of given workers.
-
-        Parameters
-        ----------
-        xss : list of dict
-            One dict of arguments per task.
-        extra : list of dict, optional
-            Stored as ``xs_extra``.
-        priority : list of (str or None), optional
-            One worker id per task (length 1 or ``len(xss)``). Tasks for a
-            worker that is unknown, not running, or ``None`` go to the shared queue.
-
-        Returns
-        -------
-        list of str
-            The task keys.
-        """
-        return self._tasks.create(xss, extra, priority=priority)
-
-    def push_failed(
-        self, keys: Sequence[str], conditions: Sequence[Mapping[str, Any]]
-    ) -> list[str]:
-        """Mark running (or queued) tasks as failed, as they are (no automatic retry).
-
-        Parameters
-        ----------
-        keys : list of str
-            Task keys.
-        conditions : list of dict
-            At least ``{"message": ...}``; length 1 or ``len(keys)``.
-
-        Returns
-        -------
-        list of str
-            The keys that became failed; the others were already finished or
-            failed and are left as they are, with a :class:`RushWarning`.
-        """
-        return self._tasks.push_failed(keys, conditions)
-
-    def retry_tasks(
-        self, keys: Sequence[str], ignore_max_retries: bool = False, next_seed: bool = False
-    ) -> list[str]:
-        """Move failed tasks back to the front of the queue (``n_retries`` += 1).
-
-        Parameters
-        ----------
-        keys : list of str
-            Keys of failed tasks.
-        ignore_max_retries : bool, default False
-            Retry tasks that already reached their ``max_retries``.
-        next_seed : bool, default False
-            Give each retried task a fresh random stream.
-
-        Returns
-        -------
-        list of str
-            The keys that were requeued. Tasks that are not failed, or that
-            reached ``max_retries``, are left as they are with a :class:`RushWarning`.
-        """
-        return self._tasks.retry(keys, ignore_max_retries, next_seed)
-
-    def write_hashes(self, keys: Sequence[str] | None = None, **fields: Any) -> list[str]:
-        """Write task hashes without putting them in any state.
-
-        Parameters
-        ----------
-        keys : list of str, optional
-            Keys to write; new keys by default.
-        **fields : list
-            Field name to one value per hash (length 1 or n), e.g. ``xs=[...]``:
-            any field name, as in rush. Task data fields (``xs``, ``ys``, ...)
-            take dicts; other fields any picklable value.
-
-        Returns
-        -------
-        list of str
-            The keys written.
-        """
-        return self._tasks.write_hashes(keys, **fields)
-
     def wait_for_tasks(
         self, keys: list[str], timeout: float = float("inf"), detect_lost_workers: bool = False
     ) -> bool:
@@ -354,47 +217,6 @@ class Rush:
         wait_until(done, timeout, max_interval=0.05)
         return not remaining
 
-    def detect_lost_workers(self, restart_local_workers: bool = False) -> list[str]:
-        """Find workers that died without terminating.
-
-        Local workers of this controller are checked by their process,
-        workers with a heartbeat by their heartbeat key (gone once they missed
-        beats for ``heartbeat_expire`` seconds). A lost worker's running task,
-        and a task in its pending slot, become failed with ``"Worker has
-        crashed or was killed"``, or are requeued when they have retries left.
-        A worker that exited cleanly is never reported lost. The check is
-        idempotent and safe when several controllers run it at once: a worker
-        is reported lost by exactly one call. A worker without heartbeat that
-        another controller started cannot be checked from here. See
-        :mod:`rushopt.core.heartbeat` for the false positives of heartbeats.
-
-        Parameters
-        ----------
-        restart_local_workers : bool, default False
-            Start a new process under the id of each lost local worker.
-
-        Returns
-        -------
-        list of str
-            Ids of the workers newly found lost.
-        """
-        return self._lost.detect(restart_local_workers)
-
-    def restart_local_workers(self, worker_ids: list[str]) -> None:
-        """Kill (if alive) and start again local workers under the same ids.
-
-        Parameters
-        ----------
-        worker_ids : list of str
-            Ids of local workers of this controller.
-
-        Raises
-        ------
-        ValueError
-            If an id is not a local worker of this controller.
-        """
-        self._local.restart(list(worker_ids))
-
     def reset(self, type: str = "kill") -> None:
         """Stop all workers and delete every key of the network.
 
@@ -422,6 +244,14 @@ class Rush:
         self._local.remove_log_dir()
 
     # ------------------------------------------------------- forwarded names
+    push_tasks = forward("_tasks", TaskService.push_tasks)
+    push_priority_tasks = forward("_tasks", TaskService.push_priority_tasks)
+    write_hashes = forward("_tasks", TaskService.write_hashes)
+    push_failed = forward("_failures", FailureService.push_failed)
+    retry_tasks = forward("_failures", FailureService.retry_tasks)
+    detect_lost_workers = forward("_lost", LostWorkerDetector.detect_lost_workers)
+    restart_local_workers = forward("_local", LocalWorkers.restart_local_workers)
+
     tasks = ForwardProperty("_queries", TaskQueries.tasks)
     queued_tasks = ForwardProperty("_queries", TaskQueries.queued_tasks)
     running_tasks = ForwardProperty("_queries", TaskQueries.running_tasks)

@@ -1,4 +1,4 @@
-"""Creating tasks, recording failures and retrying them: :class:`TaskService`."""
+"""Creating tasks and writing task hashes: :class:`TaskService`."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rushopt.core.arguments import broadcast, check_dicts, check_numbers, dumps_dicts
-from rushopt.core.network import Network, text
+from rushopt.core.network import Network
 from rushopt.core.serialize import DICT_FIELDS, SCALAR_FIELDS, dumps
-from rushopt.exceptions import InputError, warn
+from rushopt.exceptions import InputError
 
 __all__ = ["TaskService", "new_task_ids"]
 
@@ -34,7 +34,7 @@ def new_task_ids(n: int) -> list[str]:
 
 
 class TaskService:
-    """Task creation, failure and retry of one network.
+    """Task creation of one network.
 
     Parameters
     ----------
@@ -123,136 +123,100 @@ class TaskService:
         """Make workers exit once the queues are empty."""
         self.network.redis.set(self.network.keys.terminate_on_idle, 1)
 
-    # ------------------------------------------------------------- failures
-    def worker_ids(self) -> list[str]:
-        """Ids of every registered worker."""
-        keys = self.network.keys
-        return sorted(text(w) for w in self.network.redis.smembers(keys.worker_ids))
-
-    def owners(self, keys: Sequence[str]) -> list[str | None]:
-        """Return the worker each task runs under (``None`` for a task that is not running)."""
-        if not keys:
-            return []
-        schema = self.network.keys
-        found = self.network.redis.hmget(schema.running_tasks, schema.tasks(list(keys)))
-        return [text(w) if w is not None else None for w in found]
-
-    def push_failed(
-        self, keys: Sequence[str], conditions: Sequence[Mapping[str, Any]]
-    ) -> list[str]:
-        """Record failures of running or queued tasks as they are (no automatic retry)."""
-        keys = list(keys)
-        schema = self.network.keys
-        worker_ids = self.worker_ids()
-        sources = [schema.queued_tasks]
-        sources += [schema.priority_queue(w) for w in worker_ids]
-        sources += [schema.pending(w) for w in worker_ids]
-        return self.fail(keys, conditions, self.owners(keys), retry=False, sources=sources)
-
-    def fail(
+    def push_tasks(
         self,
-        keys: Sequence[str],
-        conditions: Sequence[Mapping[str, Any]],
-        owners: Sequence[str | None],
-        retry: bool,
-        sources: Sequence[str],
+        xss: Sequence[Mapping[str, Any]],
+        extra: Sequence[Mapping[str, Any]] | None = None,
+        seeds: int | Sequence[int] | None = None,
+        timeouts: float | Sequence[float | None] | None = None,
+        max_retries: int | Sequence[int | None] | None = None,
+        terminate_workers: bool = False,
+        limit: int | None = None,
     ) -> list[str]:
-        """Fail tasks (requeue those with retries left when ``retry``); warn about the others.
+        """Push tasks to the shared queue.
 
         Parameters
         ----------
-        keys : list of str
-            Task keys.
-        conditions : list of dict
-            At least ``{"message": ...}``; length 1 or ``len(keys)``.
-        owners : list of (str or None)
-            The worker each task runs under.
-        retry : bool
-            Requeue tasks that have retries left.
-        sources : list of str
-            Lists a task that is not running is removed from.
+        xss : list of dict
+            One dict of arguments per task.
+        extra : list of dict, optional
+            Stored beside the arguments as ``xs_extra`` (length 1 or ``len(xss)``).
+        seeds : int or list of int, optional
+            Explicit seeds; by default each task gets the next stream of the
+            network's seed (if the network has one).
+        timeouts : float or list, optional
+            Seconds a task may run.
+        max_retries : int or list, optional
+            Automatic retries after a failure.
+        terminate_workers : bool, default False
+            Make workers exit once the queues are empty.
+        limit : int, optional
+            Budget: create tasks only while the network holds fewer than
+            ``limit`` tasks (checked atomically, so concurrent pushers never
+            exceed it); the first tasks of ``xss`` are created, the rest dropped.
 
         Returns
         -------
         list of str
-            The keys that became failed or were requeued.
+            The keys of the tasks created, in the order of ``xss``.
+
+        Raises
+        ------
+        TypeError
+            If a task is not a dict or an argument has the wrong type.
+        ValueError
+            If a per-task argument has another length than 1 or ``len(xss)``.
         """
-        keys = list(keys)
-        conds = check_dicts("conditions", broadcast("conditions", conditions, len(keys)))
-        for i, cond in enumerate(conds):
-            if "message" not in cond:
-                raise InputError(f"conditions[{i}] must have a 'message' entry")
-        if not keys:
-            return []
-        discarded, _requeued = self.network.scripts.fail_tasks(
-            self.network.keys.tasks(keys),
-            [dumps(dict(c)) for c in conds],
-            owners,
-            sources,
-            retry,
+        keys = self.create(
+            xss, extra, seeds=seeds, timeouts=timeouts, max_retries=max_retries, limit=limit
         )
-        if discarded:
-            lost = [keys[i - 1] for i in discarded]
-            warn(f"discarded failures of tasks that are not running or queued: {lost}", 4)
-        skip = {keys[i - 1] for i in discarded}
-        return [k for k in keys if k not in skip]
+        if terminate_workers:
+            self.set_terminate_on_idle()
+        return keys
 
-    def held_by(self, worker_id: str) -> list[str]:
-        """Keys of the tasks a worker holds: running under it, or in its pending slot."""
-        schema = self.network.keys
-        pipe = self.network.pipeline()
-        pipe.smembers(schema.worker_running(worker_id))
-        pipe.lrange(schema.pending(worker_id), 0, -1)
-        members, pending = pipe.execute()
-        running = schema.task_ids(members)
-        # the set may keep a task whose owner changed in a race: trust the running hash
-        owned = [k for k, w in zip(running, self.owners(running), strict=True) if w == worker_id]
-        return owned + schema.task_ids(pending)
-
-    def fail_held(self, worker_id: str, message: str, traceback: str | None = None) -> list[str]:
-        """Fail (or requeue) what a stopped worker held: running tasks and its pending slot."""
-        held = self.held_by(worker_id)
-        if not held:
-            return []
-        condition: dict[str, Any] = {"message": message}
-        if traceback is not None:
-            condition["traceback"] = traceback
-        return self.fail(
-            held,
-            [condition],
-            [worker_id] * len(held),
-            retry=True,
-            sources=[self.network.keys.pending(worker_id)],
-        )
-
-    def retry(
-        self, keys: Sequence[str], ignore_max_retries: bool = False, next_seed: bool = False
+    def push_priority_tasks(
+        self,
+        xss: Sequence[Mapping[str, Any]],
+        extra: Sequence[Mapping[str, Any]] | None = None,
+        priority: Sequence[str | None] | None = None,
     ) -> list[str]:
-        """Move failed tasks back to the front of the queue (see ``Rush.retry_tasks``)."""
-        keys = [keys] if isinstance(keys, str) else list(keys)
-        if not keys:
-            return []
-        not_failed, exhausted = self.network.scripts.retry_tasks(
-            self.network.keys.tasks(keys), ignore_max_retries, next_seed, self.seed
-        )
-        if not_failed:
-            warn(
-                "retry_tasks: tasks that are not failed were not retried: "
-                f"{[keys[i - 1] for i in not_failed]}",
-                4,
-            )
-        if exhausted:
-            warn(
-                "retry_tasks: tasks that reached max_retries were not retried: "
-                f"{[keys[i - 1] for i in exhausted]}",
-                4,
-            )
-        skip = {keys[i - 1] for i in [*not_failed, *exhausted]}
-        return [k for k in keys if k not in skip]
+        """Push tasks to the priority queues of given workers.
+
+        Parameters
+        ----------
+        xss : list of dict
+            One dict of arguments per task.
+        extra : list of dict, optional
+            Stored as ``xs_extra``.
+        priority : list of (str or None), optional
+            One worker id per task (length 1 or ``len(xss)``). Tasks for a
+            worker that is unknown, not running, or ``None`` go to the shared queue.
+
+        Returns
+        -------
+        list of str
+            The task keys.
+        """
+        return self.create(xss, extra, priority=priority)
 
     # ---------------------------------------------------------------- hashes
-    def write_hashes(self, keys: Sequence[str] | None = None, **fields: Any) -> list[str]:
-        """Write task hashes without putting them in any state (see ``Rush.write_hashes``)."""
+    def write_hashes(self, /, keys: Sequence[str] | None = None, **fields: Any) -> list[str]:
+        """Write task hashes without putting them in any state.
+
+        Parameters
+        ----------
+        keys : list of str, optional
+            Keys to write; new keys by default.
+        **fields : list
+            Field name to one value per hash (length 1 or n), e.g. ``xs=[...]``:
+            any field name, as in rush. Task data fields (``xs``, ``ys``, ...)
+            take dicts; other fields any picklable value.
+
+        Returns
+        -------
+        list of str
+            The keys written.
+        """
         lengths = [len(v) for v in fields.values() if isinstance(v, Sequence)]
         n = len(keys) if keys is not None else max(lengths, default=0)
         for name in fields:

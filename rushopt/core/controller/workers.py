@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from rushopt.core import plan
 from rushopt.core.config import WorkerSettings
+from rushopt.core.controller.failures import FailureService
 from rushopt.core.controller.local import LocalWorkers
 from rushopt.core.controller.start_args import store_start_args
-from rushopt.core.controller.tasks import TaskService
 from rushopt.core.network import Network, text
 from rushopt.core.states import KILLED_MESSAGE, WORKER_STATES, WorkerState
 from rushopt.core.waiting import wait_until
@@ -33,13 +33,13 @@ class WorkerService:
     ----------
     network : Network
         The network's Redis boundary.
-    tasks : TaskService
+    tasks : FailureService
         Fails the tasks of killed workers.
     local : LocalWorkers
         The local worker processes of this controller.
     """
 
-    def __init__(self, network: Network, tasks: TaskService, local: LocalWorkers) -> None:
+    def __init__(self, network: Network, tasks: FailureService, local: LocalWorkers) -> None:
         self.network = network
         self.tasks = tasks
         self.local = local

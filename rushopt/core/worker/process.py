@@ -18,6 +18,7 @@ from rushopt.core.defaults import CONFIG_ENV
 
 __all__ = ["CONFIG_ENV", "load_config_from_env", "watch_parent"]
 
+
 def load_config_from_env() -> RedisConfig | None:
     """Read (and remove) the config a controller passed to its local worker."""
     encoded = os.environ.pop(CONFIG_ENV, None)

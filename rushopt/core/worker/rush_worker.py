@@ -307,7 +307,7 @@ class RushWorker(Rush):
             longer running under this worker are discarded with a :class:`RushWarning`.
         """
         keys = list(keys)
-        return self._tasks.fail(
+        return self._failures.fail(
             keys,
             conditions,
             [self.worker_id] * len(keys),
@@ -318,7 +318,7 @@ class RushWorker(Rush):
     @property
     def held_tasks(self) -> list[str]:
         """Keys of the tasks this worker holds: running under it or in its pending slot."""
-        return self._tasks.held_by(self.worker_id)
+        return self._failures.held_by(self.worker_id)
 
     # --------------------------------------------------------------- state
     def set_terminated(self) -> None:
