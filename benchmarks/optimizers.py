@@ -78,7 +78,7 @@ def _find(name: str, modules: Sequence[str]) -> Any:
 
 
 def _tune() -> Any:
-    return _find("tune", ["rushopt", "rushopt.optimizers.tune"])
+    return _find("tune", ["rushopt", "rushopt.tuning.tune"])
 
 
 def _bayesian() -> Any:

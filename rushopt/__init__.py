@@ -40,9 +40,9 @@ if TYPE_CHECKING:
         RandomSearch,
         Space,
     )
-    from rushopt.optimizers.result import TuneResult
-    from rushopt.optimizers.tune import tune
     from rushopt.search_cv import RushSearchCV
+    from rushopt.tuning.result import TuneResult
+    from rushopt.tuning.tune import tune
 
 __version__ = "0.1.0"
 
@@ -56,8 +56,8 @@ _LAZY = {
     "Optimizer": "rushopt.optimizers",
     "RandomSearch": "rushopt.optimizers",
     "Space": "rushopt.optimizers",
-    "TuneResult": "rushopt.optimizers.result",
-    "tune": "rushopt.optimizers.tune",
+    "TuneResult": "rushopt.tuning.result",
+    "tune": "rushopt.tuning.tune",
     "RushSearchCV": "rushopt.search_cv",
 }
 

@@ -223,7 +223,7 @@ class RushSearchCV(BaseSearchCV):  # type: ignore[misc]  # sklearn ships no stub
         self
             The fitted search.
         """
-        from rushopt.optimizers.tune import tune
+        from rushopt.tuning.tune import tune
 
         self._check_arguments()
         space = _as_space(self.search_space)

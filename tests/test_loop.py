@@ -14,7 +14,10 @@ import pytest
 
 from rushopt import Rush, RushWorker
 from rushopt.optimizers.base import Optimizer
-from rushopt.optimizers.loop import (
+from rushopt.optimizers.random_search import RandomSearch
+from rushopt.optimizers.space import Categorical, Float, Space
+from rushopt.tuning.objective import EvaluationError, Objective, check_metric, signed_value
+from rushopt.tuning.worker_loops import (
     LoopSettings,
     claim_index,
     evaluation_loop,
@@ -23,9 +26,6 @@ from rushopt.optimizers.loop import (
     optimize_loop,
     worker_seed,
 )
-from rushopt.optimizers.objective import EvaluationError, Objective, check_metric, signed_value
-from rushopt.optimizers.random_search import RandomSearch
-from rushopt.optimizers.space import Categorical, Float, Space
 from tests.conftest import eventually
 
 SPACE = {"x": Float(0.0, 1.0)}

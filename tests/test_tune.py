@@ -24,11 +24,11 @@ from rushopt.core.states import LOST_MESSAGE
 from rushopt.core.worker.isolated import CRASH_MESSAGE
 from rushopt.exceptions import RushWarning
 from rushopt.optimizers.base import Optimizer
-from rushopt.optimizers.progress import ProgressBar
 from rushopt.optimizers.random_search import RandomSearch
-from rushopt.optimizers.result import TuneResult, build_archive
 from rushopt.optimizers.space import Categorical, Float, Int, Space
-from rushopt.optimizers.tune import tune
+from rushopt.tuning.progress import ProgressBar
+from rushopt.tuning.result import TuneResult, build_archive
+from rushopt.tuning.tune import tune
 from tests.conftest import eventually
 
 # Objectives for local workers are built inside factories: cloudpickle then sends
@@ -520,7 +520,7 @@ def test_a_worker_killed_by_its_objective_is_replaced(redis_url: str, network_id
 _CONTROLLER = """
 import sys, time
 from rushopt.optimizers.space import Float
-from rushopt.optimizers.tune import tune
+from rushopt.tuning.tune import tune
 
 def objective(x):
     time.sleep(0.1)
@@ -694,7 +694,7 @@ def test_progress_bar_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> Non
     import io
 
     stream = io.StringIO()
-    monkeypatch.setattr("rushopt.optimizers.progress._is_terminal", lambda: True)
+    monkeypatch.setattr("rushopt.tuning.progress._is_terminal", lambda: True)
     monkeypatch.setattr(sys, "stderr", stream)
     bar = ProgressBar(10, enabled=True)
     assert bar.active

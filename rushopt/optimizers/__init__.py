@@ -1,4 +1,9 @@
-"""Search spaces and optimizers (random search, Bayesian optimization) and ``tune()``.
+"""Search spaces and the pure ask/tell optimizers (random search, Bayesian optimization).
+
+Nothing here talks to Redis or imports :mod:`rushopt.core`: an optimizer is
+usable in a plain Python loop (``opt.ask()``, ``opt.tell(params, value)``).
+:func:`rushopt.tune`, which drives these optimizers on a rush network, lives in
+:mod:`rushopt.tuning`.
 
 Names load on first use: a worker that unpickles a random search never pays
 for scikit-learn, which only the Bayesian optimizer's surrogates need.
@@ -17,16 +22,17 @@ if TYPE_CHECKING:
     )
     from rushopt.optimizers.base import Optimizer
     from rushopt.optimizers.bayesian import BayesianOptimization
+    from rushopt.optimizers.parameters import Categorical, Float, Int
     from rushopt.optimizers.random_search import RandomSearch
-    from rushopt.optimizers.space import Categorical, Float, Int, Space
+    from rushopt.optimizers.space import Space
     from rushopt.optimizers.surrogates import GPSurrogate, RandomForestSurrogate
 
 _LAZY = {
     "BayesianOptimization": "rushopt.optimizers.bayesian",
-    "Categorical": "rushopt.optimizers.space",
-    "Float": "rushopt.optimizers.space",
+    "Categorical": "rushopt.optimizers.parameters",
+    "Float": "rushopt.optimizers.parameters",
     "GPSurrogate": "rushopt.optimizers.surrogates",
-    "Int": "rushopt.optimizers.space",
+    "Int": "rushopt.optimizers.parameters",
     "Optimizer": "rushopt.optimizers.base",
     "RandomForestSurrogate": "rushopt.optimizers.surrogates",
     "RandomSearch": "rushopt.optimizers.random_search",

@@ -27,7 +27,18 @@ __all__ = ["Optimizer", "config_key"]
 
 
 def config_key(config: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
-    """Return a hashable identity of a configuration (floats compared by their repr)."""
+    """Return a hashable identity of a configuration (floats compared by their repr).
+
+    Parameters
+    ----------
+    config : dict
+        Parameter name to value.
+
+    Returns
+    -------
+    tuple of (str, str)
+        The ``(name, repr(value))`` pairs, sorted by name.
+    """
     return tuple(sorted((name, repr(value)) for name, value in config.items()))
 
 
@@ -71,7 +82,13 @@ class Optimizer(ABC):
             self._seen: set[tuple[tuple[str, str], ...]] = set()
 
     def get_params(self) -> dict[str, Any]:
-        """Return the constructor arguments."""
+        """Return the constructor arguments.
+
+        Returns
+        -------
+        dict
+            Argument name to its current value, as :meth:`clone` passes them.
+        """
         names = [
             p.name
             for p in inspect.signature(type(self).__init__).parameters.values()
@@ -80,7 +97,19 @@ class Optimizer(ABC):
         return {name: getattr(self, name) for name in names}
 
     def clone(self, **changes: Any) -> Optimizer:
-        """Return an unfitted copy with the same arguments, some of them changed."""
+        """Return an unfitted copy with the same arguments, some of them changed.
+
+        Parameters
+        ----------
+        **changes
+            Constructor arguments to replace (``seed=...``, for instance).
+
+        Returns
+        -------
+        Optimizer
+            A new optimizer of the same type, with (deep copies of) the
+            other arguments and nothing told.
+        """
         params = {**copy.deepcopy(self.get_params()), **changes}
         return type(self)(**params)
 
@@ -150,7 +179,14 @@ class Optimizer(ABC):
             self.pending_ = [p for p in self.pending_ if config_key(p) != key]
 
     def set_pending(self, configs: Sequence[Mapping[str, Any]]) -> None:
-        """Declare the configurations that are being evaluated right now (elsewhere too)."""
+        """Declare the configurations that are being evaluated right now (elsewhere too).
+
+        Parameters
+        ----------
+        configs : sequence of dict
+            The configurations running now; they replace the pending ones and
+            are never proposed again.
+        """
         self._ensure_state()
         self.pending_ = [dict(c) for c in configs]
         for config in configs:

@@ -34,22 +34,18 @@ is recomputed.
 from __future__ import annotations
 
 import math
-import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize
-from scipy.stats import qmc
 
-from rushopt.optimizers.acquisition import (
-    log_ei_and_grad,
-    log_expected_improvement,
-    lower_confidence_bound,
-)
-from rushopt.optimizers.base import Optimizer, config_key
-from rushopt.optimizers.space import Float, Param, Space
-from rushopt.optimizers.surrogates import GPSurrogate, RandomForestSurrogate, single_blas_thread
+from rushopt.optimizers.acquisition_search import N_TOP, search_mixed, search_numeric
+from rushopt.optimizers.base import Optimizer
+from rushopt.optimizers.forest import RandomForestSurrogate
+from rushopt.optimizers.gp import GPSurrogate
+from rushopt.optimizers.linalg import single_blas_thread
+from rushopt.optimizers.parameters import Float, Param
+from rushopt.optimizers.space import Space
 
 __all__ = ["BayesianOptimization"]
 
@@ -61,12 +57,6 @@ _SURROGATES = ("auto", "gp", "rf")
 _ACQUISITIONS = ("auto", "ei", "lcb", "stochastic_lcb")
 _DESIGNS = ("sobol", "random")
 _MODES = ("decentralized", "centralized")
-_N_SOBOL = 1024  # candidates scored before the gradient-based refinement (a power of 2)
-_N_STARTS = 5  # best candidates refined by L-BFGS-B
-_MAX_ITER = 40  # L-BFGS-B iterations of the acquisition optimizer
-_N_SAMPLES = 512  # random candidates in mixed spaces
-_N_TOP = 5  # best evaluations (and candidates) that local searches start from
-_N_NEIGHBORS = 20  # mutations per start and round in mixed spaces
 _FULL_FIT_UNTIL = 20  # re-optimize GP hyperparameters on every ask up to this many successes
 
 
@@ -332,112 +322,29 @@ class BayesianOptimization(Optimizer):
         else:
             model.fit(X, y)
 
-    def _scorer(self, best: float) -> Callable[[np.ndarray], np.ndarray]:
-        """Acquisition to minimize, on encoded points."""
-        model, kappa = self.surrogate_, self.kappa
-
-        def score(X: np.ndarray) -> np.ndarray:
-            mu, sd = model.predict(X, return_std=True)
-            if kappa is None:
-                return -log_expected_improvement(mu, sd, best)
-            return lower_confidence_bound(mu, sd, kappa)
-
-        return score
-
     def _model_point(self, batch: _Batch, taken: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """Return the best new candidate of the acquisition, or None if all were taken."""
         best = float(min(np.min(batch.y), np.min(batch.y_imputed, initial=np.inf)))
+        model, kappa = self.surrogate_, self.kappa
+        order = np.argsort(batch.y, kind="stable")[:N_TOP]
         if self._gradient_search:
-            top = batch.X[np.argsort(batch.y, kind="stable")[:_N_TOP]]
-            candidates, scores = self._search_numeric(best, top)
+            assert isinstance(model, GPSurrogate)
+            candidates, scores = search_numeric(model, kappa, best, batch.X[order], self.rng_)
             for i in np.argsort(scores, kind="stable"):
                 (config,) = self._clamp(self.space_.decode(candidates[i : i + 1]))
                 if self._is_new(config) and config not in taken:
                     return config
             return None
-        configs, scores = self._search_mixed(best, batch)
+        finished = [self.configs_[i] for i in np.flatnonzero(np.isfinite(self.values_))]
+        incumbents = [finished[i] for i in order]
+        configs, scores = search_mixed(
+            model, kappa, best, self.space_, incumbents, self.rng_, self._clamp
+        )
         for i in np.argsort(scores, kind="stable"):
             config = configs[int(i)]
             if self._is_new(config) and config not in taken:
                 return config
         return None
-
-    # ------------------------------------------------------------ acquisition search
-    def _search_numeric(self, best: float, top: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Score Sobol points and perturbed incumbents, then refine the best with L-BFGS-B."""
-        d = self.space_.n_dims
-        rng = self.rng_
-        sobol = qmc.Sobol(d, scramble=True, seed=rng).random(_N_SOBOL)
-        per_point = 32
-        scale = rng.choice([0.01, 0.05, 0.2], size=(len(top) * per_point, 1))
-        local = np.repeat(top, per_point, axis=0) + scale * rng.normal(
-            size=(len(top) * per_point, d)
-        )
-        candidates = np.vstack([sobol, np.clip(local, 0.0, 1.0)])
-        scores = self._scorer(best)(candidates)
-        starts = candidates[np.argsort(scores, kind="stable")[:_N_STARTS]]
-        refined = self._refine(starts, best)
-        refined_scores = self._scorer(best)(refined)
-        return np.vstack([refined, candidates]), np.concatenate([refined_scores, scores])
-
-    def _refine(self, starts: np.ndarray, best: float) -> np.ndarray:
-        """Minimize the acquisition from each start, as one batched L-BFGS-B problem.
-
-        The starts do not interact, so the sum of their acquisition values
-        has a block-separable gradient and one L-BFGS-B run replaces several
-        (far fewer Python round trips).
-        """
-        model = self.surrogate_
-        assert isinstance(model, GPSurrogate)
-        q, d = starts.shape
-        kappa = self.kappa
-
-        def objective(flat: np.ndarray) -> tuple[float, np.ndarray]:
-            x = flat.reshape(q, d)
-            mu, sd, d_mu, d_sd = model.predict_with_gradient(x)
-            if kappa is None:
-                value, g_mu, g_sd = log_ei_and_grad(mu, sd, best)
-                value, g_mu, g_sd = -value, -g_mu, -g_sd
-            else:
-                value, g_mu, g_sd = mu - kappa * sd, np.ones_like(mu), np.full_like(sd, -kappa)
-            grad = g_mu[:, None] * d_mu + g_sd[:, None] * d_sd
-            if not np.all(np.isfinite(value)) or not np.all(np.isfinite(grad)):
-                return 1e300, np.zeros_like(flat)
-            return float(np.sum(value)), grad.ravel()
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            result = minimize(
-                objective,
-                starts.ravel(),
-                jac=True,
-                method="L-BFGS-B",
-                bounds=[(0.0, 1.0)] * (q * d),
-                options={"maxiter": _MAX_ITER},
-            )
-        x: np.ndarray = np.clip(np.asarray(result.x, dtype=float).reshape(q, d), 0.0, 1.0)
-        return x
-
-    def _search_mixed(self, best: float, batch: _Batch) -> tuple[list[dict[str, Any]], np.ndarray]:
-        """Score samples and neighbors of the incumbents, then mutate the best few."""
-        space, rng = self.space_, self.rng_
-        score = self._scorer(best)
-        order = np.argsort(batch.y, kind="stable")[:_N_TOP]
-        finished = [self.configs_[i] for i in np.flatnonzero(np.isfinite(self.values_))]
-        configs = space.sample(_N_SAMPLES, rng)
-        for i in order:
-            configs += space.neighbors(finished[i], _N_NEIGHBORS, rng)
-        configs = _unique(self._clamp(configs))
-        scores = score(space.encode(configs))
-        for scale in (0.1, 0.05, 0.02):
-            starts = [configs[i] for i in np.argsort(scores, kind="stable")[:_N_TOP]]
-            new = _unique(
-                self._clamp(
-                    [c for s in starts for c in space.neighbors(s, _N_NEIGHBORS, rng, scale)]
-                )
-            )
-            configs += new
-            scores = np.concatenate([scores, score(space.encode(new))])
-        return configs, scores
 
 
 class _Batch:
@@ -448,14 +355,3 @@ class _Batch:
         self.X_imputed = np.empty((0, n_dims))
         self.y_imputed = np.empty(0)
         self.n_imputed = 0
-
-
-def _unique(configs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    seen: set[tuple[tuple[str, str], ...]] = set()
-    out = []
-    for config in configs:
-        key = config_key(config)
-        if key not in seen:
-            seen.add(key)
-            out.append(config)
-    return out

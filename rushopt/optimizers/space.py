@@ -1,6 +1,8 @@
-"""Search spaces: :class:`Float`, :class:`Int`, :class:`Categorical` and :class:`Space`.
+"""Search spaces: :class:`Space`, its conditions, sampling and encoding.
 
-A parameter may be conditional: ``when={"kernel": ["rbf", "poly"]}`` makes it
+A space maps names to the parameters of :mod:`rushopt.optimizers.parameters`
+(:class:`Float`, :class:`Int`, :class:`Categorical`, re-exported here). A
+parameter may be conditional: ``when={"kernel": ["rbf", "poly"]}`` makes it
 active only when ``kernel`` takes one of those values. An inactive parameter
 is absent from the configuration passed to the objective.
 
@@ -15,215 +17,17 @@ its one-hot columns, a value no active configuration has, so models can tell
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from rushopt.exceptions import SearchSpaceError
+from rushopt.optimizers.parameters import Categorical, Float, Int, Param
 
 __all__ = ["Categorical", "Float", "Int", "Param", "Space", "as_space"]
 
 INACTIVE = -1.0  # encoded value of an inactive numeric parameter
-
-
-def _check_when(when: Mapping[str, Sequence[Any]] | None) -> dict[str, tuple[Any, ...]]:
-    if when is None:
-        return {}
-    if not isinstance(when, Mapping):
-        raise SearchSpaceError("when must be a dict of parameter name to allowed values")
-    out = {}
-    for name, values in when.items():
-        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-            values = [values]
-        if not values:
-            raise SearchSpaceError(f"when[{name!r}] must list at least one value")
-        out[str(name)] = tuple(values)
-    return out
-
-
-@dataclass(frozen=True)
-class _Numeric:
-    low: float
-    high: float
-    log: bool = False
-    when: dict[str, tuple[Any, ...]] = field(default_factory=dict)
-
-    def check(self, name: str) -> None:
-        """Validate this parameter; errors name it as ``name``."""
-        for bound in ("low", "high"):
-            value = getattr(self, bound)
-            if isinstance(value, bool) or not isinstance(value, numbers.Real):
-                raise SearchSpaceError(f"{name}: {bound} must be a number, got {value!r}")
-            if not math.isfinite(value):
-                raise SearchSpaceError(f"{name}: {bound} must be finite, got {value!r}")
-        if self.low >= self.high:
-            raise SearchSpaceError(f"{name}: low ({self.low}) must be < high ({self.high})")
-        if self.log and self.low <= 0:
-            raise SearchSpaceError(f"{name}: log=True needs low > 0, got low={self.low}")
-
-    def to_unit(self, value: float) -> float:
-        """Map a value to its feature in ``[0, 1]``."""
-        if self.log:
-            return (math.log(value) - math.log(self.low)) / (
-                math.log(self.high) - math.log(self.low)
-            )
-        return (value - self.low) / (self.high - self.low)
-
-    def from_unit(self, u: float) -> float:
-        """Map a feature in ``[0, 1]`` back to a value."""
-        u = min(max(float(u), 0.0), 1.0)
-        if self.log:
-            span = math.log(self.high) - math.log(self.low)
-            value = math.exp(math.log(self.low) + u * span)
-        else:
-            value = self.low + u * (self.high - self.low)
-        return float(min(max(value, self.low), self.high))  # exp/log round past the bounds
-
-
-class Float(_Numeric):
-    """A real parameter in ``[low, high]``, sampled uniformly (log-uniformly with ``log=True``).
-
-    Parameters
-    ----------
-    low, high : float
-        Bounds, ``low < high``.
-    log : bool, default False
-        Sample and model in log space (needs ``low > 0``).
-    when : dict, optional
-        Condition: parameter name to the values that activate this one.
-    """
-
-    def __init__(
-        self, low: float, high: float, log: bool = False, when: Mapping[str, Any] | None = None
-    ) -> None:
-        super().__init__(low, high, bool(log), _check_when(when))
-
-    def validate(self, name: str, value: Any) -> float:
-        """Check one value and return it in canonical form."""
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise SearchSpaceError(f"{name} must be a number, got {value!r}")
-        value = float(value)
-        if not self.low <= value <= self.high:
-            raise SearchSpaceError(f"{name}={value} is outside [{self.low}, {self.high}]")
-        return float(value)
-
-
-class Int(_Numeric):
-    """An integer parameter in ``[low, high]`` (both included).
-
-    Parameters
-    ----------
-    low, high : int
-        Bounds, ``low < high``.
-    log : bool, default False
-        Sample and model in log space (needs ``low > 0``).
-    when : dict, optional
-        Condition: parameter name to the values that activate this one.
-    """
-
-    def __init__(
-        self, low: int, high: int, log: bool = False, when: Mapping[str, Any] | None = None
-    ) -> None:
-        super().__init__(low, high, bool(log), _check_when(when))
-
-    def check(self, name: str) -> None:
-        """Validate this parameter; errors name it as ``name``."""
-        super().check(name)
-        for bound in ("low", "high"):
-            if int(getattr(self, bound)) != getattr(self, bound):
-                raise SearchSpaceError(f"{name}: {bound} must be an integer")
-
-    def to_unit(self, value: float) -> float:
-        """Map a value to its feature in ``[0, 1]``."""
-        # integers own equal slices of [0, 1] (of log [low, high + 1) with log=True),
-        # so from_unit(to_unit(v)) == v and uniform draws give each integer its share
-        if self.log:
-            low, high = math.log(self.low), math.log(self.high + 1)
-            return min(max((math.log(value + 0.5) - low) / (high - low), 0.0), 1.0)
-        return (value - self.low + 0.5) / (self.high - self.low + 1)
-
-    def from_unit(self, u: float) -> int:
-        """Map a feature in ``[0, 1]`` back to a value."""
-        u = min(max(float(u), 0.0), 1.0)
-        if self.log:
-            low, high = math.log(self.low), math.log(self.high + 1)
-            value = math.floor(math.exp(low + u * (high - low)))
-        else:
-            value = math.floor(self.low + u * (self.high - self.low + 1))
-        return int(min(max(value, self.low), self.high))
-
-    def validate(self, name: str, value: Any) -> int:
-        """Check one value and return it in canonical form."""
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise SearchSpaceError(f"{name} must be an integer, got {value!r}")
-        if float(value) != int(float(value)):
-            raise SearchSpaceError(f"{name} must be an integer, got {value!r}")
-        value = int(float(value))
-        if not self.low <= value <= self.high:
-            raise SearchSpaceError(f"{name}={value} is outside [{self.low}, {self.high}]")
-        return int(value)
-
-
-class Categorical:
-    """A parameter taking one of ``choices``.
-
-    Parameters
-    ----------
-    choices : sequence
-        Distinct values (strings, numbers, booleans, None).
-    when : dict, optional
-        Condition: parameter name to the values that activate this one.
-    """
-
-    def __init__(self, choices: Sequence[Any], when: Mapping[str, Any] | None = None) -> None:
-        if isinstance(choices, (str, bytes)) or not isinstance(choices, Sequence):
-            raise SearchSpaceError("choices must be a list of values")
-        self.choices = tuple(choices)
-        self.when = _check_when(when)
-
-    def check(self, name: str) -> None:
-        """Validate this parameter; errors name it as ``name``."""
-        if not self.choices:
-            raise SearchSpaceError(f"{name}: choices must not be empty")
-        if len({repr(c) for c in self.choices}) != len(self.choices):
-            raise SearchSpaceError(f"{name}: choices must be distinct, got {list(self.choices)}")
-
-    def index(self, value: Any) -> int:
-        """Return the position of ``value`` among the choices."""
-        for i, choice in enumerate(self.choices):
-            if choice == value and type(choice) is type(value):
-                return i
-        for i, choice in enumerate(self.choices):
-            if choice == value:
-                return i
-        raise ValueError(value)
-
-    def validate(self, name: str, value: Any) -> Any:
-        """Check one value and return it in canonical form."""
-        try:
-            return self.choices[self.index(value)]
-        except ValueError:
-            raise SearchSpaceError(f"{name}={value!r} is not one of {list(self.choices)}") from None
-
-    def __repr__(self) -> str:
-        when = f", when={self.when}" if self.when else ""
-        return f"Categorical({list(self.choices)!r}{when})"
-
-    def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, Categorical)
-            and self.choices == other.choices
-            and self.when == other.when
-        )
-
-    def __hash__(self) -> int:
-        return hash((self.choices, tuple(self.when)))
-
-
-Param = Float | Int | Categorical
 
 
 class Space:
@@ -247,7 +51,8 @@ class Space:
     --------
     >>> space = Space({"kernel": Categorical(["linear", "rbf"]),
     ...                "gamma": Float(1e-4, 1.0, log=True, when={"kernel": ["rbf"]})})
-    >>> [sorted(c) for c in space.sample(2, seed=0)]  # doctest: +SKIP
+    >>> [sorted(c) for c in space.sample(4, rng=0)]  # gamma only where kernel is "rbf"
+    [['gamma', 'kernel'], ['kernel'], ['gamma', 'kernel'], ['gamma', 'kernel']]
     """
 
     def __init__(self, params: Mapping[str, Param]) -> None:
@@ -282,12 +87,12 @@ class Space:
 
     @property
     def is_numeric(self) -> bool:
-        """True when every parameter is Float or Int and none is conditional."""
+        """bool: True when every parameter is Float or Int and none is conditional."""
         return all(not isinstance(p, Categorical) and not p.when for p in self.params.values())
 
     @property
     def is_conditional(self) -> bool:
-        """True when some parameter has a ``when`` condition."""
+        """bool: True when some parameter has a ``when`` condition."""
         return any(p.when for p in self.params.values())
 
     def _check_conditions(self) -> None:
@@ -329,7 +134,20 @@ class Space:
 
     # ------------------------------------------------------------ configs
     def is_active(self, name: str, config: Mapping[str, Any]) -> bool:
-        """Tell whether parameter ``name`` is active in ``config``."""
+        """Tell whether parameter ``name`` is active in ``config``.
+
+        Parameters
+        ----------
+        name : str
+            A parameter of the space.
+        config : dict
+            A configuration (possibly partial: its parents are enough).
+
+        Returns
+        -------
+        bool
+            True when every condition of ``name`` holds in ``config``.
+        """
         for parent, values in self.params[name].when.items():
             if parent not in config or config[parent] not in values:
                 return False
@@ -337,6 +155,17 @@ class Space:
 
     def validate(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """Check a configuration and return it with exactly its active parameters.
+
+        Parameters
+        ----------
+        config : dict
+            Parameter name to value; inactive parameters may be present (they
+            are dropped) or absent.
+
+        Returns
+        -------
+        dict
+            The active parameters, in canonical form, in the space's order.
 
         Raises
         ------
@@ -377,7 +206,20 @@ class Space:
         return self.decode(rng.random((n, self.n_dims)), raw=True)
 
     def sobol(self, n: int, rng: np.random.Generator | int | None = None) -> list[dict[str, Any]]:
-        """Draw ``n`` configurations from a scrambled Sobol sequence (space-filling)."""
+        """Draw ``n`` configurations from a scrambled Sobol sequence (space-filling).
+
+        Parameters
+        ----------
+        n : int
+            Number of configurations.
+        rng : numpy.random.Generator, int or None
+            Random source or seed of the scrambling.
+
+        Returns
+        -------
+        list of dict
+            Configurations holding only their active parameters.
+        """
         from scipy.stats import qmc  # scipy.stats takes most of a second to import
 
         rng = np.random.default_rng(rng)
@@ -452,11 +294,29 @@ class Space:
         return configs
 
     def numeric_bounds(self) -> list[tuple[float, float]]:
-        """Bounds of the encoded features, for optimizers of the acquisition function."""
+        """Bounds of the encoded features, for optimizers of the acquisition function.
+
+        Returns
+        -------
+        list of tuple of float
+            ``(0.0, 1.0)`` for each of the ``n_dims`` features.
+        """
         return [(0.0, 1.0)] * self.n_dims
 
     def columns(self, name: str) -> slice:
-        """Return the columns of ``name`` in the encoding."""
+        """Return the columns of ``name`` in the encoding.
+
+        Parameters
+        ----------
+        name : str
+            A parameter of the space.
+
+        Returns
+        -------
+        slice
+            One column for a numeric parameter, one per choice for a
+            categorical one.
+        """
         return self._columns[name]
 
     def neighbors(
@@ -465,7 +325,24 @@ class Space:
         """Mutate ``config`` ``n`` times, for a local search in mixed spaces.
 
         Numeric parameters take a Gaussian step in the encoding; a categorical
-        parameter now and then takes another choice.
+        parameter now and then takes another choice; a parameter that becomes
+        active gets a random value.
+
+        Parameters
+        ----------
+        config : dict
+            The configuration to mutate.
+        n : int
+            Number of mutations.
+        rng : numpy.random.Generator
+            Random source.
+        scale : float, default 0.1
+            Standard deviation of the numeric steps, in encoded units.
+
+        Returns
+        -------
+        list of dict
+            ``n`` configurations holding only their active parameters.
         """
         out = []
         base = self.encode([config])[0]
@@ -491,5 +368,22 @@ class Space:
 
 
 def as_space(space: Space | Mapping[str, Param]) -> Space:
-    """Accept a :class:`Space` or a plain dict of parameters."""
+    """Accept a :class:`Space` or a plain dict of parameters.
+
+    Parameters
+    ----------
+    space : Space or dict
+        A space, or parameter name to parameter.
+
+    Returns
+    -------
+    Space
+        ``space`` itself, or a new space of the dict.
+
+    Raises
+    ------
+    ValueError
+        (:class:`~rushopt.exceptions.SearchSpaceError`) when the dict
+        defines an invalid space.
+    """
     return space if isinstance(space, Space) else Space(space)

@@ -45,8 +45,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rushopt.core import InProcessRunner, IsolatedRunner, Outcome, StopServing, serve_tasks
-from rushopt.optimizers.objective import Objective, signed_value
 from rushopt.optimizers.space import as_space
+from rushopt.tuning.objective import Objective, signed_value
 
 if TYPE_CHECKING:
     from rushopt.core import RushWorker

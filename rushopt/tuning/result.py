@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from rushopt.optimizers.objective import TIMING_COLUMNS, signed_value
 from rushopt.optimizers.space import Categorical, Space
+from rushopt.tuning.objective import TIMING_COLUMNS, signed_value
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -1,10 +1,10 @@
-"""One call of :func:`~rushopt.optimizers.tune.tune` on the controller: start, watch, stop.
+"""One call of :func:`~rushopt.tuning.tune.tune` on the controller: start, watch, stop.
 
 :class:`TuneRun` starts the workers (local ones, and remote ones already
 waiting on the network), watches the archive in Redis (progress bar,
 callbacks, stop rules: budget, ``run_time``, ``target``, ``patience``), keeps
 centralized workers busy, restarts local workers that crashed, and at the end
-stops the workers and collects the :class:`~rushopt.optimizers.result.TuneResult`.
+stops the workers and collects the :class:`~rushopt.tuning.result.TuneResult`.
 """
 
 from __future__ import annotations
@@ -22,16 +22,16 @@ from rushopt.core.controller import Rush
 from rushopt.core.states import LOST_MESSAGE
 from rushopt.exceptions import WorkerError, warn
 from rushopt.optimizers.base import Optimizer
-from rushopt.optimizers.loop import (
+from rushopt.optimizers.space import Space
+from rushopt.tuning.objective import signed_value
+from rushopt.tuning.progress import ProgressBar
+from rushopt.tuning.result import ArchiveReader, TuneResult, build_archive
+from rushopt.tuning.worker_loops import (
     LoopSettings,
     evaluation_loop,
     optimize_loop,
     params_of,
 )
-from rushopt.optimizers.objective import signed_value
-from rushopt.optimizers.progress import ProgressBar
-from rushopt.optimizers.result import ArchiveReader, TuneResult, build_archive
-from rushopt.optimizers.space import Space
 
 __all__ = ["HEARTBEAT_EXPIRE_S", "HEARTBEAT_PERIOD_S", "STOP_GRACE_S", "TuneRun"]
 

@@ -2,9 +2,9 @@
 
 The controller (this process) starts the workers, watches the archive in Redis
 and decides when to stop; in the decentralized mode (the default) the workers
-propose and evaluate on their own (:func:`~rushopt.optimizers.loop.optimize_loop`),
+propose and evaluate on their own (:func:`~rushopt.tuning.worker_loops.optimize_loop`),
 in the centralized mode the controller proposes and the workers evaluate
-(:func:`~rushopt.optimizers.loop.evaluation_loop`). Either way the network-wide
+(:func:`~rushopt.tuning.worker_loops.evaluation_loop`). Either way the network-wide
 budget of the core (``limit=n_evals`` when tasks are created) makes exactly
 ``n_evals`` evaluations start, never more, however many workers race for them.
 
@@ -29,14 +29,14 @@ from rushopt.core.network import validate_network_id
 from rushopt.core.serialize import dumps_code
 from rushopt.exceptions import InputError, warn
 from rushopt.optimizers.base import Optimizer
-from rushopt.optimizers.loop import (
+from rushopt.optimizers.random_search import RandomSearch
+from rushopt.optimizers.space import Param, Space, as_space
+from rushopt.tuning.objective import Objective
+from rushopt.tuning.result import TuneResult
+from rushopt.tuning.run import TuneRun
+from rushopt.tuning.worker_loops import (
     LoopSettings,
 )
-from rushopt.optimizers.objective import Objective
-from rushopt.optimizers.random_search import RandomSearch
-from rushopt.optimizers.result import TuneResult
-from rushopt.optimizers.run import TuneRun
-from rushopt.optimizers.space import Param, Space, as_space
 
 if TYPE_CHECKING:
     pass
@@ -242,9 +242,9 @@ def tune(
     --------
     >>> from rushopt import Float, tune
     >>> result = tune(lambda x: (x - 0.3) ** 2, {"x": Float(-1, 1)},
-    ...               optimizer="random", n_evals=20, n_workers=2, seed=1)  # doctest: +SKIP
-    >>> result.best_params  # doctest: +SKIP
-    {'x': 0.31...}
+    ...               optimizer="random", n_evals=20, n_workers=2, seed=1)
+    >>> result.n_evals, abs(result.best_params["x"] - 0.3) < 0.5
+    (20, True)
     """
     if not callable(objective):
         raise InputError(f"objective must be callable, got {type(objective).__name__}")
@@ -327,7 +327,7 @@ def tune(
         )
         result = run.execute()
     finally:
-        rush.network.close()
+        rush.close()
     if result.best_params is None and result.n_evals:
         warn(f"no evaluation finished; the first failure: {_first_message(result.archive)}")
     return result

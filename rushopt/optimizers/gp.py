@@ -1,0 +1,317 @@
+"""The Gaussian-process surrogate of Bayesian optimization: :class:`GPSurrogate`.
+
+A scikit-learn regressor whose ``predict(X, return_std=True)`` also returns
+the posterior standard deviation, written with numpy and scipy because
+Bayesian optimization refits it after every evaluation and scikit-learn's
+``GaussianProcessRegressor`` spends most of that time in generic kernel
+machinery. It expects features of about unit scale, such as the ``[0, 1]``
+encoding of :meth:`rushopt.optimizers.space.Space.encode`.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+import scipy.linalg
+from scipy.optimize import minimize
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import check_is_fitted
+
+from rushopt.optimizers.linalg import matern52, single_blas_thread, stable_cholesky
+from rushopt.optimizers.sklearn_compat import validate_data
+
+__all__ = ["GPSurrogate"]
+
+
+class GPSurrogate(RegressorMixin, BaseEstimator):  # type: ignore[misc]
+    """Gaussian process regressor with a Matérn 5/2 ARD kernel, for Bayesian optimization.
+
+    The kernel is ``s * matern52(r) + noise * I`` with one length scale per
+    feature (automatic relevance determination). Targets are normalized to
+    zero mean and unit variance. The log-parameters (length scales, ``s``,
+    ``noise``) maximize the log marginal likelihood, found with L-BFGS-B and
+    analytic gradients, started from the previous fit's hyperparameters
+    (``warm_start=True``) or else from length scales ``0.5 sqrt(d)``,
+    ``s = 1`` and ``noise = 1e-3``, and from ``n_restarts`` random points;
+    the best optimum wins. Covariances are factorized with
+    :func:`stable_cholesky`.
+
+    Parameters
+    ----------
+    n_restarts : int, default 2
+        Random starting points of the likelihood optimization, besides the
+        default one (replaced by the previous fit's hyperparameters with
+        ``warm_start=True``).
+    max_iter : int, default 50
+        Iterations of L-BFGS-B per starting point.
+    max_fit_samples : int, default 200
+        Hyperparameters are fitted on a random subset of at most this many
+        rows (the posterior then conditions on all of them), which bounds the
+        cost of a fit: a likelihood evaluation costs ``O(n^3)``. 0 for no
+        limit.
+    warm_start : bool, default False
+        Start the optimization from the previous fit's hyperparameters, and
+        with :meth:`fit` ``optimize=False`` keep them as they are.
+    length_scale_bounds, signal_bounds, noise_bounds : tuple of float
+        Bounds of the hyperparameters; signal and noise are variances in
+        units of the normalized targets.
+    seed : int, optional
+        Seed of the random restarts and of the subset.
+
+    Attributes
+    ----------
+    theta_ : numpy.ndarray
+        Log of the length scales, the signal variance and the noise variance.
+    length_scale_ : numpy.ndarray
+        Fitted length scales, one per feature.
+    signal_variance_ : float
+        Fitted signal variance (normalized units).
+    noise_ : float
+        Fitted noise variance plus any jitter the factorization needed.
+    log_marginal_likelihood_ : float
+        Log marginal likelihood of the fitted hyperparameters (on the
+        subset they were fitted on).
+    n_iter_ : int
+        L-BFGS-B iterations of the last fit, over all starting points (0
+        when it kept the hyperparameters).
+    y_mean_, y_std_ : float
+        Target normalization.
+    X_train_, y_train_ : numpy.ndarray
+        The data the process is conditioned on.
+    L_, alpha_ : numpy.ndarray
+        Cholesky factor of the training covariance and ``K^-1 y`` (normalized).
+    n_features_in_ : int
+        Number of features seen in :meth:`fit`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.linspace(0, 1, 8)[:, None]
+    >>> gp = GPSurrogate(seed=0).fit(X, np.sin(6 * X[:, 0]))
+    >>> mean, std = gp.predict(X, return_std=True)
+    """
+
+    def __init__(
+        self,
+        n_restarts: int = 2,
+        max_iter: int = 50,
+        max_fit_samples: int = 200,
+        warm_start: bool = False,
+        length_scale_bounds: tuple[float, float] = (1e-2, 1e2),
+        signal_bounds: tuple[float, float] = (5e-2, 2e1),
+        noise_bounds: tuple[float, float] = (1e-6, 1.0),
+        seed: int | None = None,
+    ) -> None:
+        self.n_restarts = n_restarts
+        self.max_iter = max_iter
+        self.max_fit_samples = max_fit_samples
+        self.warm_start = warm_start
+        self.length_scale_bounds = length_scale_bounds
+        self.signal_bounds = signal_bounds
+        self.noise_bounds = noise_bounds
+        self.seed = seed
+
+    # ------------------------------------------------------------ fitting
+    def _log_bounds(self, d: int) -> np.ndarray:
+        for name in ("length_scale_bounds", "signal_bounds", "noise_bounds"):
+            low, high = getattr(self, name)
+            if not 0 < low < high:
+                raise ValueError(f"{name} must be (low, high) with 0 < low < high")
+        rows = [self.length_scale_bounds] * d + [self.signal_bounds, self.noise_bounds]
+        return np.asarray(np.log(np.asarray(rows, dtype=float)))
+
+    def _neg_lml(self, theta: np.ndarray, X: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        """Negative log marginal likelihood and its gradient in the log-parameters."""
+        n, d = X.shape
+        length_scale, signal, noise = np.exp(theta[:d]), math.exp(theta[d]), math.exp(theta[d + 1])
+        K, G = matern52(X, X, length_scale, signal)
+        assert G is not None
+        K[np.diag_indices_from(K)] += noise
+        try:
+            L, _ = stable_cholesky(K)
+        except np.linalg.LinAlgError:
+            return 1e25, np.zeros_like(theta)
+        alpha = scipy.linalg.cho_solve((L, True), y, check_finite=False)
+        lml = (
+            -0.5 * float(y @ alpha)
+            - float(np.log(np.diag(L)).sum())
+            - 0.5 * n * math.log(2 * np.pi)
+        )
+        K_inv = scipy.linalg.cho_solve((L, True), np.eye(n), check_finite=False)
+        W = np.outer(alpha, alpha) - K_inv  # dlml/dtheta_j = 0.5 tr(W dK/dtheta_j)
+        grad = np.empty_like(theta)
+        WG = W * G
+        Xs = X / length_scale
+        # sum_ij WG_ij (xs_id - xs_jd)^2, expanded so that it costs one matrix product
+        grad[:d] = np.sum(WG, axis=1) @ (Xs * Xs) - np.sum(Xs * (WG @ Xs), axis=0)
+        trace_w = float(np.trace(W))
+        grad[d] = 0.5 * (float(np.sum(W * K)) - noise * trace_w)  # dK/dlog s = K - noise I
+        grad[d + 1] = 0.5 * noise * trace_w
+        return -lml, -grad
+
+    def _optimize(self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        d = X.shape[1]
+        bounds = self._log_bounds(d)
+        default = np.concatenate([np.full(d, math.log(0.5 * math.sqrt(d))), [0.0, math.log(1e-3)]])
+        previous = getattr(self, "theta_", None)
+        if self.warm_start and previous is not None and len(previous) == d + 2:
+            starts = [np.clip(previous, bounds[:, 0], bounds[:, 1])]
+        else:
+            starts = [np.clip(default, bounds[:, 0], bounds[:, 1])]
+        # restarts: length scales anywhere in a sensible part of the box
+        low = np.maximum(bounds[:, 0], np.log(np.r_[np.full(d, 0.05), 0.2, 1e-5]))
+        high = np.minimum(bounds[:, 1], np.log(np.r_[np.full(d, 5.0 * math.sqrt(d)), 5.0, 0.1]))
+        for _ in range(int(self.n_restarts)):
+            starts.append(rng.uniform(np.minimum(low, high), np.maximum(low, high)))
+        best_theta: np.ndarray = starts[0]
+        best_value = math.inf
+        self.n_iter_ = 0
+        for theta0 in starts:
+            with single_blas_thread(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # numerical noise near the bounds is harmless
+                result = minimize(
+                    self._neg_lml,
+                    theta0,
+                    args=(X, y),
+                    jac=True,
+                    method="L-BFGS-B",
+                    bounds=bounds,
+                    options={"maxiter": int(self.max_iter)},
+                )
+            value = float(result.fun)
+            self.n_iter_ += int(result.nit)
+            if math.isfinite(value) and value < best_value:
+                best_theta, best_value = np.asarray(result.x, dtype=float), value
+        self.log_marginal_likelihood_ = -best_value
+        return best_theta
+
+    def fit(self, X: Any, y: Any, optimize: bool = True) -> GPSurrogate:
+        """Fit the hyperparameters and condition the process on the data.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Features, ideally of about unit scale.
+        y : array-like of shape (n_samples,)
+            Targets.
+        optimize : bool, default True
+            Fit the hyperparameters. With False and ``warm_start=True``, keep
+            those of the previous fit and only refactorize (much cheaper);
+            without a previous fit they are fitted anyway.
+
+        Returns
+        -------
+        GPSurrogate
+            The fitted model.
+
+        Raises
+        ------
+        ValueError
+            If the inputs are empty, non-finite or of inconsistent shapes, or
+            a bound is invalid.
+        """
+        X, y_checked = validate_data(self, X, y, reset=True)
+        assert y_checked is not None
+        y = y_checked.astype(float)
+        n, d = X.shape
+        for name in ("n_restarts", "max_iter", "max_fit_samples"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        self.y_mean_ = float(np.mean(y))
+        std = float(np.std(y))
+        self.y_std_ = std if std > 1e-12 * max(1.0, abs(self.y_mean_)) else 1.0
+        y_norm = (y - self.y_mean_) / self.y_std_
+        previous = getattr(self, "theta_", None)
+        keep = not optimize and self.warm_start and previous is not None and len(previous) == d + 2
+        if keep:
+            self.n_iter_ = 0
+        else:
+            rng = np.random.default_rng(self.seed)
+            if n > self.max_fit_samples > 0:
+                subset = np.sort(rng.choice(n, size=self.max_fit_samples, replace=False))
+                self.theta_ = self._optimize(X[subset], y_norm[subset], rng)
+            else:
+                self.theta_ = self._optimize(X, y_norm, rng)
+        theta = self.theta_
+        self.length_scale_ = np.exp(theta[:d])
+        self.signal_variance_ = math.exp(theta[d])
+        K, _ = matern52(X, X, self.length_scale_, self.signal_variance_, grad=False)
+        K[np.diag_indices_from(K)] += math.exp(theta[d + 1])
+        self.L_, jitter = stable_cholesky(K)
+        self.noise_ = math.exp(theta[d + 1]) + jitter
+        self.alpha_ = scipy.linalg.cho_solve((self.L_, True), y_norm, check_finite=False)
+        self.X_train_ = X
+        self.y_train_ = y
+        return self
+
+    # ------------------------------------------------------------ prediction
+    def predict(self, X: Any, return_std: bool = False) -> Any:
+        """Predict the posterior mean (and standard deviation) of the latent function.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Query points.
+        return_std : bool, default False
+            Also return the posterior standard deviation (without the noise).
+
+        Returns
+        -------
+        mean : numpy.ndarray of shape (n_samples,)
+            Posterior mean.
+        std : numpy.ndarray of shape (n_samples,)
+            Posterior standard deviation, only with ``return_std=True``.
+        """
+        check_is_fitted(self, "alpha_")
+        X, _ = validate_data(self, X, reset=False)
+        Ks, _ = matern52(X, self.X_train_, self.length_scale_, self.signal_variance_, grad=False)
+        mean = self.y_mean_ + self.y_std_ * (Ks @ self.alpha_)
+        if not return_std:
+            return mean
+        V = scipy.linalg.solve_triangular(self.L_, Ks.T, lower=True, check_finite=False)
+        var = np.maximum(self.signal_variance_ - np.sum(V * V, axis=0), 1e-12)
+        return mean, self.y_std_ * np.sqrt(var)
+
+    def predict_with_gradient(
+        self, X: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Predict mean and standard deviation with their gradients in ``X``.
+
+        Parameters
+        ----------
+        X : numpy.ndarray of shape (n_samples, n_features)
+            Query points (not validated: this is the inner loop of the
+            acquisition optimizer).
+
+        Returns
+        -------
+        mean, std : numpy.ndarray of shape (n_samples,)
+            As :meth:`predict` with ``return_std=True``.
+        d_mean, d_std : numpy.ndarray of shape (n_samples, n_features)
+            Their gradients with respect to each query point.
+        """
+        check_is_fitted(self, "alpha_")
+        X = np.atleast_2d(np.asarray(X, dtype=float))
+        Ks, G = matern52(X, self.X_train_, self.length_scale_, self.signal_variance_)
+        assert G is not None
+        # dKs[q, j, d] = -G[q, j] (x_qd - x_jd) / l_d^2, contracted without building it
+        inv_l2 = 1.0 / self.length_scale_**2
+
+        def contract(w: np.ndarray) -> np.ndarray:  # sum_j dKs[q, j, :] w[q, j]
+            Gw = G * w
+            out: np.ndarray = (Gw @ self.X_train_ - np.sum(Gw, axis=1)[:, None] * X) * inv_l2
+            return out
+
+        mean = self.y_mean_ + self.y_std_ * (Ks @ self.alpha_)
+        d_mean = self.y_std_ * contract(np.broadcast_to(self.alpha_, Ks.shape))
+        v = scipy.linalg.cho_solve((self.L_, True), Ks.T, check_finite=False).T  # K^-1 k
+        raw = self.signal_variance_ - np.sum(Ks * v, axis=1)
+        var = np.maximum(raw, 1e-12)
+        sd = np.sqrt(var)
+        d_var = -2.0 * contract(v)
+        d_var[raw <= 1e-12] = 0.0
+        return mean, self.y_std_ * sd, d_mean, self.y_std_ * d_var / (2.0 * sd[:, None])
