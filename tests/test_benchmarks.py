@@ -25,14 +25,11 @@ from rushopt.benchmarks import (
     run_once,
     summarize,
 )
-from rushopt.benchmarks.runner import (
-    RESULT_COLUMNS,
-    SUMMARY_COLUMNS,
-    bench_main,
-    format_summary,
-    resolve_optimizers,
-)
+from rushopt.benchmarks.contenders import resolve_optimizers
+from rushopt.benchmarks.report import SUMMARY_COLUMNS, format_summary
+from rushopt.benchmarks.runner import RESULT_COLUMNS
 from rushopt.cli import main
+from rushopt.cli.bench import bench_main
 from rushopt.optimizers.random_search import RandomSearch
 from rushopt.optimizers.space import Space
 

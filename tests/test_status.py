@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from rushopt import Float, Rush, RushWorker, tune
-from rushopt.status import network_status
+from rushopt.cli.status import network_status
 
 
 def _status(*args: str) -> subprocess.CompletedProcess[str]:

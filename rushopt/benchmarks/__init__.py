@@ -8,15 +8,10 @@ table and plots. ``rushopt bench`` does the same from the command line.
 
 from __future__ import annotations
 
+from rushopt.benchmarks.contenders import OPTIMIZERS, default_optimizers
 from rushopt.benchmarks.problems import PROBLEMS, Problem, get_problem, list_problems
-from rushopt.benchmarks.runner import (
-    OPTIMIZERS,
-    default_optimizers,
-    plot_regret,
-    run_benchmark,
-    run_once,
-    summarize,
-)
+from rushopt.benchmarks.report import plot_regret, summarize
+from rushopt.benchmarks.runner import run_benchmark, run_once
 from rushopt.benchmarks.tpe import OptunaTPE, optuna_distributions
 
 __all__ = [

@@ -1,14 +1,13 @@
-"""Test problems with known global optima, for comparing optimizers.
+"""Test problems with known global optima, for comparing optimizers, and their registry.
 
 Every problem is a minimization problem: :class:`Problem` bundles a search
-space, an objective ``objective(**params) -> float`` and the objective's global
-minimum ``optimum``, so that the regret of a run is its best value minus
-``optimum``. The numeric functions follow the definitions (domains, constants,
-optima) of the Virtual Library of Simulation Experiments (Surjanovic and
-Bingham, https://www.sfu.ca/~ssurjano/optimization.html). Their optima are
-stored to full double precision, so regrets are never negative; they round to
-the values usually quoted (branin 0.397887, hartmann3 -3.86278, hartmann6
--3.32237, and 0 for ackley, rosenbrock and levy).
+space, an objective ``objective(**params) -> float`` (from
+:mod:`rushopt.benchmarks.objectives`) and the objective's global minimum
+``optimum``, so that the regret of a run is its best value minus ``optimum``.
+The optima of the numeric functions are stored to full double precision, so
+regrets are never negative; they round to the values usually quoted (branin
+0.397887, hartmann3 -3.86278, hartmann6 -3.32237, and 0 for ackley,
+rosenbrock and levy). :func:`get_problem` builds a problem by name.
 
 Two problems exercise what the numeric ones cannot:
 
@@ -19,9 +18,6 @@ Two problems exercise what the numeric ones cannot:
     A categorical ``branch`` that switches parameters on and off, with a
     nested condition (``momentum`` exists only when ``use_momentum`` is true,
     which exists only on the ``"right"`` branch).
-
-Objectives are module-level classes, so they pickle by reference and can be
-sent to workers on other machines.
 """
 
 from __future__ import annotations
@@ -34,8 +30,17 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-import numpy as np
-
+from rushopt.benchmarks.objectives import (
+    ConditionalObjective,
+    MixedObjective,
+    VectorObjective,
+    ackley,
+    branin,
+    hartmann3,
+    hartmann6,
+    levy,
+    rosenbrock,
+)
 from rushopt.optimizers.space import Categorical, Float, Int, Space
 
 __all__ = ["PROBLEMS", "Problem", "get_problem", "list_problems"]
@@ -63,8 +68,8 @@ class Problem:
     Examples
     --------
     >>> problem = get_problem("branin")
-    >>> round(problem.objective(**problem.optimal_params) - problem.optimum, 9)
-    0.0
+    >>> abs(problem.regret(problem.objective(**problem.optimal_params))) < 1e-9
+    True
     """
 
     name: str
@@ -92,21 +97,7 @@ class Problem:
         return f"Problem(name={self.name!r}, dim={self.dim}, optimum={self.optimum!r})"
 
 
-# ------------------------------------------------------------------ numeric objectives
-class _Vector:
-    """Call ``fun(x)`` with the parameters ``x1, ..., xd`` gathered into a vector."""
-
-    def __init__(self, fun: Callable[[np.ndarray], float], dim: int) -> None:
-        self.fun = fun
-        self.names = [f"x{i + 1}" for i in range(dim)]
-
-    def __call__(self, **params: float) -> float:
-        return float(self.fun(np.array([params[name] for name in self.names], dtype=float)))
-
-    def __repr__(self) -> str:
-        return f"{self.fun.__name__}({', '.join(self.names)})"
-
-
+# ------------------------------------------------------------------ factories
 def _box(bounds: list[tuple[float, float]]) -> Space:
     return Space({f"x{i + 1}": Float(low, high) for i, (low, high) in enumerate(bounds)})
 
@@ -115,111 +106,6 @@ def _point(x: list[float]) -> dict[str, float]:
     return {f"x{i + 1}": float(v) for i, v in enumerate(x)}
 
 
-def branin(x: np.ndarray) -> float:
-    """Branin-Hoo function on ``[-5, 10] x [0, 15]``; three global minima of ``5 / (4 pi)``."""
-    b, c, t = 5.1 / (4 * math.pi**2), 5 / math.pi, 1 / (8 * math.pi)
-    x1, x2 = x[0], x[1]
-    return float((x2 - b * x1**2 + c * x1 - 6) ** 2 + 10 * (1 - t) * math.cos(x1) + 10)
-
-
-_H_ALPHA = np.array([1.0, 1.2, 3.0, 3.2])
-_H3_A = np.array([[3.0, 10, 30], [0.1, 10, 35], [3.0, 10, 30], [0.1, 10, 35]])
-_H3_P = 1e-4 * np.array(
-    [[3689, 1170, 2673], [4699, 4387, 7470], [1091, 8732, 5547], [381, 5743, 8828]]
-)
-_H6_A = np.array(
-    [
-        [10, 3, 17, 3.5, 1.7, 8],
-        [0.05, 10, 17, 0.1, 8, 14],
-        [3, 3.5, 1.7, 10, 17, 8],
-        [17, 8, 0.05, 10, 0.1, 14],
-    ]
-)
-_H6_P = 1e-4 * np.array(
-    [
-        [1312, 1696, 5569, 124, 8283, 5886],
-        [2329, 4135, 8307, 3736, 1004, 9991],
-        [2348, 1451, 3522, 2883, 3047, 6650],
-        [4047, 8828, 8732, 5743, 1091, 381],
-    ]
-)
-
-
-def hartmann3(x: np.ndarray) -> float:
-    """Hartmann function on ``[0, 1]^3``: four local minima, global minimum -3.86278."""
-    return float(-_H_ALPHA @ np.exp(-(_H3_A * (x - _H3_P) ** 2).sum(axis=1)))
-
-
-def hartmann6(x: np.ndarray) -> float:
-    """Hartmann function on ``[0, 1]^6``: six local minima, global minimum -3.32237."""
-    return float(-_H_ALPHA @ np.exp(-(_H6_A * (x - _H6_P) ** 2).sum(axis=1)))
-
-
-def ackley(x: np.ndarray) -> float:
-    """Ackley function on ``[-32.768, 32.768]^d``: many local minima, global minimum 0 at 0."""
-    d = len(x)
-    term1 = -20.0 * math.exp(-0.2 * math.sqrt(float(np.sum(x**2)) / d))
-    term2 = -math.exp(float(np.sum(np.cos(2 * math.pi * x))) / d)
-    return max(term1 + term2 + 20.0 + math.e, 0.0)  # rounding gives -4e-16 at 0
-
-
-def rosenbrock(x: np.ndarray) -> float:
-    """Rosenbrock function on ``[-5, 10]^d``: a curved valley, global minimum 0 at 1."""
-    return float(np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (x[:-1] - 1.0) ** 2))
-
-
-def levy(x: np.ndarray) -> float:
-    """Levy function on ``[-10, 10]^d``: many local minima, global minimum 0 at 1."""
-    w = 1 + (x - 1) / 4
-    head = math.sin(math.pi * w[0]) ** 2
-    body = np.sum((w[:-1] - 1) ** 2 * (1 + 10 * np.sin(math.pi * w[:-1] + 1) ** 2))
-    tail = (w[-1] - 1) ** 2 * (1 + math.sin(2 * math.pi * w[-1]) ** 2)
-    return float(head + body + tail)
-
-
-# ------------------------------------------------------------------ mixed and conditional
-class MixedObjective:
-    """Objective of the ``mixed`` problem: ``kind`` picks an offset and the best ``n`` and ``x1``.
-
-    ``f = offset[kind] + ((n - n*[kind]) / 5)^2
-    + 0.1 ((x1 - x1*[kind])^2 + 5 (x2 - x1 / 2 - 1)^2)``; the global minimum
-    0 is at ``kind="b", n=12, x1=1, x2=1.5``.
-    """
-
-    # kind: (offset, best n, best x1)
-    SETTINGS: Mapping[str, tuple[float, int, float]] = MappingProxyType(
-        {"a": (0.6, 3, -2.0), "b": (0.0, 12, 1.0), "c": (0.3, 17, 3.0), "d": (1.0, 7, 0.0)}
-    )
-
-    def __call__(self, kind: str, n: int, x1: float, x2: float) -> float:
-        offset, best_n, best_x1 = self.SETTINGS[kind]
-        bowl = (x1 - best_x1) ** 2 + 5 * (x2 - x1 / 2 - 1) ** 2
-        return float(offset + ((n - best_n) / 5) ** 2 + 0.1 * bowl)
-
-
-class ConditionalObjective:
-    """Objective of the ``conditional`` problem; each ``branch`` has its own parameters.
-
-    - ``"left"`` (``x``, ``k``): ``0.5 + 0.1 (x - 2)^2 + 0.05 (k - 4)^2``, at least 0.5;
-    - ``"right"`` (``lr``, ``z``, ``use_momentum`` and, when it is true,
-      ``momentum``): ``(log10(lr) + 2)^2 / 4 + 4 (z - 0.3)^2`` plus
-      ``2 (momentum - 0.9)^2`` with momentum, ``0.2`` without; the global
-      minimum 0 is at ``lr=0.01, z=0.3, use_momentum=True, momentum=0.9``;
-    - ``"constant"`` (no parameters): 1.
-    """
-
-    def __call__(self, branch: str, **params: Any) -> float:
-        if branch == "left":
-            return float(0.5 + 0.1 * (params["x"] - 2) ** 2 + 0.05 * (params["k"] - 4) ** 2)
-        if branch == "right":
-            value = (math.log10(params["lr"]) + 2) ** 2 / 4 + 4 * (params["z"] - 0.3) ** 2
-            if params["use_momentum"]:
-                return float(value + 2 * (params["momentum"] - 0.9) ** 2)
-            return float(value + 0.2)
-        return 1.0
-
-
-# ------------------------------------------------------------------ factories
 def _check_dim(name: str, dim: int, minimum: int) -> int:
     if isinstance(dim, bool) or not isinstance(dim, int) or dim < minimum:
         raise ValueError(f"{name}: dim must be an integer >= {minimum}, got {dim!r}")
@@ -230,7 +116,7 @@ def _branin() -> Problem:
     return Problem(
         "branin",
         _box([(-5.0, 10.0), (0.0, 15.0)]),
-        _Vector(branin, 2),
+        VectorObjective(branin, 2),
         optimum=5 / (4 * math.pi),  # 0.397887...
         optimal_params=_point([math.pi, 2.275]),
         description="Branin-Hoo, 2-d, three global minima",
@@ -241,7 +127,7 @@ def _hartmann3() -> Problem:
     return Problem(
         "hartmann3",
         _box([(0.0, 1.0)] * 3),
-        _Vector(hartmann3, 3),
+        VectorObjective(hartmann3, 3),
         optimum=-3.862779787332663,  # quoted as -3.86278
         optimal_params=_point([0.1145889, 0.5556489, 0.852547]),
         description="Hartmann, 3-d, four local minima",
@@ -252,7 +138,7 @@ def _hartmann6() -> Problem:
     return Problem(
         "hartmann6",
         _box([(0.0, 1.0)] * 6),
-        _Vector(hartmann6, 6),
+        VectorObjective(hartmann6, 6),
         optimum=-3.3223680114155147,  # quoted as -3.32237
         optimal_params=_point([0.2016895, 0.1500107, 0.476874, 0.2753324, 0.3116516, 0.6573005]),
         description="Hartmann, 6-d, six local minima",
@@ -264,7 +150,7 @@ def _ackley(dim: int = 5) -> Problem:
     return Problem(
         f"ackley{dim}",
         _box([(-32.768, 32.768)] * dim),
-        _Vector(ackley, dim),
+        VectorObjective(ackley, dim),
         optimum=0.0,
         optimal_params=_point([0.0] * dim),
         description=f"Ackley, {dim}-d, many local minima around a deep central one",
@@ -276,7 +162,7 @@ def _rosenbrock(dim: int = 4) -> Problem:
     return Problem(
         f"rosenbrock{dim}",
         _box([(-5.0, 10.0)] * dim),
-        _Vector(rosenbrock, dim),
+        VectorObjective(rosenbrock, dim),
         optimum=0.0,
         optimal_params=_point([1.0] * dim),
         description=f"Rosenbrock, {dim}-d, a narrow curved valley",
@@ -288,7 +174,7 @@ def _levy(dim: int = 4) -> Problem:
     return Problem(
         f"levy{dim}",
         _box([(-10.0, 10.0)] * dim),
-        _Vector(levy, dim),
+        VectorObjective(levy, dim),
         optimum=0.0,
         optimal_params=_point([1.0] * dim),
         description=f"Levy, {dim}-d, many local minima",

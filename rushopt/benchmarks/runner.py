@@ -1,13 +1,15 @@
-"""Run optimizers on test problems over several seeds: regret curves, tables and plots.
+"""Run optimizers on test problems over several seeds: the regret curves.
 
 Every run is a plain ask/tell loop in this process (no Redis): ``ask()`` one
 configuration, evaluate the problem's objective, ``tell()`` the value, for a
 budget of evaluations. A run records its regret curve, the best value so far
 minus the problem's optimum after each evaluation, and its wall time (the
 optimizer's time, since the objectives are cheap). :func:`run_benchmark`
-returns these curves as one long table, :func:`summarize` reduces them to the
-final regret per optimizer and problem, and :func:`plot_regret` draws them.
-``rushopt bench`` (:func:`bench_main`) does all three.
+returns these curves as one long table; :mod:`rushopt.benchmarks.report`
+reduces them to the final regret per optimizer and problem
+(:func:`~rushopt.benchmarks.report.summarize`) and draws them
+(:func:`~rushopt.benchmarks.report.plot_regret`). ``rushopt bench``
+(:func:`rushopt.cli.bench.bench_main`) does all three.
 
 Optimizer names: ``"random"`` (:class:`~rushopt.optimizers.random_search.RandomSearch`),
 ``"bo"`` (:class:`~rushopt.optimizers.bayesian.BayesianOptimization`) and
@@ -19,41 +21,31 @@ Each run of optimizer ``o`` on problem ``p`` with seed ``s`` builds ``o`` with
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
 
+from rushopt.benchmarks.contenders import resolve_optimizers
 from rushopt.benchmarks.problems import Problem, get_problem, list_problems
+from rushopt.benchmarks.report import summarize as summarize  # re-exported, also from here
 
 if TYPE_CHECKING:
     from rushopt.optimizers.base import Optimizer
     from rushopt.optimizers.space import Space
 
 __all__ = [
-    "OPTIMIZERS",
     "RESULT_COLUMNS",
-    "SUMMARY_COLUMNS",
     "AskTell",
     "OptimizerFactory",
-    "bench_main",
-    "default_optimizers",
+    "check_budget",
     "make_optimizer",
-    "plot_regret",
-    "resolve_optimizers",
     "run_benchmark",
     "run_once",
-    "summarize",
+    "seed_list",
 ]
-
-OPTIMIZERS = ("random", "bo", "tpe")
-"""Optimizer names the runner knows, in the order tables list them."""
 
 RESULT_COLUMNS = (
     "problem",
@@ -67,20 +59,6 @@ RESULT_COLUMNS = (
     "elapsed_s",
 )
 """Columns of :func:`run_benchmark`'s table: one row per evaluation."""
-
-SUMMARY_COLUMNS = (
-    "problem",
-    "dim",
-    "budget",
-    "optimizer",
-    "n_seeds",
-    "regret_median",
-    "regret_q25",
-    "regret_q75",
-    "regret_iqr",
-    "time_median_s",
-)
-"""Columns of :func:`summarize`'s table: one row per problem and optimizer."""
 
 
 class AskTell(Protocol):
@@ -96,66 +74,6 @@ class AskTell(Protocol):
 OptimizerFactory = Callable[["Space", int], AskTell]
 """``factory(space, seed)``: a new optimizer for one run."""
 
-REGRET_FLOOR = 1e-12  # regrets below this are drawn at it on the log-scaled plots
-
-_MODULES = {"bo": "rushopt.optimizers.bayesian", "tpe": "optuna"}
-_MISSING = {
-    "bo": "BayesianOptimization is not available (rushopt.optimizers.bayesian is missing)",
-    "tpe": "Optuna is not installed: pip install optuna (or pip install 'rushopt[bench]')",
-}
-
-
-def _missing_reason(name: str) -> str | None:
-    module = _MODULES.get(name)
-    if module is None:
-        return None
-    if module in sys.modules:  # imported already, or blocked with None
-        return None if sys.modules[module] is not None else _MISSING[name]
-    return None if importlib.util.find_spec(module) is not None else _MISSING[name]
-
-
-def default_optimizers() -> list[str]:
-    """Return the optimizers compared by default: those of :data:`OPTIMIZERS` that can run.
-
-    ``"tpe"`` is left out when Optuna is not installed.
-    """
-    return [name for name in OPTIMIZERS if _missing_reason(name) is None]
-
-
-def resolve_optimizers(names: Sequence[str] | None) -> list[str]:
-    """Check optimizer names, or pick the default ones.
-
-    Parameters
-    ----------
-    names : sequence of str or None
-        Names from :data:`OPTIMIZERS`; ``None`` means :func:`default_optimizers`.
-
-    Returns
-    -------
-    list of str
-        The names, without duplicates.
-
-    Raises
-    ------
-    ValueError
-        If a name is unknown, or an optimizer asked for cannot run (e.g.
-        ``"tpe"`` without Optuna); the message says why.
-    """
-    if names is None:
-        return default_optimizers()
-    out: list[str] = []
-    for name in names:
-        if name not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {name!r}; available: {', '.join(OPTIMIZERS)}")
-        reason = _missing_reason(name)
-        if reason is not None:
-            raise ValueError(f"optimizer {name!r} cannot run: {reason}")
-        if name not in out:
-            out.append(name)
-    if not out:
-        raise ValueError("no optimizer given")
-    return out
-
 
 def make_optimizer(name: str, space: Space, seed: int) -> Optimizer:
     """Build the optimizer called ``name`` on ``space`` with ``seed``.
@@ -163,7 +81,7 @@ def make_optimizer(name: str, space: Space, seed: int) -> Optimizer:
     Parameters
     ----------
     name : str
-        A name from :data:`OPTIMIZERS`.
+        A name from :data:`~rushopt.benchmarks.contenders.OPTIMIZERS`.
     space : Space
         The search space.
     seed : int
@@ -210,8 +128,9 @@ def run_once(
     Parameters
     ----------
     optimizer : str or callable
-        A name from :data:`OPTIMIZERS`, or ``factory(space, seed)`` returning
-        an object with ``ask(n)`` and ``tell(params, value)``.
+        A name from :data:`~rushopt.benchmarks.contenders.OPTIMIZERS`, or
+        ``factory(space, seed)`` returning an object with ``ask(n)`` and
+        ``tell(params, value)``.
     problem : Problem or str
         The problem, or its name.
     seed : int
@@ -232,7 +151,7 @@ def run_once(
         If the optimizer or the objective raises; the message names the run.
     """
     problem = _as_problem(problem)
-    budget = problem.default_budget if budget is None else _check_budget(budget)
+    budget = problem.default_budget if budget is None else check_budget(budget)
     if isinstance(optimizer, str):
         label = name or optimizer
         opt: AskTell = make_optimizer(optimizer, problem.space, seed)
@@ -272,13 +191,52 @@ def run_once(
     )
 
 
-def _check_budget(budget: int) -> int:
+def check_budget(budget: int) -> int:
+    """Check a number of evaluations per run.
+
+    Parameters
+    ----------
+    budget : int
+        The number of evaluations.
+
+    Returns
+    -------
+    int
+        ``budget``.
+
+    Raises
+    ------
+    ValueError
+        If ``budget`` is not a positive integer.
+    """
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise ValueError(f"budget must be a positive integer, got {budget!r}")
     return budget
 
 
-def _seed_list(seeds: int | Sequence[int]) -> list[int]:
+def seed_list(seeds: int | Sequence[int]) -> list[int]:
+    """Turn a number of seeds, or the seeds themselves, into a list of seeds.
+
+    Parameters
+    ----------
+    seeds : int or sequence of int
+        A count ``n`` (seeds ``0, ..., n - 1``) or the seeds.
+
+    Returns
+    -------
+    list of int
+        The seeds.
+
+    Raises
+    ------
+    ValueError
+        If the count is below 1 or the sequence is empty.
+
+    Examples
+    --------
+    >>> seed_list(3)
+    [0, 1, 2]
+    """
     if isinstance(seeds, bool):
         raise ValueError(f"seeds must be a count or a list of integers, got {seeds!r}")
     if isinstance(seeds, int):
@@ -306,8 +264,9 @@ def run_benchmark(
     problems : sequence of Problem or str, optional
         Problems or their names (default: all of :func:`list_problems`).
     optimizers : sequence of str or dict, optional
-        Names from :data:`OPTIMIZERS` (default: :func:`default_optimizers`),
-        or a dict of label to such a name or to ``factory(space, seed)``
+        Names from :data:`~rushopt.benchmarks.contenders.OPTIMIZERS` (default:
+        :func:`~rushopt.benchmarks.contenders.default_optimizers`), or a
+        dict of label to such a name or to ``factory(space, seed)``
         returning an object with ``ask(n)`` and ``tell(params, value)``,
         e.g. ``{"bo-lcb": lambda space, seed: BayesianOptimization(space,
         acquisition="lcb", seed=seed)}``.
@@ -337,7 +296,9 @@ def run_benchmark(
     Examples
     --------
     >>> results = run_benchmark(["branin"], ["random"], seeds=2, budget=10)
-    >>> summarize(results)[["problem", "optimizer", "regret_median"]]  # doctest: +SKIP
+    >>> table = summarize(results)
+    >>> table[["problem", "optimizer"]].values.tolist(), bool(table["regret_median"].iloc[0] >= 0)
+    ([['branin', 'random']], True)
     """
     chosen = [_as_problem(p) for p in (list_problems() if problems is None else problems)]
     if not chosen:
@@ -350,228 +311,16 @@ def run_benchmark(
             raise ValueError("no optimizer given")
     else:
         entries = {name: name for name in resolve_optimizers(optimizers)}
-    seed_list = _seed_list(seeds)
+    seeds_run = seed_list(seeds)
     if budget is not None:
-        _check_budget(budget)
+        check_budget(budget)
     frames = []
     for problem in chosen:
         for label, optimizer in entries.items():
             start = time.perf_counter()
-            for seed in seed_list:
+            for seed in seeds_run:
                 frames.append(run_once(optimizer, problem, seed, budget, name=label))
             if progress is not None:
                 elapsed = time.perf_counter() - start
-                progress(f"{label} on {problem.name}: {len(seed_list)} runs in {elapsed:.1f} s")
+                progress(f"{label} on {problem.name}: {len(seeds_run)} runs in {elapsed:.1f} s")
     return pd.concat(frames, ignore_index=True)
-
-
-def summarize(results: pd.DataFrame) -> pd.DataFrame:
-    """Reduce :func:`run_benchmark`'s table to the final regret and time of each cell.
-
-    Parameters
-    ----------
-    results : pandas.DataFrame
-        The table of :func:`run_benchmark`.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per problem and optimizer (in the order they were run),
-        with the columns :data:`SUMMARY_COLUMNS`: median and quartiles of
-        the final regret over the seeds, their interquartile range, and the
-        median wall time of a run.
-    """
-    final = results.loc[
-        results.groupby(["problem", "optimizer", "seed"], sort=False)["iteration"].idxmax()
-    ]
-    rows = []
-    for (problem, optimizer), cell in final.groupby(["problem", "optimizer"], sort=False):
-        q25, median, q75 = np.quantile(cell["regret"].to_numpy(), [0.25, 0.5, 0.75])
-        rows.append(
-            {
-                "problem": problem,
-                "dim": int(cell["dim"].iloc[0]),
-                "budget": int(cell["iteration"].max()),
-                "optimizer": optimizer,
-                "n_seeds": len(cell),
-                "regret_median": float(median),
-                "regret_q25": float(q25),
-                "regret_q75": float(q75),
-                "regret_iqr": float(q75 - q25),
-                "time_median_s": float(cell["elapsed_s"].median()),
-            }
-        )
-    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
-
-
-def format_summary(summary: pd.DataFrame) -> str:
-    """Render :func:`summarize`'s table as text; ``*`` marks the lowest median per problem."""
-    header = ("problem", "d", "budget", "optimizer", "seeds", "regret median", "IQR [q25, q75]")
-    lines = [(*header, "time/run")]
-    n_per_problem = summary.groupby("problem", sort=False)["optimizer"].transform("size")
-    lowest = summary.groupby("problem", sort=False)["regret_median"].transform("min")
-    starred = (summary["regret_median"] == lowest) & (n_per_problem > 1)
-    for row, star in zip(summary.to_dict("records"), starred, strict=True):
-        lines.append(
-            (
-                str(row["problem"]),
-                str(row["dim"]),
-                str(row["budget"]),
-                str(row["optimizer"]),
-                str(row["n_seeds"]),
-                f"{row['regret_median']:.3g}{' *' if star else ''}",
-                f"{row['regret_iqr']:.2g} [{row['regret_q25']:.3g}, {row['regret_q75']:.3g}]",
-                _format_seconds(float(row["time_median_s"])),
-            )
-        )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    numeric = {1, 2, 4, 7}
-    text = []
-    for line in lines:
-        cells = [
-            c.rjust(w) if i in numeric else c.ljust(w)
-            for i, (c, w) in enumerate(zip(line, widths, strict=True))
-        ]
-        text.append("  ".join(cells).rstrip())
-    return "\n".join(text)
-
-
-def _format_seconds(seconds: float) -> str:
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    return f"{seconds:.2f} s"
-
-
-def plot_regret(results: pd.DataFrame, out_dir: str | os.PathLike[str]) -> list[Path]:
-    """Save one PNG of regret curves per problem: median over seeds, quartile band, log y.
-
-    Parameters
-    ----------
-    results : pandas.DataFrame
-        The table of :func:`run_benchmark`.
-    out_dir : str or path
-        Directory to write ``regret_<problem>.png`` into (created if missing).
-
-    Returns
-    -------
-    list of pathlib.Path
-        The files written.
-
-    Raises
-    ------
-    ImportError
-        If matplotlib is not installed.
-    """
-    from matplotlib.figure import Figure  # no pyplot: no backend, no global state
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for problem, rows in results.groupby("problem", sort=False):
-        fig = Figure(figsize=(6.4, 4.2), layout="constrained")
-        ax = fig.subplots()
-        n_seeds = 0
-        for optimizer, cell in rows.groupby("optimizer", sort=False):
-            curves = cell.pivot(index="iteration", columns="seed", values="regret")
-            regret = np.maximum(curves.to_numpy(dtype=float), REGRET_FLOOR)
-            q25, median, q75 = np.quantile(regret, [0.25, 0.5, 0.75], axis=1)
-            x = curves.index.to_numpy()
-            (line,) = ax.plot(x, median, label=str(optimizer), drawstyle="steps-post")
-            ax.fill_between(
-                x, q25, q75, color=line.get_color(), alpha=0.2, linewidth=0, step="post"
-            )
-            n_seeds = max(n_seeds, curves.shape[1])
-        ax.set_yscale("log")
-        ax.set_xlabel("evaluations")
-        ax.set_ylabel("regret (best so far - optimum)")
-        dim = int(rows["dim"].iloc[0])
-        ax.set_title(f"{problem} (d={dim}): median and quartiles over {n_seeds} seeds")
-        ax.grid(True, which="major", alpha=0.3)
-        ax.legend()
-        path = out / f"regret_{problem}.png"
-        fig.savefig(path, dpi=120)
-        paths.append(path)
-    return paths
-
-
-def bench_main(
-    optimizers: Sequence[str] | None = None,
-    problems: Sequence[str] | None = None,
-    seeds: int = 10,
-    budget: int | None = None,
-    out: str | os.PathLike[str] | None = None,
-    *,
-    stdout: TextIO | None = None,
-    stderr: TextIO | None = None,
-) -> int:
-    """Run ``rushopt bench``: the runs, the table on ``stdout``, progress and notes on ``stderr``.
-
-    With ``out``, also write ``results.csv`` (every evaluation), ``summary.csv``
-    and, when matplotlib is installed, ``regret_<problem>.png`` into it.
-
-    Parameters
-    ----------
-    optimizers, problems : sequence of str, optional
-        Names (defaults: :func:`default_optimizers`, all problems).
-    seeds : int, default 10
-        Number of seeds per optimizer and problem.
-    budget : int, optional
-        Evaluations per run (default: ``15 * dim + 20``).
-    out : str or path, optional
-        Directory for the tables and plots.
-    stdout, stderr : file, optional
-        Where to write (defaults: ``sys.stdout``, ``sys.stderr``).
-
-    Returns
-    -------
-    int
-        0 on success, 1 if a run failed.
-
-    Raises
-    ------
-    ValueError
-        For unknown names or bad arguments, before anything runs.
-    """
-    stdout = sys.stdout if stdout is None else stdout
-    stderr = sys.stderr if stderr is None else stderr
-    names = resolve_optimizers(optimizers)
-    if optimizers is None:
-        for name in OPTIMIZERS:
-            if name not in names:
-                print(f"rushopt bench: skipping {name}: {_missing_reason(name)}", file=stderr)
-    chosen = [get_problem(name) for name in (list_problems() if problems is None else problems)]
-    seed_list = _seed_list(seeds)
-    if budget is not None:
-        _check_budget(budget)
-
-    def report(line: str) -> None:
-        print(f"rushopt bench: {line}", file=stderr, flush=True)
-
-    budget_text = f"{budget} evaluations" if budget is not None else "15*d+20 evaluations"
-    report(
-        f"{len(names)} optimizers x {len(chosen)} problems x {len(seed_list)} seeds, "
-        f"{budget_text} per run"
-    )
-    try:
-        results = run_benchmark(chosen, names, seed_list, budget, progress=report)
-    except RuntimeError as exc:
-        print(f"rushopt bench: error: {exc}", file=stderr)
-        return 1
-    summary = summarize(results)
-    print(format_summary(summary), file=stdout, flush=True)
-    if out is None:
-        report("pass --out DIR to save the results and plots of regret curves")
-        return 0
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    results.to_csv(out_dir / "results.csv", index=False)
-    summary.to_csv(out_dir / "summary.csv", index=False)
-    report(f"wrote {out_dir / 'results.csv'} and {out_dir / 'summary.csv'}")
-    try:
-        paths = plot_regret(results, out_dir)
-    except ImportError:
-        report("matplotlib is not installed, so no plots: pip install matplotlib")
-        return 0
-    for path in paths:
-        report(f"wrote {path}")
-    return 0

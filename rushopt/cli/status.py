@@ -8,12 +8,11 @@ import os
 import sys
 from typing import Any
 
+from rushopt.cli.options import URL_ENV
 from rushopt.core import Rush
+from rushopt.core.controller.worker_script import PASSWORD_ENV
 
 __all__ = ["add_status_parser", "network_status"]
-
-_URL_ENV = "RUSHOPT_REDIS_URL"
-_PASSWORD_ENV = "RUSHOPT_REDIS_PASSWORD"
 
 
 def _heartbeat(key: Any, ttl: float | None, state: str) -> str:
@@ -90,7 +89,13 @@ def network_status(rush: Rush) -> str:
 
 
 def add_status_parser(commands: Any) -> None:
-    """Add the ``status`` subcommand to the ``rushopt`` command line."""
+    """Add the ``status`` subcommand to the ``rushopt`` command line.
+
+    Parameters
+    ----------
+    commands : argparse subparsers
+        What :meth:`argparse.ArgumentParser.add_subparsers` returned.
+    """
     status = commands.add_parser(
         "status",
         help="show the workers, tasks and best value of a network",
@@ -101,8 +106,8 @@ def add_status_parser(commands: Any) -> None:
     status.add_argument(
         "--url",
         default=None,
-        help=f"Redis URL (default: ${_URL_ENV}, then $REDIS_URL); the password may come from "
-        f"${_PASSWORD_ENV}",
+        help=f"Redis URL (default: ${URL_ENV}, then $REDIS_URL); the password may come from "
+        f"${PASSWORD_ENV}",
     )
     status.set_defaults(run=_run_status, parser=status)
 
@@ -111,10 +116,10 @@ def _run_status(args: argparse.Namespace) -> int:
     from rushopt.core.config import RedisConfig
 
     parser: argparse.ArgumentParser = args.parser
-    url = args.url or os.environ.get(_URL_ENV) or os.environ.get("REDIS_URL")
+    url = args.url or os.environ.get(URL_ENV) or os.environ.get("REDIS_URL")
     if not url:
-        parser.error(f"no Redis server given: pass --url, or set {_URL_ENV} or REDIS_URL")
-    password = os.environ.get(_PASSWORD_ENV)
+        parser.error(f"no Redis server given: pass --url, or set {URL_ENV} or REDIS_URL")
+    password = os.environ.get(PASSWORD_ENV)
     try:
         config = RedisConfig(url, password=password) if password else RedisConfig(url)
         rush = Rush(network_id=args.network_id, config=config)
