@@ -188,10 +188,11 @@ def test_many_short_threads_leave_few_connections_open(rush: Rush, redis_url: st
             thread.start()
         for thread in threads:
             thread.join()
-    # Then the connections they used went back to be reused: at most the 10 of the
-    # busiest moment stay open, not one per thread (100)
+    # Then the connections they used went back to be reused: what stays open is bounded by
+    # the busiest moment (10 in the client's pool) plus the script runner's idle stack (4),
+    # not one per thread (100)
     assert rush.n_tasks == 101
-    assert _clients(redis_url) - before <= 10
+    assert _clients(redis_url) - before <= 10 + 4
 
 
 def test_a_forked_child_opens_its_own_connections(rush: Rush) -> None:

@@ -90,9 +90,13 @@ class RemoteWorkers:
 
         Examples
         --------
-        >>> rush = Rush(network_id="example")  # doctest: +SKIP
-        >>> rush.start_remote_workers(fun=lambda x: {"y": 2 * x})  # doctest: +SKIP
-        >>> print(rush.create_worker_script())  # run it on each worker machine  # doctest: +SKIP
+        >>> from rushopt import Rush
+        >>> rush = Rush(network_id="example-remote")
+        >>> rush.start_remote_workers(fun=lambda x: {"y": 2 * x})
+        >>> script = rush.create_worker_script()  # run it on each worker machine
+        >>> "-m rushopt worker --network-id example-remote" in script
+        True
+        >>> rush.reset()
         """
         if worker_loop is None:
             from rushopt.core.worker.loops import worker_loop_default
@@ -159,8 +163,21 @@ class RemoteWorkers:
 
         Examples
         --------
-        >>> script = rush.create_worker_script()  # doctest: +SKIP
-        >>> subprocess.Popen(["sh", "-c", script])  # doctest: +SKIP
+        >>> import subprocess
+        >>> from rushopt import Rush
+        >>> rush = Rush(network_id="example-script")
+        >>> rush.start_remote_workers(fun=lambda x: {"y": 2 * x})
+        >>> worker = subprocess.Popen(["sh", "-c", rush.create_worker_script()])
+        >>> rush.wait_for_workers(1, timeout=60)
+        >>> keys = rush.push_tasks([{"x": 21}])
+        >>> rush.wait_for_tasks(keys, timeout=60)
+        True
+        >>> rush.fetch_finished_tasks()["y"].tolist()
+        [42]
+        >>> rush.stop_workers("terminate")
+        >>> worker.wait(timeout=60)
+        0
+        >>> rush.reset()
         """
         script = worker_script(self.network.network_id, self.network.config, python)
         logger.info("worker script of network %r: %s", self.network.network_id, script.redacted)

@@ -132,6 +132,13 @@ class Rush:
         """
         self._network.connect()
 
+    def close(self) -> None:
+        """Close this controller's connections to Redis; the next call opens new ones.
+
+        The network's data stays in Redis and its workers keep running.
+        """
+        self._network.close()
+
     def release_local_workers(self, timeout: float = 5.0) -> None:
         """Reap this controller's local worker processes and remove their output files.
 

@@ -23,10 +23,11 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, cast
 
 from rushopt.core.config import RedisConfig
-from rushopt.core.network.errors import map_redis_errors
+from rushopt.core.network.errors import map_redis_errors, translate
 from rushopt.core.network.keys import KeySchema
 from rushopt.core.network.lua_runner import LuaRunner
 from rushopt.core.network.scripts import SCRIPT_NAMES, Scripts
+from rushopt.exceptions import RushError
 
 if TYPE_CHECKING:
     import redis
@@ -103,10 +104,14 @@ class Network:
         self._client = client
         self._runner = LuaRunner(client, SCRIPT_NAMES)
         self.redis = cast("redis.Redis", _Mapped(client, self))
-        self.scripts = Scripts(self._runner, self.keys, self.errors)
+        self.scripts = Scripts(self._runner, self.keys, self.translate)
 
     def close(self) -> None:
-        """Close every connection of this network object (it can :meth:`connect` again)."""
+        """Close every connection of this network object.
+
+        Commands sent afterwards open new connections (the client's pool and
+        the script runner connect on demand); :meth:`connect` builds a new client.
+        """
         if self._runner is not None:
             self._runner.close()
         if self._client is not None:
@@ -117,6 +122,10 @@ class Network:
     def errors(self) -> AbstractContextManager[None]:
         """Return a context manager that translates Redis errors raised inside it."""
         return map_redis_errors(self.config.redacted_url, self.config.secrets)
+
+    def translate(self, exc: BaseException) -> RushError:
+        """Return rushopt's exception for an exception of the Redis client."""
+        return translate(exc, self.config.redacted_url, self.config.secrets)
 
     def mapped_iter(self, iterator: Iterator[Any]) -> Iterator[Any]:
         """Iterate ``iterator`` (e.g. ``scan_iter``), translating Redis errors."""

@@ -10,12 +10,14 @@ assembles script arguments itself. States travel by name.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager
 from typing import Any, NamedTuple
+
+import redis
 
 from rushopt.core.network.keys import KeySchema, text
 from rushopt.core.network.lua_runner import LuaRunner
 from rushopt.core.states import TASK_STATES, WORKER_STATES, WorkerState
+from rushopt.exceptions import RushError
 
 __all__ = ["SCRIPT_NAMES", "PopReply", "Scripts"]
 
@@ -59,24 +61,27 @@ class Scripts:
         Runs scripts on the network's connections.
     keys : KeySchema
         The network's keys.
-    errors : callable
-        Returns the context manager that translates Redis errors.
+    translate : callable
+        Turns an exception of the Redis client into rushopt's.
     """
 
     def __init__(
         self,
         runner: LuaRunner,
         keys: KeySchema,
-        errors: Callable[[], AbstractContextManager[None]],
+        translate: Callable[[BaseException], RushError],
     ) -> None:
         self._runner = runner
         self._keys = keys
-        self._errors = errors
+        self._translate = translate
         self._state_keys = [keys.worker_state(s) for s in WORKER_STATES]
 
     def _run(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        with self._errors():
+        # try/except rather than a context manager: this is every busy worker's hot path
+        try:
             return self._runner.run(name, keys, args)
+        except (redis.exceptions.RedisError, OSError) as exc:
+            raise self._translate(exc) from exc
 
     # ---------------------------------------------------------- task creation
     def push_tasks(
@@ -297,5 +302,7 @@ class Scripts:
         """Read several ranges of finished tasks in one write; yield the replies in order."""
         key = [self._keys.finished_tasks]
         calls = [(key, [a, b, *fields]) for a, b in ranges]
-        with self._errors():
+        try:
             yield from self._runner.run_pipelined("read_list_hashes", calls)
+        except (redis.exceptions.RedisError, OSError) as exc:
+            raise self._translate(exc) from exc

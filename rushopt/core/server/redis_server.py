@@ -64,8 +64,13 @@ class RedisServer:
 
     Examples
     --------
-    >>> with RedisServer() as server:  # doctest: +SKIP
-    ...     client = redis.Redis.from_url(server.url)
+    >>> from rushopt import Rush
+    >>> with RedisServer() as server:
+    ...     rush = Rush(network_id="example", config=server.url)
+    ...     rush.push_tasks([{"x": 1}]) and rush.n_queued_tasks
+    1
+    >>> server.running, server.url.startswith("redis://127.0.0.1:")
+    (False, True)
     """
 
     def __init__(

@@ -63,8 +63,19 @@ class RedisHandler(logging.Handler):
 
     Examples
     --------
-    >>> handler = RedisHandler(worker, buffer_size=10)  # doctest: +SKIP
-    >>> logging.getLogger("my.module").addHandler(handler)  # doctest: +SKIP
+    >>> from rushopt import Rush, RushWorker
+    >>> rush = Rush(network_id="example-log")
+    >>> worker = RushWorker("example-log")
+    >>> handler = RedisHandler(worker, buffer_size=10)
+    >>> logger = logging.getLogger("my.module")
+    >>> logger.addHandler(handler)
+    >>> logger.warning("hello from a worker")
+    >>> handler.flush()
+    >>> rush.read_log()["msg"].tolist()
+    ['hello from a worker']
+    >>> logger.removeHandler(handler)
+    >>> handler.close()
+    >>> rush.reset()
     """
 
     def __init__(
