@@ -13,7 +13,7 @@ from typing import Any
 
 from rushopt.core.arguments import broadcast, check_dicts
 from rushopt.core.network import Network, text
-from rushopt.core.serialize import dumps
+from rushopt.core.serialize import dumps, loads
 from rushopt.exceptions import InputError, warn
 
 __all__ = ["FailureService"]
@@ -40,12 +40,20 @@ class FailureService:
         return sorted(text(w) for w in self.network.redis.smembers(keys.worker_ids))
 
     def owners(self, keys: Sequence[str]) -> list[str | None]:
-        """Return the worker each task runs under (``None`` for a task that is not running)."""
+        """Return the worker each task last ran under (``None``: never, or requeued since).
+
+        Read from the tasks' ``worker_extra``; the fail script checks that a
+        task still runs under that worker before it removes it from there.
+        """
         if not keys:
             return []
         schema = self.network.keys
-        found = self.network.redis.hmget(schema.running_tasks, schema.tasks(list(keys)))
-        return [text(w) if w is not None else None for w in found]
+        flat = self.network.scripts.read_hashes(schema.tasks(list(keys)), ["worker_extra"])
+        owners: list[str | None] = []
+        for raw in flat[1::2]:
+            owner = loads(raw).get("worker_id") if raw is not None else None
+            owners.append(owner if isinstance(owner, str) else None)
+        return owners
 
     def push_failed(
         self, keys: Sequence[str], conditions: Sequence[Mapping[str, Any]]
@@ -122,16 +130,17 @@ class FailureService:
         return [k for k in keys if k not in skip]
 
     def held_by(self, worker_id: str) -> list[str]:
-        """Keys of the tasks a worker holds: running under it, or in its pending slot."""
+        """Return the keys of the tasks a worker holds: running under it, or in its pending slot.
+
+        The worker's running set changes in the same scripts as the running
+        hash, so it lists exactly the tasks running under the worker.
+        """
         schema = self.network.keys
         pipe = self.network.pipeline()
         pipe.smembers(schema.worker_running(worker_id))
         pipe.lrange(schema.pending(worker_id), 0, -1)
         members, pending = pipe.execute()
-        running = schema.task_ids(members)
-        # the set may keep a task whose owner changed in a race: trust the running hash
-        owned = [k for k, w in zip(running, self.owners(running), strict=True) if w == worker_id]
-        return owned + schema.task_ids(pending)
+        return sorted(schema.task_ids(members)) + schema.task_ids(pending)
 
     def fail_held(self, worker_id: str, message: str, traceback: str | None = None) -> list[str]:
         """Fail (or requeue) what a stopped worker held: running tasks and its pending slot."""

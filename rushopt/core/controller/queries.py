@@ -95,10 +95,20 @@ class TaskQueries:
             self.network.redis.lrange(self.network.keys.queued_tasks, 0, -1)
         )
 
+    def running_sets(self) -> dict[str, list[bytes]]:
+        """Return each registered worker's running tasks (raw hash keys), by worker id."""
+        network = self.network
+        worker_ids = sorted(text(w) for w in network.redis.smembers(network.keys.worker_ids))
+        pipe = network.pipeline()
+        for w in worker_ids:
+            pipe.smembers(network.keys.worker_running(w))
+        return {w: sorted(m) for w, m in zip(worker_ids, pipe.execute(), strict=True)}
+
     @property
     def running_tasks(self) -> list[str]:
-        """Keys of the running tasks."""
-        return self.network.keys.task_ids(self.network.redis.hkeys(self.network.keys.running_tasks))
+        """Keys of the running tasks (grouped by worker)."""
+        keys = self.network.keys
+        return [k for members in self.running_sets().values() for k in keys.task_ids(members)]
 
     @property
     def finished_tasks(self) -> list[str]:
@@ -131,7 +141,12 @@ class TaskQueries:
     @property
     def n_running_tasks(self) -> int:
         """Number of running tasks."""
-        return int(self.network.redis.hlen(self.network.keys.running_tasks))
+        network = self.network
+        worker_ids = list(network.redis.smembers(network.keys.worker_ids))
+        pipe = network.pipeline()
+        for w in worker_ids:
+            pipe.scard(network.keys.worker_running(text(w)))
+        return sum(int(n) for n in pipe.execute())
 
     @property
     def n_finished_tasks(self) -> int:
@@ -165,10 +180,8 @@ class TaskQueries:
         """Tell for each key whether the task is running."""
         if not keys:
             return []
-        found = self.network.redis.hmget(
-            self.network.keys.running_tasks, self.network.keys.tasks(list(keys))
-        )
-        return [v is not None for v in found]
+        running = {k for members in self.running_sets().values() for k in members}
+        return [key.encode() in running for key in self.network.keys.tasks(list(keys))]
 
     def is_failed_task(self, keys: Sequence[str]) -> list[bool]:
         """Tell for each key whether the task has failed."""

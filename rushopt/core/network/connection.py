@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, cast
 
+import redis
+
 from rushopt.core.config import RedisConfig
 from rushopt.core.network.errors import map_redis_errors, translate
 from rushopt.core.network.keys import KeySchema
@@ -30,7 +32,6 @@ from rushopt.core.network.scripts import SCRIPT_NAMES, Scripts
 from rushopt.exceptions import RushError
 
 if TYPE_CHECKING:
-    import redis
     from redis.client import Pipeline
 
 __all__ = ["Network"]
@@ -51,8 +52,10 @@ class _Mapped:
 
         @functools.wraps(attr)
         def call(*args: Any, **kwargs: Any) -> Any:
-            with network.errors():
+            try:
                 result = attr(*args, **kwargs)
+            except (redis.exceptions.RedisError, OSError) as exc:
+                raise network.translate(exc) from exc
             if name == "pipeline":
                 return _Mapped(result, network)
             if inspect.isgenerator(result):
@@ -87,6 +90,9 @@ class Network:
         self.keys = KeySchema(network_id)
         self.network_id = network_id
         self.config = config
+        # formatted once: every translated error needs them, and redaction parses the URL
+        self._redacted_url = config.redacted_url
+        self._secrets = config.secrets
         self._client: redis.Redis | None = None
         self._runner: LuaRunner | None = None
         self.connect()
@@ -121,11 +127,11 @@ class Network:
 
     def errors(self) -> AbstractContextManager[None]:
         """Return a context manager that translates Redis errors raised inside it."""
-        return map_redis_errors(self.config.redacted_url, self.config.secrets)
+        return map_redis_errors(self._redacted_url, self._secrets)
 
     def translate(self, exc: BaseException) -> RushError:
         """Return rushopt's exception for an exception of the Redis client."""
-        return translate(exc, self.config.redacted_url, self.config.secrets)
+        return translate(exc, self._redacted_url, self._secrets)
 
     def mapped_iter(self, iterator: Iterator[Any]) -> Iterator[Any]:
         """Iterate ``iterator`` (e.g. ``scan_iter``), translating Redis errors."""

@@ -8,7 +8,6 @@ cluster. Deleting a network means deleting every key under that prefix.
 Layout (``P`` is the prefix)::
 
     P queued_tasks            list    shared queue of task keys (workers pop from the left)
-    P running_tasks           hash    task key -> worker id of the worker running it
     P finished_tasks          list    task keys in the order they finished
     P failed_tasks            zset    task keys scored by the time they failed
     P all_tasks               list    every task key in the order it was created
@@ -23,8 +22,10 @@ Layout (``P`` is the prefix)::
     P worker:<id>:info        hash    pid, hostname, remote, heartbeat
     P worker:<id>:queued_tasks list   priority queue of that worker
     P worker:<id>:pending     list    task popped by the worker but not yet running
-    P worker:<id>:running     set     tasks the worker runs (a subset of running_tasks)
-    P worker:<id>:terminate   string  set: the worker exits after its current task
+    P worker:<id>:running     set     tasks the worker runs: a task is running while a
+                                      worker's running set holds it
+    P worker:<id>:terminate   string  stop flag: "1" (exit after the current task), or the
+                                      final state the worker was moved to (lost, killed, ...)
     P worker:<id>:heartbeat   string  exists while the worker is alive (expires)
     P worker:<id>:kill        list    a push kills the worker (read by its heartbeat)
     P task:<uuid>             hash    a task (xs, ys, xs_extra, ...)
@@ -97,7 +98,6 @@ class KeySchema:
         "metadata",
         "network_id",
         "queued_tasks",
-        "running_tasks",
         "start_args",
         "task_counter",
         "task_prefix",
@@ -109,7 +109,6 @@ class KeySchema:
         self.network_id = validate_network_id(network_id)
         self.base = f"{prefix}:{{{network_id}}}:"
         self.queued_tasks = self.base + "queued_tasks"
-        self.running_tasks = self.base + "running_tasks"
         self.finished_tasks = self.base + "finished_tasks"
         self.failed_tasks = self.base + "failed_tasks"
         self.all_tasks = self.base + "all_tasks"

@@ -12,14 +12,15 @@ Taking a connection from redis-py's own pool costs about 17 microseconds (a
 lock and a readiness poll per call), a third of a round trip to a local Redis
 and so of a busy worker's time per task; popping from a stack costs well
 under one. At most ``max_idle`` idle connections are kept, so threads that
-come and go never leave more open than that.
+come and go never leave more open than that. A forked child drops the idle
+connections it inherited (they belong to its parent) and opens its own.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import threading
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from functools import cache
@@ -53,6 +54,19 @@ except ImportError:  # pragma: no cover
 
 
 _INCLUDE = "--!include "
+
+# Every runner of this process, so that a forked child drops its parent's sockets (a
+# check of the pid per call would cost a system call on every busy worker's round trip).
+_RUNNERS: weakref.WeakSet[LuaRunner] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for runner in list(_RUNNERS):
+        runner.forget_connections()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @cache
@@ -99,16 +113,14 @@ class LuaRunner:
         self._scripts = {name: Script(name) for name in names}
         self._max_idle = max_idle
         self._idle: deque[Any] = deque()  # redis.connection.Connection (untyped)
-        self._pid = os.getpid()
-        self._lock = threading.Lock()
+        _RUNNERS.add(self)
+
+    def forget_connections(self) -> None:
+        """Drop the idle connections without closing them (a forked child's copies)."""
+        self._idle = deque()
 
     # ------------------------------------------------------------- leasing
     def _acquire(self) -> Any:
-        if self._pid != os.getpid():  # a forked child must not share its parent's sockets
-            with self._lock:
-                if self._pid != os.getpid():
-                    self._idle = deque()
-                    self._pid = os.getpid()
         try:
             return self._idle.pop()
         except IndexError:
@@ -129,7 +141,7 @@ class LuaRunner:
         return conn
 
     def _release(self, conn: Any) -> None:
-        if len(self._idle) < self._max_idle and self._pid == os.getpid():
+        if len(self._idle) < self._max_idle:
             self._idle.append(conn)
         else:
             conn.disconnect()
@@ -141,8 +153,7 @@ class LuaRunner:
                 conn = self._idle.pop()
             except IndexError:  # another thread took it
                 break
-            if self._pid == os.getpid():
-                conn.disconnect()
+            conn.disconnect()
 
     @property
     def n_idle(self) -> int:

@@ -130,17 +130,11 @@ class Scripts:
     ) -> int:
         """Create tasks running under ``worker_id``; return how many ``limit`` allowed."""
         k = self._keys
-        args: list[Any] = [worker_id, "" if limit is None else int(limit)]
-        args += ["" if seed is None else seed, len(fields), *fields]
+        args: list[Any] = ["" if limit is None else int(limit), "" if seed is None else seed]
+        args += [len(fields), *fields]
         for row in rows:
             args += row
-        keys = [
-            k.all_tasks,
-            k.task_counter,
-            k.running_tasks,
-            k.worker_running(worker_id),
-            *hash_keys,
-        ]
+        keys = [k.all_tasks, k.task_counter, k.worker_running(worker_id), *hash_keys]
         return int(self._run("push_running_tasks", keys, args))
 
     def write_hashes(
@@ -162,16 +156,13 @@ class Scripts:
             k.priority_queue(worker_id),
             k.queued_tasks,
             k.pending(worker_id),
-            k.running_tasks,
             k.finished_tasks,
             k.worker_running(worker_id),
-            k.worker_state(WorkerState.RUNNING.value),
         ]
 
     def pop_task(
         self,
         pop_keys: list[str],
-        worker_id: str,
         worker_extra: bytes,
         claimed: bytes | str,
         finished: tuple[str, bytes] | None,
@@ -183,15 +174,14 @@ class Scripts:
         ``BLMOVE`` (or ``""`` to pop from the queues).
         """
         if finished is None:
-            reply = self._run(
-                "pop_task", pop_keys, [worker_id, worker_extra, claimed, "", "", *fields]
-            )
+            keys, ys = pop_keys, b""
         else:
-            keys = [*pop_keys, finished[0]]
-            reply = self._run(
-                "pop_task", keys, [worker_id, worker_extra, claimed, finished[1], "", *fields]
-            )
-        status = text(reply[0])
+            keys, ys = [*pop_keys, finished[0]], finished[1]
+        try:  # inline, not through _run: this is every busy worker's round trip
+            reply = self._runner.run("pop_task", keys, [worker_extra, claimed, ys, "", *fields])
+        except (redis.exceptions.RedisError, OSError) as exc:
+            raise self._translate(exc) from exc
+        status = reply[0].decode()
         if status != "task":
             return PopReply(status, bool(reply[1]), None, [])
         return PopReply(status, bool(reply[1]), reply[2], reply[3])
@@ -201,10 +191,10 @@ class Scripts:
     ) -> list[int]:
         """Record ``(ys, ys_extra)`` of tasks of ``worker_id``; return the discarded indices."""
         k = self._keys
-        args: list[Any] = [worker_id]
+        args: list[Any] = []
         for ys, ys_extra in results:
             args += (ys, ys_extra)
-        keys = [k.running_tasks, k.finished_tasks, k.worker_running(worker_id), *hash_keys]
+        keys = [k.finished_tasks, k.worker_running(worker_id), *hash_keys]
         return [int(i) for i in self._run("finish_tasks", keys, args)]
 
     def fail_tasks(
@@ -224,11 +214,10 @@ class Scripts:
         k = self._keys
         workers = sorted({w for w in owners if w is not None})
         index = {w: i + 1 for i, w in enumerate(workers)}
-        args: list[Any] = ["1" if retry else "0", len(sources), len(workers)]
+        args: list[Any] = ["1" if retry else "0", len(sources), len(workers), *workers]
         for owner, condition in zip(owners, conditions, strict=True):
             args += (index[owner] if owner is not None else 0, condition)
         keys = [
-            k.running_tasks,
             k.failed_tasks,
             k.queued_tasks,
             *sources,
@@ -272,7 +261,9 @@ class Scripts:
         if not worker_ids:
             return []
         k = self._keys
-        keys = [k.queued_tasks, *self._state_keys, *(k.priority_queue(w) for w in worker_ids)]
+        keys = [k.queued_tasks, *self._state_keys]
+        for w in worker_ids:
+            keys += (k.priority_queue(w), k.terminate(w))
         args = [state, ",".join(from_states), len(WORKER_STATES), *WORKER_STATES, *worker_ids]
         return [text(w) for w in self._run("set_worker_state", keys, args)]
 
@@ -280,9 +271,9 @@ class Scripts:
     def task_states(self, worker_ids: Sequence[str]) -> dict[str, list[bytes]]:
         """Read the task keys of every state in one atomic snapshot."""
         k = self._keys
-        keys = [k.queued_tasks, k.running_tasks, k.finished_tasks, k.failed_tasks]
-        keys += [k.priority_queue(w) for w in worker_ids]
-        keys += [k.pending(w) for w in worker_ids]
+        keys = [k.queued_tasks, k.finished_tasks, k.failed_tasks]
+        for w in worker_ids:
+            keys += (k.priority_queue(w), k.pending(w), k.worker_running(w))
         snapshot = self._run("task_states", keys, [len(worker_ids)])
         return dict(zip(TASK_STATES, snapshot, strict=True))
 

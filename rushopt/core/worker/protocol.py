@@ -52,7 +52,7 @@ class Outcome(NamedTuple):
     def success(cls, ys: Mapping[str, Any]) -> Outcome:
         """Pickle the results ``ys``; results that cannot be pickled make a failure."""
         try:
-            return cls(dumps(dict(ys)), None)
+            return cls(dumps(ys if type(ys) is dict else dict(ys)), None)
         except TypeError as exc:
             return cls(None, {"message": f"cannot store the results: {exc}"})
 

@@ -112,6 +112,8 @@ class RushWorker(Rush):
         )
         self._worker_extra = dumps({"worker_id": self.worker_id})
         self._status = "empty"  # of the last pop
+        self._fields_given: Sequence[str] | None = None
+        self._fields_checked: list[str] = []
         self._pop_keys = network.scripts.pop_keys(self.worker_id)
         # beat before registering, so no controller sees a running worker without its key
         self._heartbeat_thread = start_heartbeat(self) if self.heartbeat_period else None
@@ -200,7 +202,10 @@ class RushWorker(Rush):
             ``{"key": ..., <field>: ...}``, or ``None`` when no task came or
             the worker should stop (see :attr:`stop_requested`).
         """
-        fields = check_fields(fields)
+        if fields is not self._fields_given:  # serve_tasks passes the same list every time
+            self._fields_checked = check_fields(fields)
+            self._fields_given = fields
+        fields = self._fields_checked
         result = self._pop(b"", fields, finished)
         if result is None and self._status == "empty" and timeout > 0:
             keys = self.network.keys
@@ -218,11 +223,9 @@ class RushWorker(Rush):
     def _pop(
         self, claimed: bytes | str, fields: list[str], finished: tuple[str, bytes] | None
     ) -> dict[str, Any] | None:
-        network = self.network
+        network = self._network
         done = (network.keys.task(finished[0]), finished[1]) if finished else None
-        reply = network.scripts.pop_task(
-            self._pop_keys, self.worker_id, self._worker_extra, claimed, done, fields
-        )
+        reply = network.scripts.pop_task(self._pop_keys, self._worker_extra, claimed, done, fields)
         self._status = reply.status
         if finished and not reply.finished:
             warn(f"discarded results of tasks that are not running: {[finished[0]]}")

@@ -2,13 +2,12 @@
 -- "--!include _finish.lua"): a task becomes finished only if it is still
 -- running under this worker, so the first terminal write wins and a worker
 -- never finishes a task that was taken from it (declared lost, requeued and
--- popped by another worker).
-local function finish_task(running, finished, worker_running, worker_id, key, ys, ys_extra)
-  if redis.call("HGET", running, key) ~= worker_id then
+-- popped by another worker). A task runs under a worker exactly while the
+-- worker's running set holds its key, so removing it is the owner check.
+local function finish_task(finished, worker_running, key, ys, ys_extra)
+  if redis.call("SREM", worker_running, key) == 0 then
     return false
   end
-  redis.call("HDEL", running, key)
-  redis.call("SREM", worker_running, key)
   if ys_extra ~= "" then
     redis.call("HSET", key, "ys", ys, "ys_extra", ys_extra)
   else

@@ -3,18 +3,16 @@
 -- finished or taken from the worker keeps its state and the result is
 -- discarded).
 --
--- KEYS[1]     running hash
--- KEYS[2]     finished list
--- KEYS[3]     the worker's running set
--- KEYS[4..]   task hashes
--- ARGV[1]     worker id
--- ARGV[2..]   per task: ys, ys_extra ("" = none)
+-- KEYS[1]     finished list
+-- KEYS[2]     the worker's running set
+-- KEYS[3..]   task hashes
+-- ARGV        per task: ys, ys_extra ("" = none)
 -- Returns the 1-based indices of discarded results.
 --!include _finish.lua
 local discarded = {}
-for i = 4, #KEYS do
-  local j = i - 3
-  if not finish_task(KEYS[1], KEYS[2], KEYS[3], ARGV[1], KEYS[i], ARGV[2 * j], ARGV[2 * j + 1]) then
+for i = 3, #KEYS do
+  local j = i - 2
+  if not finish_task(KEYS[1], KEYS[2], KEYS[i], ARGV[2 * j - 1], ARGV[2 * j]) then
     discarded[#discarded + 1] = j
   end
 end

@@ -1,47 +1,39 @@
 -- Give a worker its next task and mark it running in one step, so a task is
 -- never popped without being owned. The worker's priority queue is served
 -- before the shared queue. When the worker took a key with BLMOVE into its
--- pending slot (ARGV[3]), the key is claimed from that slot instead; if lost-
+-- pending slot (ARGV[2]), the key is claimed from that slot instead; if lost-
 -- worker detection already removed it from there, the claim fails. A worker
 -- that is no longer running (declared lost, killed, terminated) gets nothing,
 -- and a key it claimed goes back to the front of the shared queue.
--- The result of the worker's previous task can ride along (KEYS[10]), and
+-- The result of the worker's previous task can ride along (KEYS[8]), and
 -- the stop flags are read here too, so a busy worker needs one round trip
 -- per task.
 --
--- KEYS[1]   the worker's terminate flag
+-- KEYS[1]   the worker's stop (terminate) flag
 -- KEYS[2]   the network's terminate_on_idle flag
 -- KEYS[3]   the worker's priority queue
 -- KEYS[4]   the shared queue
 -- KEYS[5]   the worker's pending slot
--- KEYS[6]   running hash (task key -> worker id)
--- KEYS[7]   finished list
--- KEYS[8]   the worker's running set
--- KEYS[9]   the set of running workers
--- KEYS[10]  (optional) hash of the task to finish first
--- ARGV[1]   worker id
--- ARGV[2]   worker_extra value to store on the task
--- ARGV[3]   key claimed from the pending slot, or "" to pop
--- ARGV[4]   ys of KEYS[10], ARGV[5] its ys_extra ("" = none)
--- ARGV[6..] fields to return
+-- KEYS[6]   finished list
+-- KEYS[7]   the worker's running set
+-- KEYS[8]   (optional) hash of the task to finish first
+-- ARGV[1]   worker_extra value to store on the task
+-- ARGV[2]   key claimed from the pending slot, or "" to pop
+-- ARGV[3]   ys of KEYS[8], ARGV[4] its ys_extra ("" = none)
+-- ARGV[5..] fields to return
 -- Returns {status, finished, key, {values}}: status "task", "empty" (the
 -- queues are empty), "terminate" (asked to terminate), "idle" (empty and
--- terminate_on_idle is set) or "not_running"; finished is 1 when KEYS[10]
+-- terminate_on_idle is set) or "not_running"; finished is 1 when KEYS[8]
 -- became finished.
 --!include _finish.lua
-local worker_id = ARGV[1]
 local finished = 0
-if KEYS[10] and finish_task(KEYS[6], KEYS[7], KEYS[8], worker_id, KEYS[10], ARGV[4], ARGV[5]) then
+if KEYS[8] and finish_task(KEYS[6], KEYS[7], KEYS[8], ARGV[3], ARGV[4]) then
   finished = 1
 end
-local key = ARGV[3]
-local stop = nil
-if redis.call("SISMEMBER", KEYS[9], worker_id) == 0 then
-  stop = "not_running"
-elseif redis.call("EXISTS", KEYS[1]) == 1 then
-  stop = "terminate"
-end
-if stop then
+local key = ARGV[2]
+local flag = redis.call("GET", KEYS[1])
+if flag then
+  local stop = flag == "1" and "terminate" or "not_running"
   if key ~= "" and redis.call("LREM", KEYS[5], 1, key) == 1 then
     redis.call("LPUSH", KEYS[4], key)
   end
@@ -63,10 +55,9 @@ else
     return {"empty", finished}
   end
 end
-redis.call("HSET", KEYS[6], key, worker_id)
-redis.call("SADD", KEYS[8], key)
-redis.call("HSET", key, "worker_extra", ARGV[2])
-if #ARGV < 6 then
+redis.call("SADD", KEYS[7], key)
+redis.call("HSET", key, "worker_extra", ARGV[1])
+if #ARGV < 5 then
   return {"task", finished, key, {}}
 end
-return {"task", finished, key, redis.call("HMGET", key, unpack(ARGV, 6))}
+return {"task", finished, key, redis.call("HMGET", key, unpack(ARGV, 5))}
