@@ -136,28 +136,33 @@ def test_wait_for_tasks_returns_when_the_only_worker_dies(rush: Rush) -> None:
     assert rush.n_queued_tasks == 1
 
 
-def test_a_worker_declared_lost_can_no_longer_pop_or_finish(
+def test_a_worker_declared_lost_cannot_use_its_old_id_and_rejoins(
     rush: Rush, redis_url: str
 ) -> None:
     # Given a worker with a heartbeat that runs a task with a retry left
     worker = RushWorker(rush.network_id, config=redis_url, heartbeat_period=1, heartbeat_expire=1)
-    (key,) = rush.push_tasks([{"x": 1}], max_retries=1)
-    task = worker.pop_task(timeout=0)
-    assert task is not None and task["key"] == key
-    # When its heartbeat stops (a partition) and a controller declares it lost
-    worker._heartbeat_thread.stop()  # type: ignore[union-attr]
-    lost: list[str] = []
-    eventually(lambda: bool(lost.extend(rush.detect_lost_workers()) or lost), timeout=30)
-    assert lost == [worker.worker_id]
-    # Then its task went back to the queue, and the lost worker gets nothing from it
-    assert rush.queued_tasks == [key]
-    assert worker.pop_task(timeout=0) is None
-    assert worker.stop_requested
-    assert rush.queued_tasks == [key]
-    # and once another worker took the task, the lost worker's late result is discarded
-    other = RushWorker(rush.network_id, config=redis_url)
-    assert other.pop_task(timeout=0) == {"key": key, "xs": {"x": 1}}
-    with pytest.warns(RushWarning, match="not running"):
-        assert worker.push_results([key], [{"y": "stale"}]) == []
-    assert other.push_results([key], [{"y": 1}]) == [key]
-    assert rush.fetch_finished_tasks()["y"].tolist() == [1]
+    old = worker.worker_id
+    try:
+        (key,) = rush.push_tasks([{"x": 1}], max_retries=1)
+        task = worker.pop_task(timeout=0)
+        assert task is not None and task["key"] == key
+        # When its heartbeat stops (a partition) and a controller declares it lost
+        worker._heartbeat_thread.stop()  # type: ignore[union-attr]
+        lost: list[str] = []
+        eventually(lambda: bool(lost.extend(rush.detect_lost_workers()) or lost), timeout=30)
+        assert lost == [old]
+        # Then its task went back to the queue, and the old id can no longer finish it
+        assert rush.queued_tasks == [key]
+        with pytest.warns(RushWarning, match="not running"):
+            assert worker.push_results([key], [{"y": "stale"}]) == []
+        assert rush.queued_tasks == [key]
+        # and at its next pop the worker joins again under a new id and goes on
+        task = worker.pop_task(timeout=0)
+        assert task is not None and task["key"] == key
+        assert worker.worker_id != old
+        assert (rush.lost_worker_ids, rush.running_worker_ids) == ([old], [worker.worker_id])
+        assert worker.push_results([key], [{"y": 1}]) == [key]
+        table = rush.fetch_finished_tasks()
+        assert (table["y"].tolist(), table["worker_id"].tolist()) == ([1], [worker.worker_id])
+    finally:
+        worker.set_terminated()  # else reset() would kill this process through the kill channel

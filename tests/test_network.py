@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import redis
 
-from rushopt import RedisServer, Rush, RushWorker
+from rushopt import RedisConfig, RedisServer, Rush, RushWorker
 from rushopt.core.network.errors import translate
 from rushopt.exceptions import (
     ConfigError,
@@ -92,12 +92,14 @@ WORKER_CALLS: list[tuple[str, Callable[[RushWorker], Any]]] = [
 ]
 
 
+@pytest.mark.parametrize("reconnect_timeout", [0, 0.2])
 def test_every_public_method_raises_a_rush_connection_error_once_redis_is_gone(
-    doomed_server: RedisServer, network_id: str
+    doomed_server: RedisServer, network_id: str, reconnect_timeout: float
 ) -> None:
-    # Given a controller and a worker connected over TCP
-    rush = Rush(network_id=network_id, config=doomed_server.url)
-    worker = RushWorker(network_id, config=doomed_server.url)
+    # Given a controller and a worker connected over TCP, which try to reconnect (or not)
+    config = RedisConfig(doomed_server.url, reconnect_timeout=reconnect_timeout)
+    rush = Rush(network_id=network_id, config=config)
+    worker = RushWorker(network_id, config=config)
     # When the server goes away under them
     doomed_server.stop()
     # Then every public call raises rushopt's error, which is a builtin ConnectionError
@@ -112,6 +114,8 @@ def test_every_public_method_raises_a_rush_connection_error_once_redis_is_gone(
         assert isinstance(info.value, RushError), name
         assert not isinstance(info.value, redis.exceptions.RedisError), name
         assert "127.0.0.1" in str(info.value), name
+        if reconnect_timeout:
+            assert "could not reconnect within 0.2 seconds" in str(info.value), name
 
 
 def test_a_wrong_password_says_authentication_failed_without_the_password(

@@ -215,7 +215,7 @@ def test_worker_script_is_one_quoted_line(secret_rush: Rush) -> None:
     assert "\n" not in real
     words = shlex.split(real)
     assert words[0] == f"{PASSWORD_ENV}={PASSWORD}"
-    assert words[1:5] == [sys.executable, "-m", "rushopt", "worker"]
+    assert words[1:6] == ["exec", sys.executable, "-m", "rushopt", "worker"]
     assert words[words.index("--network-id") + 1] == secret_rush.network_id
     url = words[words.index("--url") + 1]
     assert split_credentials(url)[2] is None  # the password is not an argument (ps shows those)
@@ -231,10 +231,10 @@ def test_worker_script_python_and_dash_network_id(redis_url: str) -> None:
 
     # Then the id cannot be mistaken for an option, and no password variable is set
     words = shlex.split(real)
-    assert words[0] == "python3"
+    assert words[:2] == ["exec", "python3"]
     assert "--network-id=-net" in words
     assert PASSWORD_ENV not in real
-    args = build_parser().parse_args(words[3:])
+    args = build_parser().parse_args(words[4:])
     assert args.network_id == "-net"
 
 
@@ -263,7 +263,8 @@ def test_worker_script_round_trips_tls_acl_and_connection_settings(
     script = worker_script("net", config)
     words = shlex.split(script.reveal())
     env = dict([words[0].split("=", 1)])
-    args = build_parser().parse_args(words[4:])
+    assert words[1] == "exec"
+    args = build_parser().parse_args(words[5:])
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     rebuilt = worker_config(args, args.parser)
@@ -351,7 +352,8 @@ def test_cli_heartbeat_applies_when_start_arguments_set_none(
 ) -> None:
     # Given a worker started with --heartbeat-period and a log level
     cmd = shlex.split(rush.create_worker_script().reveal())
-    processes.start([*cmd, "--heartbeat-period", "1", "--log-level", "info"])
+    assert cmd[0] == "exec"
+    processes.start([*cmd[1:], "--heartbeat-period", "1", "--log-level", "info"])
     eventually(lambda: rush.n_pre_workers == 1, timeout=30)
 
     # When the start arguments set no heartbeat

@@ -25,6 +25,7 @@ __all__ = [
     "LOG_LEVELS",
     "URL_ENV",
     "db_number",
+    "duration",
     "existing_dir",
     "existing_file",
     "log_level",
@@ -130,6 +131,23 @@ db_number = whole_number(0, "a database number")
 
 seconds = whole_number(1, "a whole number of seconds")
 """Argparse type of a duration in whole seconds (>= 1)."""
+
+
+def duration(value: str) -> float:
+    """Parse a duration in seconds (a number >= 0) for argparse.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        If ``value`` is not a finite number >= 0.
+    """
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
+    if not 0 <= number < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {value}")
+    return number
 
 
 def non_empty(value: str) -> str:

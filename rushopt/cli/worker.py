@@ -18,6 +18,7 @@ from rushopt.cli.options import (
     LOG_FORMAT,
     URL_ENV,
     db_number,
+    duration,
     existing_dir,
     existing_file,
     log_level,
@@ -106,6 +107,7 @@ def add_worker_parser(commands: Any) -> None:
     _add_connection_options(worker)
     _add_tls_options(worker)
     _add_heartbeat_options(worker)
+    _add_fault_options(worker)
     # used by start_local_workers only
     worker.add_argument("--local", action="store_true", help=argparse.SUPPRESS)
     worker.add_argument("--start-args-id", default=None, help=argparse.SUPPRESS)
@@ -182,6 +184,35 @@ def _add_tls_options(worker: argparse.ArgumentParser) -> None:
         "--tls-no-check-hostname",
         action="store_true",
         help="do not match the server's certificate against its host name",
+    )
+
+
+def _add_fault_options(worker: argparse.ArgumentParser) -> None:
+    faults = worker.add_argument_group("outages and preemption")
+    faults.add_argument(
+        "--reconnect-timeout",
+        type=duration,
+        default=None,
+        metavar="SECONDS",
+        help="seconds to keep reconnecting when the connection to Redis breaks, e.g. a "
+        "Redis restart (default 60; 0: exit at once)",
+    )
+    faults.add_argument(
+        "--wait-for-redis",
+        type=duration,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait up to SECONDS for Redis to accept connections before joining (for batch "
+        "jobs that may start before Redis)",
+    )
+    faults.add_argument(
+        "--grace",
+        type=duration,
+        default=None,
+        metavar="SECONDS",
+        help="on SIGTERM (preemption), seconds the running task may take to finish before "
+        "it is given back to the queue without counting a retry (default 10); the worker "
+        "then exits 0",
     )
 
 
@@ -275,6 +306,8 @@ def worker_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         kwargs["username"] = username
     if password:
         kwargs["password"] = password
+    if args.reconnect_timeout is not None:
+        kwargs["reconnect_timeout"] = args.reconnect_timeout
     return RedisConfig(url, **kwargs)
 
 
@@ -295,6 +328,13 @@ def _run_worker(args: argparse.Namespace) -> int:
     if config is None:
         config = worker_config(args, parser)
     logging.basicConfig(level=args.log_level, format=LOG_FORMAT, stream=sys.stderr)
+    if args.wait_for_redis > 0 and not _wait_for_redis(config, args.wait_for_redis):
+        print(
+            f"rushopt worker: error: Redis at {config.redacted_url} did not accept connections "
+            f"within {args.wait_for_redis:g} seconds (--wait-for-redis)",
+            file=sys.stderr,
+        )
+        return 1
     worker_id = args.worker_id or str(uuid.uuid4())
     logger.info("worker %s joins network %r at %s", worker_id, args.network_id, config.redacted_url)
     try:
@@ -306,6 +346,7 @@ def _run_worker(args: argparse.Namespace) -> int:
             start_args_id=args.start_args_id,
             heartbeat_period=args.heartbeat_period,
             heartbeat_expire=args.heartbeat_expire,
+            grace=args.grace,
         )
     except ConnectionError as exc:  # Redis unreachable or credentials refused
         print(f"rushopt worker: error: {exc}", file=sys.stderr)
@@ -321,3 +362,21 @@ def _run_worker(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+def _wait_for_redis(config: RedisConfig, timeout: float) -> bool:
+    """Poll until Redis accepts a connection (True) or ``timeout`` seconds passed (False)."""
+    from rushopt.core.waiting import wait_until
+    from rushopt.exceptions import RedisAuthenticationError, RedisUnavailableError
+
+    def reachable() -> bool:
+        try:
+            config.client().close()
+        except RedisAuthenticationError:
+            raise
+        except RedisUnavailableError:
+            logger.info("waiting for Redis at %s", config.redacted_url)
+            return False
+        return True
+
+    return wait_until(reachable, timeout, min_interval=0.1, max_interval=2.0)

@@ -25,7 +25,11 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from rushopt.core.defaults import DEFAULT_CONNECT_RETRIES, DEFAULT_CONNECT_TIMEOUT_S
+from rushopt.core.defaults import (
+    DEFAULT_CONNECT_RETRIES,
+    DEFAULT_CONNECT_TIMEOUT_S,
+    DEFAULT_RECONNECT_TIMEOUT_S,
+)
 from rushopt.exceptions import InputError
 
 __all__ = [
@@ -74,6 +78,12 @@ class RedisConfig:
     url : str, optional
         A ``redis://``, ``rediss://`` (TLS) or ``unix://`` URL; password and ACL
         user may be part of it. ``None`` means ``redis://127.0.0.1:6379/0``.
+    reconnect_timeout : float, default 60
+        Seconds the controller and the workers keep reconnecting when a
+        connection breaks (a Redis restart, a network outage), with
+        exponential backoff, before they raise ``RedisUnavailableError``;
+        0 raises at once. The first connection is not retried: an
+        unreachable server raises within a few seconds.
     **redis_kwargs
         Passed to :class:`redis.Redis` (e.g. ``password=``, ``username=``,
         ``ssl_ca_certs=``); where the URL sets the same option, the URL wins
@@ -82,7 +92,7 @@ class RedisConfig:
     Raises
     ------
     ValueError
-        If the URL has an unknown scheme.
+        If the URL has an unknown scheme or ``reconnect_timeout`` is negative.
 
     Examples
     --------
@@ -92,8 +102,15 @@ class RedisConfig:
 
     url: str = "redis://127.0.0.1:6379/0"
     redis_kwargs: dict[str, Any] = field(default_factory=dict)
+    reconnect_timeout: float = DEFAULT_RECONNECT_TIMEOUT_S
 
-    def __init__(self, url: str | None = None, **redis_kwargs: Any) -> None:
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        reconnect_timeout: float = DEFAULT_RECONNECT_TIMEOUT_S,
+        **redis_kwargs: Any,
+    ) -> None:
         url = url if url is not None else "redis://127.0.0.1:6379/0"
         if not isinstance(url, str):
             raise TypeError(f"url must be a string, got {type(url).__name__}")
@@ -103,12 +120,23 @@ class RedisConfig:
                 f"url must start with one of {', '.join(s + '://' for s in _SCHEMES)}, "
                 f"got {redact_url(url)!r}"
             )
+        if (
+            isinstance(reconnect_timeout, bool)
+            or not isinstance(reconnect_timeout, (int, float))
+            or not reconnect_timeout >= 0
+        ):
+            raise InputError(
+                f"reconnect_timeout must be a number of seconds >= 0, got {reconnect_timeout!r}"
+            )
         object.__setattr__(self, "url", url)
         object.__setattr__(self, "redis_kwargs", dict(redis_kwargs))
+        object.__setattr__(self, "reconnect_timeout", float(reconnect_timeout))
 
     def __repr__(self) -> str:
         shown = {k: ("<redacted>" if k == "password" else v) for k, v in self.redis_kwargs.items()}
         extra = "".join(f", {k}={v!r}" for k, v in shown.items())
+        if self.reconnect_timeout != DEFAULT_RECONNECT_TIMEOUT_S:
+            extra = f", reconnect_timeout={self.reconnect_timeout!r}{extra}"
         return f"RedisConfig(url={self.redacted_url!r}{extra})"
 
     @property

@@ -9,6 +9,7 @@ __all__ = [
     "DEFAULT_KEY_PREFIX",
     "DEFAULT_MAX_OBJECT_SIZE",
     "DEFAULT_POP_TIMEOUT_S",
+    "DEFAULT_RECONNECT_TIMEOUT_S",
     "DEFAULT_WORKER_START_TIMEOUT_S",
 ]
 
@@ -21,6 +22,10 @@ DEFAULT_CONNECT_TIMEOUT_S = 2.0
 #: Retries of a command whose connection failed, so an unreachable server raises
 #: ``ConnectionError`` within about (1 + retries) x the connect timeout.
 DEFAULT_CONNECT_RETRIES = 1
+
+#: Seconds the controller and the workers keep reconnecting after a connection broke
+#: (``RedisConfig(reconnect_timeout=...)``), before they raise ``RedisUnavailableError``.
+DEFAULT_RECONNECT_TIMEOUT_S = 60.0
 
 #: Seconds an idle worker blocks on the queue before it checks its flags again.
 DEFAULT_POP_TIMEOUT_S = 1.0

@@ -74,10 +74,16 @@ class LostWorkerDetector:
             Ids of the workers newly found lost.
         """
         candidates = self.local.exited() + self.silent_heartbeat_workers()
+        outages = self.network.reconnector.outages
         lost = self.network.scripts.set_worker_state(
             candidates, "lost", from_states=("pre", "running")
         )
-        for w in lost:
+        settle = lost
+        if self.network.reconnector.outages != outages:
+            # the move may have run before its reply was lost: fail what any candidate
+            # now lost still holds (failing twice is harmless, first writer wins)
+            settle = sorted(set(candidates) & set(self.workers.lost_worker_ids))
+        for w in settle:
             self.tasks.fail_held(w, LOST_MESSAGE)
         if restart_local_workers:
             local = [w for w in lost if w in self.local.handles]

@@ -254,6 +254,8 @@ def worker_script(network_id: str, config: RedisConfig, python: str | None = Non
             stacklevel=4,
         )
     command = " ".join(shlex.quote(a) for a in args)
-    real = " ".join(f"{name}={shlex.quote(value)}" for name, value in env)
-    shown = " ".join(f"{name}={shlex.quote(_REDACTED)}" for name, _ in env)
-    return WorkerScript(f"{real} {command}".lstrip(), f"{shown} {command}".lstrip())
+    # exec: the shell that reads the line is replaced by the worker, so no process keeps
+    # the line (and the password in it) on its command line
+    real = " ".join([*(f"{name}={shlex.quote(value)}" for name, value in env), "exec", command])
+    shown = " ".join([*(f"{name}={shlex.quote(_REDACTED)}" for name, _ in env), "exec", command])
+    return WorkerScript(real, shown)

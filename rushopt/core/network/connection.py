@@ -8,9 +8,9 @@ one and sends every command through it:
 * ``network.redis`` is a client whose every command, pipeline and iterator
   translates redis-py exceptions into rushopt's
   (:mod:`rushopt.core.network.errors`), so no ``redis.exceptions.*`` leaves
-  the package;
+  the package, and rides out outages (:mod:`rushopt.core.network.reconnect`);
 * ``network.scripts`` runs the Lua scripts (:mod:`rushopt.core.network.scripts`)
-  on leased connections, under the same translation;
+  on leased connections, the same way;
 * ``network.keys`` formats every key (:mod:`rushopt.core.network.keys`).
 """
 
@@ -28,6 +28,7 @@ from rushopt.core.config import RedisConfig
 from rushopt.core.network.errors import map_redis_errors, translate
 from rushopt.core.network.keys import KeySchema
 from rushopt.core.network.lua_runner import LuaRunner
+from rushopt.core.network.reconnect import Reconnector
 from rushopt.core.network.scripts import SCRIPT_NAMES, Scripts
 from rushopt.exceptions import RushError
 
@@ -38,7 +39,7 @@ __all__ = ["Network"]
 
 
 class _Mapped:
-    """Forward attribute access to a redis-py object, translating its exceptions."""
+    """Forward attribute access to a redis-py object: errors translated, outages ridden out."""
 
     def __init__(self, target: Any, network: Network) -> None:
         self._target = target
@@ -49,13 +50,12 @@ class _Mapped:
         if not callable(attr):
             return attr
         network = self._network
+        if name == "execute":  # a pipeline: a failed execute empties its command stack
+            return functools.partial(_execute, self._target, network)
 
         @functools.wraps(attr)
         def call(*args: Any, **kwargs: Any) -> Any:
-            try:
-                result = attr(*args, **kwargs)
-            except (redis.exceptions.RedisError, OSError) as exc:
-                raise network.translate(exc) from exc
+            result = network.reconnector.call(attr, *args, **kwargs)
             if name == "pipeline":
                 return _Mapped(result, network)
             if inspect.isgenerator(result):
@@ -63,9 +63,19 @@ class _Mapped:
             return result
 
         # cache the wrapper on the instance: the next access skips __getattr__
-        if name != "execute":
-            setattr(self, name, call)
+        setattr(self, name, call)
         return call
+
+
+def _execute(pipe: Any, network: Network) -> Any:
+    """Execute a pipeline, sending its commands again after a reconnect."""
+    stack = list(pipe.command_stack)
+
+    def attempt() -> Any:
+        pipe.command_stack = list(stack)
+        return pipe.execute()
+
+    return network.reconnector.call(attempt)
 
 
 class Network:
@@ -93,6 +103,7 @@ class Network:
         # formatted once: every translated error needs them, and redaction parses the URL
         self._redacted_url = config.redacted_url
         self._secrets = config.secrets
+        self.reconnector = Reconnector(config.reconnect_timeout, self.translate, self._redacted_url)
         self._client: redis.Redis | None = None
         self._runner: LuaRunner | None = None
         self.connect()
@@ -110,7 +121,7 @@ class Network:
         self._client = client
         self._runner = LuaRunner(client, SCRIPT_NAMES)
         self.redis = cast("redis.Redis", _Mapped(client, self))
-        self.scripts = Scripts(self._runner, self.keys, self.translate)
+        self.scripts = Scripts(self._runner, self.keys, self.reconnector)
 
     def close(self) -> None:
         """Close every connection of this network object.

@@ -9,15 +9,15 @@ assembles script arguments itself. States travel by name.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
 import redis
 
 from rushopt.core.network.keys import KeySchema, text
 from rushopt.core.network.lua_runner import LuaRunner
+from rushopt.core.network.reconnect import Reconnector
 from rushopt.core.states import TASK_STATES, WORKER_STATES, WorkerState
-from rushopt.exceptions import RushError
 
 __all__ = ["SCRIPT_NAMES", "PopReply", "Scripts"]
 
@@ -30,6 +30,7 @@ SCRIPT_NAMES = (
     "read_hashes",
     "read_list_hashes",
     "register_worker",
+    "release_tasks",
     "retry_tasks",
     "set_worker_state",
     "task_states",
@@ -41,7 +42,8 @@ class PopReply(NamedTuple):
     """What ``pop_task.lua`` answered.
 
     ``status`` is ``"task"``, ``"empty"``, ``"terminate"``, ``"idle"`` or
-    ``"not_running"``; ``finished`` tells whether the result that rode along
+    the final state the worker was moved to (``"lost"``, ``"killed"``,
+    ``"terminated"``); ``finished`` tells whether the result that rode along
     was recorded; ``key`` and ``values`` are the popped task's hash key and
     the requested fields (for status ``"task"``).
     """
@@ -61,27 +63,19 @@ class Scripts:
         Runs scripts on the network's connections.
     keys : KeySchema
         The network's keys.
-    translate : callable
-        Turns an exception of the Redis client into rushopt's.
+    reconnector : Reconnector
+        Translates errors of the Redis client and rides out outages.
     """
 
-    def __init__(
-        self,
-        runner: LuaRunner,
-        keys: KeySchema,
-        translate: Callable[[BaseException], RushError],
-    ) -> None:
+    def __init__(self, runner: LuaRunner, keys: KeySchema, reconnector: Reconnector) -> None:
         self._runner = runner
         self._keys = keys
-        self._translate = translate
+        self._call = reconnector.call
+        self._translate = reconnector.translate
         self._state_keys = [keys.worker_state(s) for s in WORKER_STATES]
 
     def _run(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        # try/except rather than a context manager: this is every busy worker's hot path
-        try:
-            return self._runner.run(name, keys, args)
-        except (redis.exceptions.RedisError, OSError) as exc:
-            raise self._translate(exc) from exc
+        return self._call(self._runner.run, name, keys, args)
 
     # ---------------------------------------------------------- task creation
     def push_tasks(
@@ -177,10 +171,8 @@ class Scripts:
             keys, ys = pop_keys, b""
         else:
             keys, ys = [*pop_keys, finished[0]], finished[1]
-        try:  # inline, not through _run: this is every busy worker's round trip
-            reply = self._runner.run("pop_task", keys, [worker_extra, claimed, ys, "", *fields])
-        except (redis.exceptions.RedisError, OSError) as exc:
-            raise self._translate(exc) from exc
+        args = [worker_extra, claimed, ys, "", *fields]
+        reply = self._call(self._runner.run, "pop_task", keys, args)
         status = reply[0].decode()
         if status != "task":
             return PopReply(status, bool(reply[1]), None, [])
@@ -226,6 +218,14 @@ class Scripts:
         ]
         discarded, requeued = self._run("fail_tasks", keys, args)
         return [int(i) for i in discarded], [int(i) for i in requeued]
+
+    def release_tasks(self, worker_id: str, hash_keys: Sequence[str]) -> int:
+        """Requeue tasks ``worker_id`` holds, at the front, without counting a retry."""
+        if not hash_keys:
+            return 0
+        k = self._keys
+        keys = [k.queued_tasks, k.worker_running(worker_id), k.pending(worker_id), *hash_keys]
+        return int(self._run("release_tasks", keys, []))
 
     def retry_tasks(
         self, hash_keys: Sequence[str], ignore_max_retries: bool, next_seed: bool, seed: int | None

@@ -10,8 +10,7 @@ which can deliver the previous task's result in the same round trip,
 
 from __future__ import annotations
 
-import os
-import socket
+import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -22,45 +21,21 @@ from rushopt.core.controller.rush import Rush
 from rushopt.core.defaults import DEFAULT_POP_TIMEOUT_S
 from rushopt.core.serialize import decode_field, dumps
 from rushopt.core.states import WorkerState
-from rushopt.core.worker.heartbeat import start_heartbeat
+from rushopt.core.worker.heartbeat import HeartbeatThread, start_heartbeat
 from rushopt.core.worker.log_handler import attach_log_handler
+from rushopt.core.worker.registration import register_worker
 from rushopt.exceptions import warn
 
 if TYPE_CHECKING:
-    from rushopt.core.network import Network
     from rushopt.core.worker.log_handler import RedisHandler
 
-__all__ = ["RushWorker", "register_worker"]
+__all__ = ["RushWorker"]
 
-#: pop_task.lua statuses after which a worker loop should end
-_STOP_STATUSES = frozenset({"terminate", "idle", "not_running"})
+#: pop_task.lua statuses after which a worker loop should end ("lost" is not one: a
+#: worker declared lost while it still runs joins again under a new id)
+_STOP_STATUSES = frozenset({"terminate", "idle", "killed", "terminated"})
 
-
-def register_worker(
-    network: Network, worker_id: str, state: str, remote: bool, heartbeat: str | None
-) -> None:
-    """Register a worker in ``state`` with its info (pid, hostname, remote, heartbeat).
-
-    Parameters
-    ----------
-    network : Network
-        The network's Redis boundary.
-    worker_id : str
-        The worker.
-    state : str
-        ``"pre"`` (waiting for start arguments) or ``"running"``.
-    remote : bool
-        Whether the worker runs outside the controller's machine.
-    heartbeat : str or None
-        The worker's heartbeat key, if it has one.
-    """
-    info = {
-        "pid": str(os.getpid()),
-        "hostname": socket.gethostname(),
-        "remote": "1" if remote else "0",
-        "heartbeat": heartbeat or "",
-    }
-    network.scripts.register_worker(worker_id, state, info)
+logger = logging.getLogger(__name__)
 
 
 class RushWorker(Rush):
@@ -104,22 +79,16 @@ class RushWorker(Rush):
         settings = WorkerSettings.planned(
             heartbeat_period, heartbeat_expire, log_thresholds, log_buffer_size
         )
-        network = self.network
         self.heartbeat_period: int | None = settings.heartbeat_period
         self.heartbeat_expire: int | None = settings.heartbeat_expire
-        self.heartbeat: str | None = (
-            network.keys.heartbeat(self.worker_id) if self.heartbeat_period else None
-        )
-        self._worker_extra = dumps({"worker_id": self.worker_id})
         self._status = "empty"  # of the last pop
         self._fields_given: Sequence[str] | None = None
         self._fields_checked: list[str] = []
-        self._pop_keys = network.scripts.pop_keys(self.worker_id)
-        # beat before registering, so no controller sees a running worker without its key
-        self._heartbeat_thread = start_heartbeat(self) if self.heartbeat_period else None
-        register_worker(
-            network, self.worker_id, WorkerState.RUNNING.value, self.remote, self.heartbeat
-        )
+        # the tasks this worker knows it holds; Redis's view can differ after an outage
+        self._held: set[str] = set()
+        self._outages = self.network.reconnector.outages
+        self._heartbeat_thread: HeartbeatThread | None = None
+        self._join()
         self.log_handler: RedisHandler | None = None
         if settings.log_thresholds:
             self.log_handler = attach_log_handler(
@@ -128,6 +97,48 @@ class RushWorker(Rush):
 
     def __getstate__(self) -> dict[str, Any]:
         raise TypeError("a RushWorker cannot be pickled; pickle a Rush controller instead")
+
+    def _join(self) -> None:
+        """Register as running under ``worker_id``, with a heartbeat when one is set."""
+        network = self.network
+        self.heartbeat = network.keys.heartbeat(self.worker_id) if self.heartbeat_period else None
+        self._worker_extra = dumps({"worker_id": self.worker_id})
+        self._pop_keys = network.scripts.pop_keys(self.worker_id)
+        # beat before registering, so no controller sees a running worker without its key
+        if self.heartbeat_period:
+            self._heartbeat_thread = start_heartbeat(self)
+        register_worker(
+            network, self.worker_id, WorkerState.RUNNING.value, self.remote, self.heartbeat
+        )
+
+    def _rejoin(self) -> None:
+        """Join again under a new id after being declared lost while still alive.
+
+        Lost-worker detection failed or requeued what this worker held, and
+        the scripts no longer let the old id finish, fail or pop anything, so
+        the worker drops its work and goes on as a new worker.
+        """
+        old = self.worker_id
+        if self._heartbeat_thread is not None:
+            self._heartbeat_thread.stop()
+        self.worker_id = str(uuid.uuid4())
+        self._held.clear()
+        self._join()
+        if self.log_handler is not None:
+            self.log_handler.worker_id = self.worker_id
+        logger.warning("worker %s was declared lost; it joined again as %s", old, self.worker_id)
+
+    def _reconcile(self) -> None:
+        """After an outage, give back the tasks Redis says this worker holds that it does not know.
+
+        They come from a reply lost in the outage (a pop, a ``BLMOVE``), or
+        from writes a restarted server lost; nobody works on them otherwise.
+        """
+        self._outages = self.network.reconnector.outages
+        orphans = [k for k in self.held_tasks if k not in self._held]
+        if orphans:
+            n = self.network.scripts.release_tasks(self.worker_id, self.network.keys.tasks(orphans))
+            logger.warning("gave back %d tasks held in Redis but not known here: %s", n, orphans)
 
     # --------------------------------------------------------------- tasks
     def push_running_tasks(
@@ -161,7 +172,7 @@ class RushWorker(Rush):
             The keys of the tasks created (fewer than ``xss`` when the budget
             is spent).
         """
-        return self._tasks.create(
+        keys = self._tasks.create(
             xss,
             extra,
             seeds=seeds,
@@ -170,6 +181,8 @@ class RushWorker(Rush):
             running_worker=self.worker_id,
             limit=limit,
         )
+        self._held.update(keys)
+        return keys
 
     def pop_task(
         self,
@@ -206,7 +219,13 @@ class RushWorker(Rush):
             self._fields_checked = check_fields(fields)
             self._fields_given = fields
         fields = self._fields_checked
+        reconnector = self.network.reconnector
+        if reconnector.outages != self._outages:
+            self._reconcile()
         result = self._pop(b"", fields, finished)
+        if self._status == "lost":
+            self._rejoin()
+            result = self._pop(b"", fields, None)
         if result is None and self._status == "empty" and timeout > 0:
             keys = self.network.keys
             key = self.network.redis.blmove(
@@ -218,6 +237,8 @@ class RushWorker(Rush):
             )
             if key is not None:
                 result = self._pop(key, fields, None)
+        if reconnector.outages != self._outages:  # a reply may have been lost meanwhile
+            self._reconcile()
         return result
 
     def _pop(
@@ -227,11 +248,14 @@ class RushWorker(Rush):
         done = (network.keys.task(finished[0]), finished[1]) if finished else None
         reply = network.scripts.pop_task(self._pop_keys, self._worker_extra, claimed, done, fields)
         self._status = reply.status
-        if finished and not reply.finished:
-            warn(f"discarded results of tasks that are not running: {[finished[0]]}")
+        if finished:
+            self._held.discard(finished[0])
+            if not reply.finished and self._status != "lost":
+                warn(f"discarded results of tasks that are not running: {[finished[0]]}")
         if reply.key is None:
             return None
         task: dict[str, Any] = {"key": reply.key[len(network.keys.task_prefix) :].decode()}
+        self._held.add(task["key"])
         for field, raw in zip(fields, reply.values, strict=True):
             task[field] = decode_field(field, raw)
         return task
@@ -241,8 +265,10 @@ class RushWorker(Rush):
         """Whether the last pop said this worker should exit (no extra round trip).
 
         True when it was asked to terminate, when ``terminate_workers`` was
-        pushed and the queues are empty, or when it is no longer running
-        (declared lost or killed).
+        pushed and the queues are empty, or when it was killed. A worker that
+        was declared lost while it still runs (a partition longer than its
+        heartbeat expiry) does not stop: :meth:`pop_task` joins the network
+        again under a new :attr:`worker_id` and goes on.
         """
         return self._status in _STOP_STATUSES
 
@@ -282,6 +308,7 @@ class RushWorker(Rush):
         ]
         network = self.network
         discarded = network.scripts.finish_tasks(self.worker_id, network.keys.tasks(keys), results)
+        self._held.difference_update(keys)
         if discarded:
             lost = [keys[i - 1] for i in discarded]
             warn(f"discarded results of tasks that are not running: {lost}")
@@ -310,6 +337,7 @@ class RushWorker(Rush):
             longer running under this worker are discarded with a :class:`RushWarning`.
         """
         keys = list(keys)
+        self._held.difference_update(keys)
         return self._failures.fail(
             keys,
             conditions,
@@ -317,6 +345,21 @@ class RushWorker(Rush):
             retry=True,
             sources=[self.network.keys.pending(self.worker_id)],
         )
+
+    def release_held_tasks(self) -> int:
+        """Give every task this worker holds back to the front of the queue, no retry counted.
+
+        For a worker that must stop before its task finished (preemption):
+        another worker runs the task from the start.
+
+        Returns
+        -------
+        int
+            The number of tasks requeued.
+        """
+        held = self.held_tasks
+        self._held.clear()
+        return self.network.scripts.release_tasks(self.worker_id, self.network.keys.tasks(held))
 
     @property
     def held_tasks(self) -> list[str]:

@@ -17,6 +17,8 @@ from rushopt.core.network import Network
 from rushopt.core.states import WorkerState
 from rushopt.core.waiting import wait_until
 from rushopt.core.worker.log_handler import detach_log_handler
+from rushopt.core.worker.preemption import DEFAULT_GRACE_S, Preemption
+from rushopt.exceptions import RedisUnavailableError
 
 __all__ = ["start_worker"]
 
@@ -32,7 +34,7 @@ def _load_start_args(
     started ahead of ``start_remote_workers``) registers as ``pre`` while it
     waits.
     """
-    from rushopt.core.worker.rush_worker import register_worker
+    from rushopt.core.worker.registration import register_worker
 
     network = Network(network_id, config)
     keys = network.keys
@@ -88,6 +90,7 @@ def start_worker(
     start_args_id: str | None = None,
     heartbeat_period: int | None = None,
     heartbeat_expire: int | None = None,
+    grace: float | None = None,
     **redis_kwargs: Any,
 ) -> None:
     """Run one worker in this process until its loop returns.
@@ -113,6 +116,11 @@ def start_worker(
     heartbeat_period, heartbeat_expire : int, optional
         Heartbeat of the worker when its start arguments set none (the
         ``--heartbeat-*`` options of ``rushopt worker``).
+    grace : float, optional
+        On SIGTERM (how Slurm and Kubernetes preempt), seconds the running
+        task may take to finish (default 10); past that it goes back to the
+        queue without counting a retry. Either way the worker then stops
+        cleanly (``terminated``). Only in the main thread.
     **redis_kwargs
         Passed to :class:`~rushopt.core.config.RedisConfig`.
     """
@@ -144,8 +152,12 @@ def start_worker(
         options["heartbeat_period"] = heartbeat_period
         options["heartbeat_expire"] = heartbeat_expire
     worker = RushWorker(network_id, config=config, remote=remote, worker_id=worker_id, **options)
+    preemption = Preemption(worker, DEFAULT_GRACE_S if grace is None else grace)
     try:
-        start_args["worker_loop"](rush=worker, **start_args["loop_args"])
+        with preemption:
+            start_args["worker_loop"](rush=worker, **start_args["loop_args"])
+    except RedisUnavailableError:
+        raise  # Redis stayed away past reconnect_timeout: nothing can be recorded
     except BaseException as exc:
         held = worker.held_tasks
         if held:

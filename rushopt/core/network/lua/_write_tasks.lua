@@ -3,6 +3,23 @@
 
 local CHUNK = 1000
 
+-- A push sent again after its reply was lost (a reconnect) finds its first
+-- hash written already, since task keys are fresh uuids: it returns how many
+-- tasks the first run created and creates nothing twice. nil: a new push.
+local function already_pushed(first, n)
+  if n == 0 or redis.call("EXISTS", KEYS[first]) == 0 then
+    return nil
+  end
+  local created = 0
+  for t = 1, n do
+    if redis.call("EXISTS", KEYS[first + t - 1]) == 0 then
+      break
+    end
+    created = t
+  end
+  return created
+end
+
 -- RPUSH many items without exceeding Lua's stack for unpack().
 local function push_chunked(key, items)
   for i = 1, #items, CHUNK do

@@ -23,8 +23,8 @@
 -- ARGV[5..] fields to return
 -- Returns {status, finished, key, {values}}: status "task", "empty" (the
 -- queues are empty), "terminate" (asked to terminate), "idle" (empty and
--- terminate_on_idle is set) or "not_running"; finished is 1 when KEYS[8]
--- became finished.
+-- terminate_on_idle is set), or the final state the worker was moved to
+-- ("lost", "killed", "terminated"); finished is 1 when KEYS[8] became finished.
 --!include _finish.lua
 local finished = 0
 if KEYS[8] and finish_task(KEYS[6], KEYS[7], KEYS[8], ARGV[3], ARGV[4]) then
@@ -33,7 +33,7 @@ end
 local key = ARGV[2]
 local flag = redis.call("GET", KEYS[1])
 if flag then
-  local stop = flag == "1" and "terminate" or "not_running"
+  local stop = flag == "1" and "terminate" or flag
   if key ~= "" and redis.call("LREM", KEYS[5], 1, key) == 1 then
     redis.call("LPUSH", KEYS[4], key)
   end

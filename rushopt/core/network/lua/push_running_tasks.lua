@@ -15,6 +15,10 @@
 -- Returns the number of tasks created (the first ones of the batch).
 --!include _write_tasks.lua
 local k = tonumber(ARGV[3])
+local done = already_pushed(4, #KEYS - 3)
+if done then
+  return done
+end
 local n = within_limit(KEYS[1], #KEYS - 3, ARGV[1])
 write_hashes(4, n, k, 3, 4 + k, k, ARGV[2], KEYS[2])
 local all = {}

@@ -21,6 +21,10 @@
 --!include _write_tasks.lua
 local m, k = tonumber(ARGV[3]), tonumber(ARGV[4])
 local first = 5 + m
+local done = already_pushed(first, #KEYS - first + 1)
+if done then
+  return done
+end
 local n = within_limit(KEYS[1], #KEYS - first + 1, ARGV[1])
 local values = 3 + k + m
 write_hashes(first, n, k, 4, values + 1, k + 1, ARGV[2], KEYS[2])
