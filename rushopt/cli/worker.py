@@ -328,10 +328,12 @@ def _run_worker(args: argparse.Namespace) -> int:
     if config is None:
         config = worker_config(args, parser)
     logging.basicConfig(level=args.log_level, format=LOG_FORMAT, stream=sys.stderr)
-    if args.wait_for_redis > 0 and not _wait_for_redis(config, args.wait_for_redis):
+    # a local worker (re)started during a Redis outage waits as its controller would
+    wait = args.wait_for_redis or (config.reconnect_timeout if args.local else 0.0)
+    if wait > 0 and not _wait_for_redis(config, wait):
         print(
             f"rushopt worker: error: Redis at {config.redacted_url} did not accept connections "
-            f"within {args.wait_for_redis:g} seconds (--wait-for-redis)",
+            f"within {wait:g} seconds (--wait-for-redis)",
             file=sys.stderr,
         )
         return 1

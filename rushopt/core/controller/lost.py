@@ -17,6 +17,8 @@ no longer run under it.
 
 from __future__ import annotations
 
+import socket
+
 from rushopt.core.controller.failures import FailureService
 from rushopt.core.controller.local import LocalWorkers
 from rushopt.core.controller.workers import WorkerService
@@ -24,6 +26,9 @@ from rushopt.core.network import Network, text
 from rushopt.core.states import LOST_MESSAGE
 
 __all__ = ["LostWorkerDetector"]
+
+#: Restarts in a row of a local worker that dies before it registers (a crash at start).
+_MAX_RESTARTS = 5
 
 
 class LostWorkerDetector:
@@ -48,6 +53,10 @@ class LostWorkerDetector:
         self.workers = workers
         self.tasks = tasks
         self.local = local
+        # local workers restarted here and not yet seen running: a restarted process
+        # that dies before it registers leaves its id "lost" from its previous life,
+        # so the usual move to lost never fires for it again
+        self._restarting: dict[str, int] = {}
 
     def detect_lost_workers(self, restart_local_workers: bool = False) -> list[str]:
         """Find workers that died without terminating.
@@ -73,7 +82,8 @@ class LostWorkerDetector:
         list of str
             Ids of the workers newly found lost.
         """
-        candidates = self.local.exited() + self.silent_heartbeat_workers()
+        exited = self.local.exited()
+        candidates = exited + self.rejoined_as(exited) + self.silent_heartbeat_workers()
         outages = self.network.reconnector.outages
         lost = self.network.scripts.set_worker_state(
             candidates, "lost", from_states=("pre", "running")
@@ -86,10 +96,44 @@ class LostWorkerDetector:
         for w in settle:
             self.tasks.fail_held(w, LOST_MESSAGE)
         if restart_local_workers:
-            local = [w for w in lost if w in self.local.handles]
-            if local:
-                self.local.restart_local_workers(local)
+            self._restart(settle, exited)
         return lost
+
+    def _restart(self, lost: list[str], exited: list[str]) -> None:
+        """Restart lost local workers, and restarted ones that died before registering."""
+        again: list[str] = []
+        if self._restarting:
+            running = set(self.workers.running_worker_ids)
+            for w in [w for w in self._restarting if w in running]:
+                del self._restarting[w]  # the restart took
+            again = [
+                w
+                for w in exited
+                if w not in lost and self._restarting.get(w, _MAX_RESTARTS) < _MAX_RESTARTS
+            ]
+        local = [w for w in lost if w in self.local.handles] + again
+        if not local:
+            return
+        self.local.restart_local_workers(local)
+        for w in local:
+            self._restarting[w] = self._restarting.get(w, 0) + 1 if w in again else 1
+
+    def rejoined_as(self, exited: list[str]) -> list[str]:
+        """Return the ids under which exited local worker processes had joined again.
+
+        A local worker declared lost while alive (stopped longer than its
+        heartbeat expiry) joins again under a new id, which this controller's
+        process handles do not know; its process id tells it apart.
+        """
+        if not exited:
+            return []
+        pids = {self.local.handles[w].process.pid for w in exited}
+        info = self.workers.worker_info
+        if not len(info):
+            return []
+        here = info["hostname"] == socket.gethostname()
+        mine = info[here & info["pid"].isin(pids) & info["state"].isin(["pre", "running"])]
+        return [w for w in mine["worker_id"] if w not in exited]
 
     def silent_heartbeat_workers(self) -> list[str]:
         """Return the running workers whose heartbeat key has expired."""

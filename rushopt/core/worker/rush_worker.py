@@ -134,7 +134,14 @@ class RushWorker(Rush):
         They come from a reply lost in the outage (a pop, a ``BLMOVE``), or
         from writes a restarted server lost; nobody works on them otherwise.
         """
-        self._outages = self.network.reconnector.outages
+        network = self.network
+        self._outages = network.reconnector.outages
+        if not network.redis.sismember(network.keys.worker_ids, self.worker_id):
+            # a restarted server lost the registration (written just before a crash)
+            register_worker(
+                network, self.worker_id, WorkerState.RUNNING.value, self.remote, self.heartbeat
+            )
+            logger.warning("worker %s registered again after Redis lost it", self.worker_id)
         orphans = [k for k in self.held_tasks if k not in self._held]
         if orphans:
             n = self.network.scripts.release_tasks(self.worker_id, self.network.keys.tasks(orphans))
