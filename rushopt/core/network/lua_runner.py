@@ -155,18 +155,14 @@ class LuaRunner:
                 break
             conn.disconnect()
 
-    @property
-    def n_idle(self) -> int:
-        """Idle connections kept (open)."""
-        return len(self._idle)
-
     # ------------------------------------------------------------- running
     def run(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         """Run the script ``name`` with ``EVALSHA``, loading it first if the server lost it.
 
         A send that fails before anything reached the server is sent once
-        more on a fresh connection; a reply that fails to arrive is never
-        resent, since the script may have run.
+        more on a fresh connection; a reply that fails to arrive is not
+        resent here: the caller's :class:`~rushopt.core.network.reconnect.Reconnector`
+        sends the call again once Redis is back, which every script tolerates.
         """
         script = self._scripts[name]
         conn = self._acquire()

@@ -22,7 +22,6 @@ A busy worker therefore needs one round trip per task.
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
@@ -60,11 +59,6 @@ class Outcome(NamedTuple):
     def failure(cls, condition: Mapping[str, Any]) -> Outcome:
         """Record a failure; ``condition`` has at least ``"message"``."""
         return cls(None, condition)
-
-    @property
-    def results(self) -> dict[str, Any] | None:
-        """The results as a dict (unpickled), or ``None`` for a failure."""
-        return None if self.ys is None else pickle.loads(self.ys)
 
 
 class TaskRunner(Protocol):
