@@ -333,16 +333,21 @@ def test_pre_worker_terminates_without_start_arguments(rush: Rush, processes: _P
     assert rush.terminated_worker_ids == rush.worker_ids
 
 
-def test_pre_worker_leaves_when_the_network_is_reset(rush: Rush, processes: _Processes) -> None:
+@pytest.mark.parametrize("how", ["terminate", "kill"])
+def test_pre_worker_leaves_when_the_network_is_reset(
+    rush: Rush, processes: _Processes, how: str
+) -> None:
     # Given a pre worker
     processes.script(rush.create_worker_script())
     eventually(lambda: rush.n_pre_workers == 1, timeout=30)
 
     # When the network is reset before any start arguments exist
-    rush.reset()
+    rush.reset(type=how)
 
-    # Then the worker stops waiting and exits, leaving no key behind
-    assert processes.wait_all(timeout=30) == [0]
+    # Then the worker stops waiting and exits (cleanly, unless its kill channel was
+    # read before the reset deleted it), leaving no key behind
+    codes = processes.wait_all(timeout=30)
+    assert codes == [0] if how == "terminate" else codes[0] in (0, -signal.SIGKILL)
     assert rush.n_workers == 0
     assert not rush.network.redis.keys(rush.network.keys.scan_pattern())
 
@@ -367,6 +372,113 @@ def test_cli_heartbeat_applies_when_start_arguments_set_none(
     rush.stop_workers("terminate")
     assert processes.wait_all(timeout=30) == [0]
     assert "joins network" in processes.output()
+
+
+def _pre_worker(rush: Rush, processes: _Processes, *extra: str) -> subprocess.Popen[bytes]:
+    """Start a ``rushopt worker`` (no shell) and wait until it waits as pre."""
+    cmd = shlex.split(rush.create_worker_script().reveal())
+    proc = processes.start([*cmd[1:], *extra])
+    n = rush.n_workers
+    eventually(lambda: rush.n_pre_workers == n + 1 or proc.poll() is not None, timeout=30)
+    assert proc.poll() is None, processes.output()
+    return proc
+
+
+def test_pre_worker_has_a_live_heartbeat(rush: Rush, processes: _Processes) -> None:
+    # Given a worker waiting for start arguments, started without heartbeat options
+    _pre_worker(rush, processes)
+
+    # Then it beats: its info names its heartbeat key, which lives
+    (worker_id,) = rush.pre_worker_ids
+    heartbeat = rush.worker_info["heartbeat"].iloc[0]
+    assert heartbeat == rush.network.keys.heartbeat(worker_id)
+    (ttl,) = rush.heartbeat_ttls([worker_id])
+    assert ttl is not None and ttl > 0
+    assert rush.live_worker_ids() == [worker_id]
+
+    # and when start arguments without heartbeat arrive, its pre heartbeat ends
+    rush.start_remote_workers(fun=_double_fun())
+    eventually(lambda: rush.n_running_workers == 1, timeout=30)
+    eventually(lambda: not rush.network.redis.exists(heartbeat), timeout=30)
+    assert rush.worker_info["heartbeat"].iloc[0] is None
+    rush.stop_workers("terminate")
+    assert processes.wait_all(timeout=30) == [0]
+
+
+@pytest.mark.parametrize(
+    ("signum", "code"), [(signal.SIGTERM, 0), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"]
+)
+def test_signal_deregisters_a_waiting_worker(
+    rush: Rush, processes: _Processes, signum: int, code: int
+) -> None:
+    # Given a worker waiting as pre
+    proc = _pre_worker(rush, processes)
+    (worker_id,) = rush.pre_worker_ids
+
+    # When it gets SIGTERM (a scheduler) or SIGINT (Ctrl-C)
+    proc.send_signal(signum)
+
+    # Then it deregisters: terminated, its heartbeat key gone, and it exits with its code
+    assert proc.wait(timeout=30) == code, processes.output()
+    assert rush.terminated_worker_ids == [worker_id]
+    assert rush.n_pre_workers == 0
+    assert not rush.network.redis.exists(rush.network.keys.heartbeat(worker_id))
+    assert rush.live_worker_ids() == []
+
+
+def test_dead_pre_worker_is_found_lost_and_never_waited_on(
+    rush: Rush, processes: _Processes
+) -> None:
+    # Given a pre worker that dies silently (SIGKILL), with a short heartbeat
+    proc = _pre_worker(rush, processes, "--heartbeat-period", "1", "--heartbeat-expire", "2")
+    (ghost,) = rush.pre_worker_ids
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+
+    # Then once its heartbeat expired nothing counts it: not live, not enough for a wait
+    eventually(lambda: rush.heartbeat_ttls([ghost]) == [None], timeout=30)
+    assert rush.pre_worker_ids == [ghost]  # Redis still says pre ...
+    assert rush.live_worker_ids() == []  # ... but it is not alive
+    with pytest.raises(TimeoutError, match="0 of 1 workers"):
+        rush.wait_for_workers(1, timeout=0.5)
+    # and `rushopt status` marks it dead
+    from rushopt.cli.status import network_status
+
+    assert f"{ghost}  pre DEAD" in network_status(rush)
+    # and detect_lost_workers finds it lost
+    assert rush.detect_lost_workers() == [ghost]
+    assert rush.lost_worker_ids == [ghost]
+
+
+def test_tune_does_not_hand_its_work_to_a_dead_pre_worker(
+    rush: Rush, processes: _Processes, redis_url: str
+) -> None:
+    from rushopt import Float, tune
+
+    # Given a dead pre worker (SIGKILLed while it waited) beside a live one
+    ghost_proc = _pre_worker(rush, processes, "--heartbeat-period", "1", "--heartbeat-expire", "2")
+    (ghost,) = rush.pre_worker_ids
+    os.killpg(ghost_proc.pid, signal.SIGKILL)
+    ghost_proc.wait(timeout=30)
+    eventually(lambda: rush.heartbeat_ttls([ghost]) == [None], timeout=30)
+    _pre_worker(rush, processes)
+
+    # When tune runs on the network without n_workers (so it uses the waiting workers)
+    result = tune(
+        lambda x: {"y": x * x},
+        {"x": Float(-1.0, 1.0)},
+        optimizer="random",
+        n_evals=6,
+        network_id=rush.network_id,
+        config=redis_url,
+        progress=False,
+        seed=3,
+    )
+
+    # Then it finishes its budget on the live worker; the ghost is lost and did nothing
+    assert len(result.archive) == 6
+    assert ghost not in set(result.archive["worker_id"])
+    assert ghost in rush.lost_worker_ids
 
 
 def test_kill_reaches_a_remote_worker_through_its_heartbeat(

@@ -68,10 +68,19 @@ def network_status(rush: Rush) -> str:
     summary = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
     lines.append(f"workers: {len(info)}" + (f" ({summary})" if summary else ""))
     ttls = rush.heartbeat_ttls(list(info["worker_id"]))
+    rows = []
+    n_dead = 0
     for row, ttl in zip(info.itertuples(index=False), ttls, strict=True):
         where = f"{row.hostname}:{row.pid}" + (" remote" if row.remote else "")
         beat = _heartbeat(row.heartbeat, ttl, str(row.state))
-        lines.append(f"  {row.worker_id}  {row.state:<10}  {where}  heartbeat {beat}")
+        dead = beat == "expired"
+        n_dead += dead
+        state = f"{row.state} DEAD" if dead else str(row.state)
+        rows.append(f"  {row.worker_id}  {state:<12}  {where}  heartbeat {beat}")
+    if n_dead:
+        summary += f"; {n_dead} DEAD: heartbeat expired, not working"
+    lines[-1] = f"workers: {len(info)}" + (f" ({summary})" if summary else "")
+    lines += rows
     lines.append(
         "tasks: "
         + ", ".join(

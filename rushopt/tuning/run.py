@@ -125,7 +125,8 @@ class TuneRun:
             "worker_loop": loop,
             "settings": self.settings,
         }
-        n_remote = rush.n_pre_workers
+        rush.detect_lost_workers()  # a pre worker that died is no longer counted
+        n_remote = len(rush.live_worker_ids(("pre",)))
         if n_remote:
             rush.start_remote_workers(**options)
         n_local = 0
@@ -243,7 +244,7 @@ class TuneRun:
         running = rush.n_running_workers
         if self.mode == "centralized":
             self.capacity = running
-        if running or rush.n_pre_workers:
+        if running or rush.live_worker_ids(("pre",)):
             return True
         failed = [w for w in self.crashed if w in local]
         if failed:

@@ -22,7 +22,7 @@ import socket
 from rushopt.core.controller.failures import FailureService
 from rushopt.core.controller.local import LocalWorkers
 from rushopt.core.controller.workers import WorkerService
-from rushopt.core.network import Network, text
+from rushopt.core.network import Network
 from rushopt.core.states import LOST_MESSAGE
 
 __all__ = ["LostWorkerDetector"]
@@ -136,19 +136,5 @@ class LostWorkerDetector:
         return [w for w in mine["worker_id"] if w not in exited]
 
     def silent_heartbeat_workers(self) -> list[str]:
-        """Return the running workers whose heartbeat key has expired."""
-        running = self.workers.running_worker_ids
-        if not running:
-            return []
-        keys = self.network.keys
-        pipe = self.network.pipeline()
-        for w in running:
-            pipe.hget(keys.worker_info(w), "heartbeat")
-        beating = [(w, text(k)) for w, k in zip(running, pipe.execute(), strict=True) if k]
-        if not beating:
-            return []
-        pipe = self.network.pipeline()
-        for _, key in beating:
-            pipe.exists(key)
-        alive = pipe.execute()
-        return [w for (w, _), a in zip(beating, alive, strict=True) if not a]
+        """Return the ``pre`` and ``running`` workers whose heartbeat key has expired."""
+        return self.workers.silent_worker_ids()

@@ -292,6 +292,7 @@ class Rush:
     wait_for_workers = forward("_workers", WorkerService.wait_for_workers)
     stop_workers = forward("_workers", WorkerService.stop_workers)
     heartbeat_ttls = forward("_workers", WorkerService.heartbeat_ttls)
+    live_worker_ids = forward("_workers", WorkerService.live_worker_ids)
     processes = ForwardProperty("_workers", WorkerService.processes)
     worker_ids = ForwardProperty("_workers", WorkerService.worker_ids)
     running_worker_ids = ForwardProperty("_workers", WorkerService.running_worker_ids)

@@ -155,6 +155,10 @@ class WorkerService:
     def wait_for_workers(self, n: int, timeout: float | None = None) -> None:
         """Block until at least ``n`` workers are registered.
 
+        Only workers that can still work count, and those that terminated
+        cleanly: a worker whose heartbeat expired, or a local worker whose
+        process exited, does not, whatever its state in Redis says.
+
         Parameters
         ----------
         n : int
@@ -169,10 +173,66 @@ class WorkerService:
         """
         if timeout is None:
             timeout = plan.planned("start_worker_timeout", math.inf)
-        if not wait_until(lambda: self.n_workers >= n, timeout, max_interval=0.05):
+        if not wait_until(lambda: self.n_live_workers() >= n, timeout, max_interval=0.05):
             raise RushTimeoutError(
-                f"only {self.n_workers} of {n} workers registered within {timeout} seconds"
+                f"only {self.n_live_workers()} of {n} workers registered (with a live "
+                f"heartbeat) within {timeout} seconds"
             )
+
+    def n_live_workers(self) -> int:
+        """Count the workers that registered and did not die: live or cleanly terminated."""
+        return len(self.live_worker_ids()) + self.n_terminated_workers
+
+    # ------------------------------------------------------------ liveness
+    def _beating(self, worker_ids: list[str]) -> list[tuple[str, bool | None]]:
+        """Pair each worker with whether its heartbeat key lives (``None``: it has none)."""
+        if not worker_ids:
+            return []
+        keys = self.network.keys
+        pipe = self.network.pipeline()
+        for w in worker_ids:
+            pipe.hget(keys.worker_info(w), "heartbeat")
+        heartbeat_keys = [text(k) if k else "" for k in pipe.execute()]
+        pipe = self.network.pipeline()
+        for key in heartbeat_keys:
+            if key:
+                pipe.exists(key)
+        alive = iter(pipe.execute())
+        return [
+            (w, bool(next(alive)) if key else None)
+            for w, key in zip(worker_ids, heartbeat_keys, strict=True)
+        ]
+
+    def silent_worker_ids(self) -> list[str]:
+        """Return the ``pre`` and ``running`` workers whose heartbeat key has expired."""
+        ids = self.pre_worker_ids + self.running_worker_ids
+        return [w for w, alive in self._beating(ids) if alive is False]
+
+    def live_worker_ids(self, states: Sequence[str] = ("pre", "running")) -> list[str]:
+        """Return the workers in ``states`` that are alive as far as this controller can tell.
+
+        A worker with a heartbeat is alive while its key lives; a local
+        worker of this controller while its process runs. A worker with
+        neither (a remote worker started without heartbeat) counts as alive.
+
+        Parameters
+        ----------
+        states : sequence of str, default ("pre", "running")
+            Worker states to look at.
+
+        Returns
+        -------
+        list of str
+            The ids, sorted.
+        """
+        ids = sorted({w for state in states for w in self._ids_in(state)})
+        live = []
+        for w, beating in self._beating(ids):
+            handle = self.local.handles.get(w)
+            if beating is False or (handle is not None and handle.process.poll() is not None):
+                continue
+            live.append(w)
+        return live
 
     # ---------------------------------------------------------------- stop
     def stop_workers(

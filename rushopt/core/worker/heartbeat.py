@@ -50,10 +50,11 @@ class HeartbeatThread(threading.Thread):
         self, network: Network, heartbeat_key: str, kill_key: str, period: int, expire: int
     ) -> None:
         super().__init__(name="rushopt-heartbeat", daemon=True)
+        self._network = network
         self._redis = network.redis
         self._heartbeat_key = heartbeat_key
         self._kill_key = kill_key
-        self._period = period
+        self.period = period
         self._expire = expire
         self._stopped = threading.Event()
         self.beat = threading.Event()  # set after the first beat, for start-up ordering
@@ -64,14 +65,15 @@ class HeartbeatThread(threading.Thread):
             try:
                 self._redis.set(self._heartbeat_key, os.getpid(), ex=self._expire)
                 self.beat.set()
-                if self._redis.blpop([self._kill_key], timeout=self._period) is not None:
+                if self._redis.blpop([self._kill_key], timeout=self.period) is not None:
                     logger.warning("killed through the kill channel")
                     os.kill(os.getpid(), signal.SIGKILL)
             except RushError as exc:
                 # keep beating: if Redis stays away longer than the expiry, the
                 # controller declares this worker lost, which is the intent
                 logger.warning("heartbeat failed: %s", exc)
-                self._stopped.wait(min(self._period, 1))
+                self._stopped.wait(min(self.period, 1))
+        self._network.close()
 
     def stop(self) -> None:
         """Stop beating (the key then expires on its own)."""

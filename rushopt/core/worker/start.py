@@ -9,59 +9,16 @@ import traceback
 import uuid
 from typing import Any
 
-import cloudpickle
-
 from rushopt.core.config import RedisConfig, resolve_config
 from rushopt.core.large_objects import resolve_large_objects
-from rushopt.core.network import Network
-from rushopt.core.states import WorkerState
-from rushopt.core.waiting import wait_until
 from rushopt.core.worker.log_handler import detach_log_handler
+from rushopt.core.worker.pre import load_start_args
 from rushopt.core.worker.preemption import DEFAULT_GRACE_S, Preemption
 from rushopt.exceptions import RedisUnavailableError
 
 __all__ = ["start_worker"]
 
 logger = logging.getLogger(__name__)
-
-
-def _load_start_args(
-    config: RedisConfig, network_id: str, worker_id: str, start_args_id: str | None, remote: bool
-) -> Any | None:
-    """Wait for the start arguments; ``None`` if the worker is stopped meanwhile.
-
-    A worker started before its start arguments exist (a remote worker
-    started ahead of ``start_remote_workers``) registers as ``pre`` while it
-    waits.
-    """
-    from rushopt.core.worker.registration import register_worker
-
-    network = Network(network_id, config)
-    keys = network.keys
-    key = keys.start_args_for(start_args_id) if start_args_id else keys.start_args
-    try:
-        payload = network.redis.get(key)
-        if payload is None:
-            register_worker(network, worker_id, WorkerState.PRE.value, remote, None)
-            logger.info("worker %s waits for start arguments", worker_id)
-            pre = keys.worker_state(WorkerState.PRE.value)
-
-            def available() -> bool:
-                # also stop waiting when asked to terminate, killed, or the network was reset
-                nonlocal payload
-                pipe = network.pipeline()
-                pipe.get(key)
-                pipe.exists(keys.terminate(worker_id))
-                pipe.sismember(pre, worker_id)
-                payload, terminated, still_pre = pipe.execute()
-                return payload is not None or bool(terminated) or not still_pre
-
-            wait_until(available, max_interval=1.0)
-            if payload is None:
-                return None
-        return cloudpickle.loads(payload)
-    finally:
-        network.close()
 
 
 def _set_globals(values: dict[str, Any], functions: list[Any]) -> None:
@@ -130,11 +87,10 @@ def start_worker(
         config = RedisConfig(url, **redis_kwargs)
     config = resolve_config(config)
     worker_id = worker_id if worker_id is not None else str(uuid.uuid4())
-    start_args = _load_start_args(config, network_id, worker_id, start_args_id, remote)
-    if start_args is None:  # terminated while it waited
-        network = Network(network_id, config)
-        network.scripts.set_worker_state([worker_id], "terminated", from_states=("pre",))
-        network.close()
+    start_args = load_start_args(
+        config, network_id, worker_id, start_args_id, remote, (heartbeat_period, heartbeat_expire)
+    )
+    if start_args is None:  # stopped while it waited; it deregistered
         return
     start_args = resolve_large_objects(start_args)  # start args too big for Redis
     loop_args = resolve_large_objects(start_args["loop_args"])
@@ -152,6 +108,8 @@ def start_worker(
         options["heartbeat_period"] = heartbeat_period
         options["heartbeat_expire"] = heartbeat_expire
     worker = RushWorker(network_id, config=config, remote=remote, worker_id=worker_id, **options)
+    if worker.heartbeat is None:  # the heartbeat it had while waiting as pre ends here
+        worker.network.redis.delete(worker.network.keys.heartbeat(worker_id))
     preemption = Preemption(worker, DEFAULT_GRACE_S if grace is None else grace)
     try:
         with preemption:
