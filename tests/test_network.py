@@ -138,12 +138,13 @@ def test_a_wrong_password_says_authentication_failed_without_the_password(
 
 def test_translation_of_the_remaining_redis_errors() -> None:
     # Given errors redis-py raises for a cluster node and for a refused command
-    moved = redis.exceptions.ResponseError("MOVED 3999 127.0.0.1:7001")
+    moved = redis.exceptions.MovedError("3999 127.0.0.1:7001")  # what the parser makes of MOVED
     oom = redis.exceptions.ResponseError("OOM command not allowed when used memory > 'maxmemory'")
     # Then MOVED is a configuration problem naming the cluster, and OOM a refused command
     config = translate(moved, "redis://h:1/0")
     assert isinstance(config, ConfigError)
     assert "Cluster" in str(config)
+    assert "redis+cluster://h:1/0" in str(config)
     refused = translate(oom, "redis://h:1/0")
     assert isinstance(refused, RedisCommandError)
     assert "OOM" in str(refused)

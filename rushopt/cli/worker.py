@@ -120,8 +120,9 @@ def _add_connection_options(worker: argparse.ArgumentParser) -> None:
     conn.add_argument(
         "--url",
         default=None,
-        help=f"Redis URL, redis://[[user]:password@]host:port/db, rediss://... (TLS) or "
-        f"unix:///path.sock (default: ${URL_ENV}, then $REDIS_URL)",
+        help=f"Redis URL, redis://[[user]:password@]host:port/db, rediss://... (TLS), "
+        f"unix:///path.sock, or redis+cluster://host:port for a Redis Cluster "
+        f"(default: ${URL_ENV}, then $REDIS_URL)",
     )
     conn.add_argument(
         "--host",
@@ -276,7 +277,8 @@ def worker_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     if args.tls:
         if scheme == "unix":
             parser.error("--tls needs a redis:// or rediss:// URL, not unix://")
-        url = "rediss://" + url.split("://", 1)[1]
+        tls_scheme = "rediss+cluster" if scheme.endswith("+cluster") else "rediss"
+        url = f"{tls_scheme}://" + url.split("://", 1)[1]
     tls_values = {
         "ssl_ca_certs": ("--tls-ca-cert", args.tls_ca_cert),
         "ssl_ca_path": ("--tls-ca-dir", args.tls_ca_dir),
@@ -290,11 +292,11 @@ def worker_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     for name, (option, value) in tls_values.items():
         if value is None:
             continue
-        if not url.startswith("rediss://"):
+        if not url.startswith(("rediss://", "rediss+cluster://")):
             parser.error(f"{option} needs TLS: pass --tls or a rediss:// URL")
         kwargs[name] = value
     key_password = os.environ.pop(TLS_KEY_PASSWORD_ENV, None)
-    if key_password and url.startswith("rediss://"):
+    if key_password and url.startswith(("rediss://", "rediss+cluster://")):
         kwargs["ssl_password"] = key_password
 
     # redis-py lets the URL win over keyword arguments, so the credentials leave the URL

@@ -18,7 +18,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -41,7 +41,8 @@ __all__ = [
     "resolve_config",
 ]
 
-_SCHEMES = ("redis", "rediss", "unix")
+_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
+_CLUSTER_SUFFIX = "+cluster"
 
 
 def redact_url(url: str) -> str:
@@ -78,6 +79,15 @@ class RedisConfig:
     url : str, optional
         A ``redis://``, ``rediss://`` (TLS) or ``unix://`` URL; password and ACL
         user may be part of it. ``None`` means ``redis://127.0.0.1:6379/0``.
+        ``redis+cluster://host:port`` (TLS: ``rediss+cluster://``) is a Redis
+        Cluster, reached through any of its nodes.
+    cluster : bool, default False
+        The URL is a node of a Redis Cluster (the same as the ``+cluster``
+        scheme, which :attr:`url` then carries, so workers get it too).
+        Every key of a network carries the network's hash tag, so all of a
+        network lives in one slot: its commands, scripts and pipelines go to
+        the node that owns that slot, and after a resharding or a failover
+        to the new owner.
     reconnect_timeout : float, default 60
         Seconds the controller and the workers keep reconnecting when a
         connection breaks (a Redis restart, a network outage), with
@@ -92,12 +102,15 @@ class RedisConfig:
     Raises
     ------
     ValueError
-        If the URL has an unknown scheme or ``reconnect_timeout`` is negative.
+        If the URL has an unknown scheme, a cluster URL names a database other
+        than 0 (a cluster has only one) or ``reconnect_timeout`` is negative.
 
     Examples
     --------
     >>> RedisConfig("redis://:secret@localhost:6379/0")
     RedisConfig(url='redis://:<redacted>@localhost:6379/0')
+    >>> RedisConfig("redis://10.0.0.5:7000", cluster=True).url
+    'redis+cluster://10.0.0.5:7000'
     """
 
     url: str = "redis://127.0.0.1:6379/0"
@@ -108,6 +121,7 @@ class RedisConfig:
         self,
         url: str | None = None,
         *,
+        cluster: bool = False,
         reconnect_timeout: float = DEFAULT_RECONNECT_TIMEOUT_S,
         **redis_kwargs: Any,
     ) -> None:
@@ -119,6 +133,17 @@ class RedisConfig:
             raise InputError(
                 f"url must start with one of {', '.join(s + '://' for s in _SCHEMES)}, "
                 f"got {redact_url(url)!r}"
+            )
+        if not isinstance(cluster, bool):
+            raise TypeError(f"cluster must be True or False, got {cluster!r}")
+        if cluster and not scheme.endswith(_CLUSTER_SUFFIX):
+            if scheme == "unix":
+                raise InputError("cluster=True needs a redis:// or rediss:// URL, not unix://")
+            url = scheme + _CLUSTER_SUFFIX + url[len(scheme) :]
+            scheme += _CLUSTER_SUFFIX
+        if scheme.endswith(_CLUSTER_SUFFIX) and urlsplit(url).path.strip("/") not in ("", "0"):
+            raise InputError(
+                f"a Redis Cluster has only database 0; url {redact_url(url)!r} names another"
             )
         if (
             isinstance(reconnect_timeout, bool)
@@ -144,26 +169,18 @@ class RedisConfig:
         """The URL with any password replaced by ``<redacted>``."""
         return redact_url(self.url)
 
+    @property
+    def cluster(self) -> bool:
+        """Whether the URL is a Redis Cluster (``redis+cluster://``, ``rediss+cluster://``)."""
+        return urlsplit(self.url).scheme.endswith(_CLUSTER_SUFFIX)
+
     @classmethod
     def from_env(cls) -> RedisConfig | None:
         """Build a config from the ``REDIS_URL`` environment variable, if it is set."""
         url = os.environ.get("REDIS_URL")
         return cls(url) if url else None
 
-    def client(self) -> redis.Redis:
-        """Connect and check that the server answers.
-
-        Returns
-        -------
-        redis.Redis
-            A client with ``decode_responses=False``.
-
-        Raises
-        ------
-        RedisUnavailableError
-            If the server cannot be reached or refuses the credentials; the
-            message shows the URL with the password redacted.
-        """
+    def _client_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "socket_connect_timeout": DEFAULT_CONNECT_TIMEOUT_S,
             "health_check_interval": 30,
@@ -173,14 +190,68 @@ class RedisConfig:
         }
         kwargs.update(self.redis_kwargs)
         kwargs["decode_responses"] = False
+        return kwargs
+
+    def _plain_url(self) -> str:
+        """Return the URL without ``+cluster``, which redis-py's clients parse."""
+        return self.url.replace(_CLUSTER_SUFFIX + "://", "://", 1)
+
+    def client(self) -> redis.Redis:
+        """Connect and check that the server answers.
+
+        Returns
+        -------
+        redis.Redis
+            A client with ``decode_responses=False``; for a cluster URL a
+            :class:`redis.cluster.RedisCluster`, which knows every node.
+
+        Raises
+        ------
+        RedisUnavailableError
+            If the server cannot be reached or refuses the credentials; the
+            message shows the URL with the password redacted.
+        ConfigError
+            If a cluster URL names a server that is not part of a cluster.
+        """
         from rushopt.core.network.errors import translate
 
         try:
-            client = redis.Redis.from_url(self.url, **kwargs)
+            if self.cluster:
+                return cast(
+                    "redis.Redis",
+                    redis.RedisCluster.from_url(self._plain_url(), **self._client_kwargs()),
+                )
+            client = redis.Redis.from_url(self.url, **self._client_kwargs())
             client.ping()
-        except (redis.exceptions.RedisError, OSError) as exc:
+        except (
+            redis.exceptions.RedisError,
+            redis.exceptions.RedisClusterException,
+            OSError,
+        ) as exc:
             raise translate(exc, self.redacted_url, self.secrets) from None
         return client
+
+    def node_client(self, host: str, port: int) -> redis.Redis:
+        """Return a plain client of one node of this config's cluster (same credentials, TLS).
+
+        Parameters
+        ----------
+        host : str
+            The node's address, as the cluster announces it.
+        port : int
+            Its port.
+
+        Returns
+        -------
+        redis.Redis
+            A client that has not connected yet.
+        """
+        parts = urlsplit(self._plain_url())
+        userinfo = parts.netloc.rpartition("@")[0]
+        host = f"[{host}]" if ":" in host else host
+        netloc = f"{userinfo}@{host}:{port}" if userinfo else f"{host}:{port}"
+        url = urlunsplit((parts.scheme, netloc, "/0", parts.query, ""))
+        return redis.Redis.from_url(url, **self._client_kwargs())
 
     @property
     def secrets(self) -> tuple[str | None, ...]:

@@ -181,7 +181,7 @@ def _url_with_query(url: str, kwargs: dict[str, Any]) -> str:
 def _tls_args(url: str, kwargs: dict[str, Any]) -> list[str]:
     """Turn the ``ssl_*`` keyword arguments into ``--tls-*`` options (removing them)."""
     args: list[str] = []
-    if not url.startswith("rediss://"):
+    if not url.startswith(("rediss://", "rediss+cluster://")):
         return args
     for name, option in TLS_OPTIONS.items():
         value = kwargs.pop(name, None)

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any, cast
 import redis
 
 from rushopt.core.config import RedisConfig
-from rushopt.core.network.errors import map_redis_errors, translate
+from rushopt.core.network.cluster import owner_client
+from rushopt.core.network.errors import cluster_url_error, map_redis_errors, translate
 from rushopt.core.network.keys import KeySchema
 from rushopt.core.network.lua_runner import LuaRunner
 from rushopt.core.network.reconnect import Reconnector
@@ -39,11 +40,19 @@ __all__ = ["Network"]
 
 
 class _Mapped:
-    """Forward attribute access to a redis-py object: errors translated, outages ridden out."""
+    """Forward attribute access to a redis-py object: errors translated, outages ridden out.
+
+    Each call looks its target up anew, so :meth:`retarget` (a cluster slot
+    that moved to another node) redirects calls, including one being retried.
+    """
 
     def __init__(self, target: Any, network: Network) -> None:
         self._target = target
         self._network = network
+
+    def retarget(self, target: Any) -> None:
+        """Send every later call to ``target``."""
+        self._target = target
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._target, name)
@@ -53,9 +62,12 @@ class _Mapped:
         if name == "execute":  # a pipeline: a failed execute empties its command stack
             return functools.partial(_execute, self._target, network)
 
+        def dispatch(*args: Any, **kwargs: Any) -> Any:
+            return getattr(self._target, name)(*args, **kwargs)
+
         @functools.wraps(attr)
         def call(*args: Any, **kwargs: Any) -> Any:
-            result = network.reconnector.call(attr, *args, **kwargs)
+            result = network.reconnector.call(dispatch, *args, **kwargs)
             if name == "pipeline":
                 return _Mapped(result, network)
             if inspect.isgenerator(result):
@@ -68,12 +80,20 @@ class _Mapped:
 
 
 def _execute(pipe: Any, network: Network) -> Any:
-    """Execute a pipeline, sending its commands again after a reconnect."""
+    """Execute a pipeline, sending its commands again after a reconnect.
+
+    After the network moved to another cluster node, the commands go there
+    on a new pipeline.
+    """
     stack = list(pipe.command_stack)
+    origin = network.generation
 
     def attempt() -> Any:
-        pipe.command_stack = list(stack)
-        return pipe.execute()
+        target = pipe
+        if network.generation != origin:
+            target = network.client.pipeline(transaction=False)
+        target.command_stack = list(stack)
+        return target.execute()
 
     return network.reconnector.call(attempt)
 
@@ -103,10 +123,42 @@ class Network:
         # formatted once: every translated error needs them, and redaction parses the URL
         self._redacted_url = config.redacted_url
         self._secrets = config.secrets
-        self.reconnector = Reconnector(config.reconnect_timeout, self.translate, self._redacted_url)
+        self.reconnector = Reconnector(
+            config.reconnect_timeout,
+            self.translate,
+            self._redacted_url,
+            refresh=self.find_owner if config.cluster else None,
+        )
         self._client: redis.Redis | None = None
         self._runner: LuaRunner | None = None
+        #: bumped each time the network moves to another cluster node
+        self.generation = 0
+        #: ``host:port`` of the cluster node that holds the network (None: not a cluster)
+        self.node: str | None = None
         self.connect()
+
+    @property
+    def client(self) -> redis.Redis:
+        """The redis-py client of the server (or cluster node) that holds the network."""
+        if self._client is None:
+            self.connect()
+        assert self._client is not None
+        return self._client
+
+    def _open(self) -> redis.Redis:
+        """Connect to the server, or on a cluster to the node that owns the network's slot."""
+        if self.config.cluster:
+            client, self.node = owner_client(self.config, self.keys.worker_ids)
+            return client
+        client = self.config.client()
+        try:
+            cluster_enabled = client.info("cluster").get("cluster_enabled")
+        except redis.exceptions.RedisError:  # e.g. an ACL user without INFO: MOVED tells later
+            cluster_enabled = None
+        if cluster_enabled == 1:
+            client.close()
+            raise cluster_url_error(self._redacted_url, "cluster_enabled:1")
+        return client
 
     def connect(self) -> None:
         """Open the connection pool (closing any previous one).
@@ -115,13 +167,40 @@ class Network:
         ------
         ConnectionError
             If Redis cannot be reached.
+        ConfigError
+            If a plain URL names a node of a Redis Cluster, or a cluster URL a
+            standalone server.
         """
         self.close()
-        client = self.config.client()
+        client = self._open()
         self._client = client
         self._runner = LuaRunner(client, SCRIPT_NAMES)
         self.redis = cast("redis.Redis", _Mapped(client, self))
         self.scripts = Scripts(self._runner, self.keys, self.reconnector)
+
+    def find_owner(self) -> None:
+        """On a cluster, move to the node that owns the network's slot now, if it changed.
+
+        Called by the :class:`Reconnector` when a node answers ``MOVED`` or
+        cannot be reached; calls in progress go to the new node when they
+        are sent again.
+        """
+        try:
+            client, node = owner_client(self.config, self.keys.worker_ids)
+        except RushError:
+            return  # no node answers yet: the reconnector keeps trying
+        if node == self.node:
+            client.close()
+            return
+        old = self._client
+        self._client, self.node = client, node
+        self.generation += 1
+        assert self._runner is not None
+        self._runner.rebind(client)
+        cast("_Mapped", self.redis).retarget(client)
+        if old is not None:
+            old.close()
+            old.connection_pool.disconnect()
 
     def close(self) -> None:
         """Close every connection of this network object.

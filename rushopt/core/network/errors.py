@@ -10,7 +10,9 @@ redis-py (or the socket below it)                  rushopt
 ``AuthenticationError``, ``NOAUTH``, ``WRONGPASS``  :class:`RedisAuthenticationError`
 ``ConnectionError``, ``TimeoutError``, ``OSError``  :class:`RedisUnavailableError`
 ``BusyLoadingError`` (a restarted server loading)   :class:`RedisUnavailableError`
-``MOVED`` / ``ASK`` (a Redis Cluster node)          :class:`ConfigError`
+``MOVED`` / ``ASK`` to a plain client               :class:`ConfigError`
+a cluster URL naming a standalone server           :class:`ConfigError`
+no node of a cluster reachable                     :class:`RedisUnavailableError`
 any other ``RedisError``                            :class:`RedisCommandError`
 =================================================  ===============================
 
@@ -32,7 +34,7 @@ from rushopt.exceptions import (
     RushError,
 )
 
-__all__ = ["map_redis_errors", "translate"]
+__all__ = ["cluster_url_error", "map_redis_errors", "translate"]
 
 _AUTH_MARKERS = ("NOAUTH", "WRONGPASS", "invalid password", "invalid username-password")
 
@@ -75,13 +77,49 @@ def translate(
         return RedisUnavailableError(f"Redis at {redacted_url} is loading its data: {detail}")
     if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)):
         return RedisUnavailableError(f"cannot reach Redis at {redacted_url}: {detail}")
-    if isinstance(exc, redis.exceptions.ResponseError) and text.startswith(("MOVED", "ASK")):
-        return ConfigError(
-            f"Redis at {redacted_url} is a Redis Cluster node (it answered {text.split()[0]}): "
-            "a plain connection cannot use a cluster; connect to a standalone server "
-            "(cluster URLs, redis+cluster://host:port, are not supported yet)"
-        )
+    if isinstance(exc, redis.exceptions.AskError):  # MOVED or ASK: a plain client on a cluster
+        code = "MOVED" if isinstance(exc, redis.exceptions.MovedError) else "ASK"
+        return cluster_url_error(redacted_url, f"it answered {code}")
+    if isinstance(exc, redis.exceptions.RedisClusterException):
+        if "not enabled" in text:
+            return ConfigError(
+                f"Redis at {redacted_url} is not a Redis Cluster (cluster mode is disabled "
+                "on it): connect to a standalone server with a redis:// or rediss:// URL, "
+                "without +cluster and without cluster=True"
+            )
+        if "cannot be connected" in text or "not covered" in text:
+            return RedisUnavailableError(
+                f"cannot reach the Redis Cluster at {redacted_url}: {detail}"
+            )
     return RedisCommandError(f"Redis at {redacted_url} refused a command: {detail}")
+
+
+def cluster_url_error(redacted_url: str, why: str) -> ConfigError:
+    """Return the error for a plain connection to a node of a Redis Cluster.
+
+    Parameters
+    ----------
+    redacted_url : str
+        The URL used, password redacted.
+    why : str
+        How the cluster showed itself.
+
+    Returns
+    -------
+    ConfigError
+        Saying to use the cluster URL form.
+    """
+    scheme, _, rest = redacted_url.partition("://")
+    suggestion = (
+        f"{scheme}+cluster://{rest}"
+        if scheme in ("redis", "rediss")
+        else ("redis+cluster://host:port")
+    )
+    return ConfigError(
+        f"Redis at {redacted_url} is a node of a Redis Cluster ({why}): a plain connection "
+        f"cannot use a cluster; use the cluster URL {suggestion} (or RedisConfig(url, "
+        "cluster=True))"
+    )
 
 
 @contextlib.contextmanager

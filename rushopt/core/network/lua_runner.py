@@ -115,6 +115,11 @@ class LuaRunner:
         self._idle: deque[Any] = deque()  # redis.connection.Connection (untyped)
         _RUNNERS.add(self)
 
+    def rebind(self, client: redis.Redis) -> None:
+        """Lease connections of ``client`` from now on (the network moved to another node)."""
+        self._client = client
+        self.close()
+
     def forget_connections(self) -> None:
         """Drop the idle connections without closing them (a forked child's copies)."""
         self._idle = deque()

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 import redis
 
+from rushopt.core.network.cluster import is_moved, is_moved_error
 from rushopt.exceptions import RedisUnavailableError, RushError
 
 __all__ = ["Reconnector", "is_transient"]
@@ -37,6 +38,7 @@ T = TypeVar("T")
 
 _FIRST_PAUSE_S = 0.05
 _MAX_PAUSE_S = 2.0
+_MAX_MOVES = 10  # MOVED replies followed in a row before giving up
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -52,9 +54,15 @@ def is_transient(exc: BaseException) -> bool:
         ),
     ):
         return True
+    if isinstance(
+        exc,
+        (redis.exceptions.TryAgainError, redis.exceptions.ClusterDownError),
+    ) or (isinstance(exc, redis.exceptions.AskError) and not is_moved_error(exc)):
+        # a cluster slot in migration (ASK, TRYAGAIN) or without an owner for a moment
+        return True
     if isinstance(exc, redis.exceptions.ResponseError):
         # a restarted server that is still loading, or a replica taking over
-        return str(exc).startswith(("LOADING", "MASTERDOWN", "TRYAGAIN"))
+        return str(exc).startswith(("LOADING", "MASTERDOWN"))
     return isinstance(exc, (ConnectionError, TimeoutError)) and not isinstance(exc, RushError)
 
 
@@ -69,14 +77,24 @@ class Reconnector:
         Turns an exception of the Redis client into rushopt's.
     where : str
         The server's URL with the password redacted, for messages.
+    refresh : callable, optional
+        On a Redis Cluster: moves the connection to the node that owns the
+        network's slot now. Called when a node answers ``MOVED`` (then the
+        call is sent again at once) and before each retry of an outage (the
+        owner may have failed over to a replica).
     """
 
     def __init__(
-        self, timeout: float, translate: Callable[[BaseException], RushError], where: str
+        self,
+        timeout: float,
+        translate: Callable[[BaseException], RushError],
+        where: str,
+        refresh: Callable[[], None] | None = None,
     ) -> None:
         self.timeout = timeout
         self.translate = translate
         self.where = where
+        self.refresh = refresh
         self.outages = 0
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -94,9 +112,31 @@ class Reconnector:
         except (redis.exceptions.RedisError, OSError) as exc:
             if isinstance(exc, RushError):
                 raise
+            if self.refresh is not None and is_moved(exc):
+                return self._follow(fn, args, kwargs, exc)
             if not is_transient(exc) or self.timeout <= 0:
                 raise self.translate(exc) from exc
             return self._retry(fn, args, kwargs, exc)
+
+    def _follow(self, fn: Callable[..., T], args: Any, kwargs: Any, first: BaseException) -> T:
+        """Follow a cluster slot to its new owner (``MOVED``), then send the call there."""
+        assert self.refresh is not None
+        exc = first
+        for _ in range(_MAX_MOVES):
+            if is_moved_error(exc):  # not ASK: a slot in migration settles by itself
+                self.refresh()
+            try:
+                return fn(*args, **kwargs)
+            except (redis.exceptions.RedisError, OSError) as again:
+                if isinstance(again, RushError):
+                    raise
+                if not is_moved(again):
+                    if is_transient(again) and self.timeout > 0:
+                        return self._retry(fn, args, kwargs, again)
+                    raise self.translate(again) from again
+                exc = again
+                time.sleep(_FIRST_PAUSE_S)
+        raise self.translate(exc) from exc
 
     def _retry(self, fn: Callable[..., T], args: Any, kwargs: Any, first: BaseException) -> T:
         start = time.monotonic()
@@ -120,11 +160,13 @@ class Reconnector:
             time.sleep(min(random.uniform(0, pause), left))  # full jitter
             pause = min(pause * 2, _MAX_PAUSE_S)
             try:
+                if self.refresh is not None:
+                    self.refresh()  # a failed-over slot has a new owner
                 result = fn(*args, **kwargs)
             except (redis.exceptions.RedisError, OSError) as exc:
                 if isinstance(exc, RushError):
                     raise
-                if not is_transient(exc):
+                if not (is_transient(exc) or (self.refresh is not None and is_moved(exc))):
                     raise self.translate(exc) from exc
                 last = exc
                 continue

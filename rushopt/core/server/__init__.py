@@ -11,13 +11,21 @@ Modules:
 - :mod:`~rushopt.core.server.redis_server`: :class:`RedisServer`, one owned child process.
 - :mod:`~rushopt.core.server.process`: the steps of running it (redis.conf, launch, readiness).
 - :mod:`~rushopt.core.server.embedded`: the process-wide :func:`embedded_server`.
+- :mod:`~rushopt.core.server.cluster`: :class:`LocalCluster`, a Redis Cluster on this machine.
 - :mod:`~rushopt.core.server.watchdog`: the script that stops Redis when its owner dies.
 """
 
 from __future__ import annotations
 
 from rushopt.core.server.binary import ENV_REDIS_SERVER, find_redis_server
+from rushopt.core.server.cluster import LocalCluster
 from rushopt.core.server.embedded import embedded_server
 from rushopt.core.server.redis_server import RedisServer
 
-__all__ = ["ENV_REDIS_SERVER", "RedisServer", "embedded_server", "find_redis_server"]
+__all__ = [
+    "ENV_REDIS_SERVER",
+    "LocalCluster",
+    "RedisServer",
+    "embedded_server",
+    "find_redis_server",
+]

@@ -10,6 +10,7 @@ import contextlib
 import ipaddress
 import logging
 import os
+import random
 import socket
 import subprocess
 import time
@@ -30,6 +31,8 @@ STARTUP_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0
 """Seconds between ``SIGTERM`` and ``SIGKILL`` when stopping a server."""
 
+_CLUSTER_PORTS = (20000, 55535)  # a node's bus port is its port + 10000, at most 65535
+_CLUSTER_BUS_OFFSET = 10000
 _PORT_ATTEMPTS = 5  # a free port can be taken between our bind() and redis-server's
 _HASH_MAX_VALUE = 1024  # bytes; larger task fields switch a hash to the hashtable encoding
 _PERSIST_SAVE = ("3600 1", "300 100", "60 10000")  # Redis's own default RDB schedule
@@ -74,7 +77,13 @@ class _PortTakenError(RedisUnavailableError):
 
 
 def launch(
-    exe: str, workdir: str, port: int | None, bind: str, password: str | None, persist: bool
+    exe: str,
+    workdir: str,
+    port: int | None,
+    bind: str,
+    password: str | None,
+    persist: bool,
+    cluster: bool = False,
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Start ``redis-server`` and wait until it answers.
 
@@ -86,7 +95,7 @@ def launch(
         Directory for its data, config and log files (created if missing).
     port : int or None
         TCP port; ``None`` picks a free one, retrying a few times if it gets taken.
-    bind, password, persist
+    bind, password, persist, cluster
         As for :class:`~rushopt.core.server.redis_server.RedisServer`.
 
     Returns
@@ -102,15 +111,16 @@ def launch(
         If the server exits or does not answer in time.
     """
     if port is not None:
-        return _launch(exe, workdir, port, bind, password, persist), port
+        return _launch(exe, workdir, port, bind, password, persist, cluster), port
+    pick = _free_cluster_port if cluster else _free_port
     for _ in range(_PORT_ATTEMPTS - 1):
-        port = _free_port(bind)
+        port = pick(bind)
         try:
-            return _launch(exe, workdir, port, bind, password, persist), port
+            return _launch(exe, workdir, port, bind, password, persist, cluster), port
         except _PortTakenError:
             logger.debug("port %d was taken before redis-server bound it; retrying", port)
-    port = _free_port(bind)
-    return _launch(exe, workdir, port, bind, password, persist), port
+    port = pick(bind)
+    return _launch(exe, workdir, port, bind, password, persist, cluster), port
 
 
 def _free_port(host: str) -> int:
@@ -124,15 +134,36 @@ def _free_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
+def _free_cluster_port(host: str) -> int:
+    """Return a port for a cluster node: free, <= 55535, with its bus port (+10000) free too."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(100):
+        port = random.randint(_CLUSTER_PORTS[0], _CLUSTER_PORTS[1])
+        with socket.socket(family) as first, socket.socket(family) as bus:
+            try:
+                first.bind((host, port))
+                bus.bind((host, port + _CLUSTER_BUS_OFFSET))
+            except OSError:
+                continue
+            return port
+    raise ConfigError(f"found no free pair of ports (port, port + 10000) on {host!r}")
+
+
 def _launch(
-    exe: str, workdir: str, port: int, bind: str, password: str | None, persist: bool
+    exe: str,
+    workdir: str,
+    port: int,
+    bind: str,
+    password: str | None,
+    persist: bool,
+    cluster: bool,
 ) -> subprocess.Popen[bytes]:
     """Run ``exe`` on ``port`` and wait until it answers; remove its config file."""
     conf = os.path.join(workdir, f"redis-{port}.conf")
     log = os.path.join(workdir, f"redis-{port}.log")
     try:
         os.makedirs(workdir, exist_ok=True)
-        _write_config(conf, workdir, port, bind, password, persist)
+        _write_config(conf, workdir, port, bind, password, persist, cluster)
     except OSError as exc:
         raise ConfigError(f"cannot write to dir={workdir!r}: {exc}") from exc
     try:
@@ -169,7 +200,13 @@ def _quote(value: str) -> str:
 
 
 def _write_config(
-    path: str, workdir: str, port: int, bind: str, password: str | None, persist: bool
+    path: str,
+    workdir: str,
+    port: int,
+    bind: str,
+    password: str | None,
+    persist: bool,
+    cluster: bool,
 ) -> None:
     """Write the redis.conf for ``port`` to ``path``, readable by this user only."""
     lines = [f"port {port}", f"bind {_quote(bind)}", f"dir {_quote(workdir)}"]
@@ -183,6 +220,14 @@ def _write_config(
         lines += ["appendonly no", 'save ""']
     if password is not None:
         lines.append(f"requirepass {_quote(password)}")
+        if cluster:
+            lines.append(f"masterauth {_quote(password)}")
+    if cluster:
+        lines += [
+            "cluster-enabled yes",
+            f"cluster-config-file {_quote(f'nodes-{port}.conf')}",
+            "cluster-node-timeout 5000",
+        ]
     # a task hash holds a few pickled dicts of 60-500 bytes: keep such hashes in the
     # compact encoding (default limit: 64-byte values), which halves their memory
     lines.append(f"hash-max-ziplist-value {_HASH_MAX_VALUE}")

@@ -55,6 +55,9 @@ class RedisServer:
         directory that is removed by :meth:`stop`.
     persist : bool, default False
         Keep data across restarts (append-only file plus RDB snapshots in ``dir``).
+    cluster : bool, default False
+        Run as a node of a Redis Cluster (``cluster-enabled yes``); see
+        :class:`~rushopt.core.server.cluster.LocalCluster`, which starts and joins them.
 
     Raises
     ------
@@ -80,6 +83,7 @@ class RedisServer:
         password: str | None = None,
         dir: str | os.PathLike[str] | None = None,
         persist: bool = False,
+        cluster: bool = False,
     ) -> None:
         if port is not None and not 0 < port < 65536:
             raise ConfigError(f"port must be in 1..65535 or None, got {port!r}")
@@ -97,6 +101,7 @@ class RedisServer:
         self._password = password
         self._dir = None if dir is None else os.path.abspath(os.fspath(dir))
         self._persist = persist
+        self._cluster = cluster
         self._lock = threading.RLock()
         self._proc: subprocess.Popen[bytes] | None = None
         self._watchdog: subprocess.Popen[bytes] | None = None
@@ -213,7 +218,13 @@ class RedisServer:
             self._tempdir = None if self._dir else workdir
             try:
                 self._proc, self._port = launch(
-                    exe, workdir, self._requested_port, self._bind, self._password, self._persist
+                    exe,
+                    workdir,
+                    self._requested_port,
+                    self._bind,
+                    self._password,
+                    self._persist,
+                    self._cluster,
                 )
             except BaseException:
                 self._remove_tempdir()
