@@ -143,6 +143,10 @@ class RushSearchCV(BaseSearchCV):  # type: ignore[misc]  # sklearn ships no stub
         The rush network to run on; workers waiting there (``rushopt worker
         --network-id ...`` on other machines) join the search. A fresh network
         by default.
+    pool : str, optional
+        Run on idle workers of this pool (``rushopt worker --pool NAME``)
+        instead of local ones (see :func:`rushopt.tune`); they go back to the
+        pool when the search ends.
 
     Attributes
     ----------
@@ -180,6 +184,7 @@ class RushSearchCV(BaseSearchCV):  # type: ignore[misc]  # sklearn ships no stub
         config: Any = None,
         progress: bool = False,
         network_id: str | None = None,
+        pool: str | None = None,
     ) -> None:
         self.estimator = estimator
         self.search_space = search_space
@@ -196,6 +201,7 @@ class RushSearchCV(BaseSearchCV):  # type: ignore[misc]  # sklearn ships no stub
         self.config = config
         self.progress = progress
         self.network_id = network_id
+        self.pool = pool
 
     def _check_arguments(self) -> None:
         if isinstance(self.n_evals, bool) or not isinstance(self.n_evals, numbers.Integral):
@@ -261,6 +267,7 @@ class RushSearchCV(BaseSearchCV):  # type: ignore[misc]  # sklearn ships no stub
             config=self.config,
             progress=self.progress,
             network_id=self.network_id,
+            pool=self.pool,
         )
         self.archive_ = result.archive
         self.network_id_ = result.network_id

@@ -45,7 +45,9 @@ Start one worker that joins the network NETWORK_ID on a Redis server, waits for
 the start arguments that the controller stores with start_remote_workers() (in
 state "pre" meanwhile), then runs the worker loop until it is stopped. Run it
 once per worker, on any machine that can reach Redis; the controller's
-create_worker_script() returns a ready-made command line.
+create_worker_script() returns a ready-made command line. With --pool NAME
+instead of --network-id the worker belongs to a pool: it waits until a network
+claims it, serves that network until it ends, and goes back to the pool.
 """
 
 _WORKER_EPILOG = f"""\
@@ -72,6 +74,7 @@ examples:
       --url redis://10.0.0.5:6379/0
   rushopt worker --network-id my-net --host redis.example.org --tls \\
       --tls-ca-cert ca.pem
+  rushopt worker --pool gpu-box --url redis+cluster://10.0.0.5:7000
 """
 
 
@@ -91,8 +94,14 @@ def add_worker_parser(commands: Any) -> None:
         epilog=_WORKER_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    worker.add_argument(
-        "--network-id", required=True, type=network_id, help="the network to join (required)"
+    target = worker.add_mutually_exclusive_group(required=True)
+    target.add_argument("--network-id", type=network_id, help="the network to join")
+    target.add_argument(
+        "--pool",
+        type=network_id,
+        metavar="NAME",
+        help="join the worker pool NAME instead: serve whichever network claims the worker "
+        "(tune(pool=NAME), Rush.claim_pool_workers), one after another, until stopped",
     )
     worker.add_argument(
         "--worker-id", type=non_empty, default=None, help="the worker's id (default: a new uuid)"
@@ -340,6 +349,8 @@ def _run_worker(args: argparse.Namespace) -> int:
         )
         return 1
     worker_id = args.worker_id or str(uuid.uuid4())
+    if args.pool is not None:
+        return _run_pooled(args, config, worker_id)
     logger.info("worker %s joins network %r at %s", worker_id, args.network_id, config.redacted_url)
     try:
         start_worker(
@@ -366,6 +377,31 @@ def _run_worker(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+def _run_pooled(args: argparse.Namespace, config: RedisConfig, worker_id: str) -> int:
+    from rushopt.core.worker.pooled import serve_pool
+
+    try:
+        serve_pool(
+            args.pool,
+            config,
+            worker_id,
+            heartbeat_period=args.heartbeat_period,
+            heartbeat_expire=args.heartbeat_expire,
+            grace=args.grace,
+        )
+    except ConnectionError as exc:
+        print(f"rushopt worker: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(
+            f"rushopt worker: worker {worker_id} interrupted; it left pool {args.pool!r}",
+            file=sys.stderr,
+        )
+        return 130
+    logger.info("worker %s left pool %r", worker_id, args.pool)
+    return 0
 
 
 def _wait_for_redis(config: RedisConfig, timeout: float) -> bool:

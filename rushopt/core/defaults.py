@@ -8,9 +8,12 @@ __all__ = [
     "DEFAULT_CONNECT_TIMEOUT_S",
     "DEFAULT_KEY_PREFIX",
     "DEFAULT_MAX_OBJECT_SIZE",
+    "DEFAULT_POOL_WAIT_S",
     "DEFAULT_POP_TIMEOUT_S",
     "DEFAULT_RECONNECT_TIMEOUT_S",
     "DEFAULT_WORKER_START_TIMEOUT_S",
+    "POOL_BEAT_EXPIRE_S",
+    "POOL_BEAT_PERIOD_S",
 ]
 
 #: First component of every Redis key that rushopt writes.
@@ -40,3 +43,12 @@ DEFAULT_WORKER_START_TIMEOUT_S = float("inf")
 #: Environment variable that carries the pickled RedisConfig from a controller to its
 #: local workers (never the command line, where ``ps`` would show a password).
 CONFIG_ENV = "RUSHOPT_WORKER_CONFIG"
+
+#: Seconds ``tune(pool=...)`` and ``RushSearchCV(pool=...)`` wait for an idle worker of
+#: the pool when the plan's ``start_worker_timeout`` is infinite (its default).
+DEFAULT_POOL_WAIT_S = 60.0
+
+#: Seconds between the beats of an idle pooled worker, and until a silent one counts as
+#: gone (it is then never claimed).
+POOL_BEAT_PERIOD_S = 1
+POOL_BEAT_EXPIRE_S = 5

@@ -19,8 +19,10 @@ from typing import Any
 
 from rushopt.core import plan
 from rushopt.core.controller import Rush
+from rushopt.core.defaults import DEFAULT_POOL_WAIT_S
 from rushopt.core.states import LOST_MESSAGE
-from rushopt.exceptions import WorkerError, warn
+from rushopt.core.waiting import wait_until
+from rushopt.exceptions import WorkerError, WorkerStartError, warn
 from rushopt.optimizers.base import Optimizer
 from rushopt.optimizers.space import Space
 from rushopt.tuning.objective import signed_value
@@ -67,6 +69,7 @@ class TuneRun:
     progress: bool
     callbacks: list[Callable[..., Any]]
     resume: bool
+    pool: str | None = None
     start: float = field(default_factory=time.monotonic)
     bar: ProgressBar | None = None
     old_workers: set[str] = field(default_factory=set)  # of a dead controller (resume)
@@ -125,6 +128,10 @@ class TuneRun:
             "worker_loop": loop,
             "settings": self.settings,
         }
+        if self.pool is not None:
+            rush.start_remote_workers(**options)
+            self.capacity = len(self._claim_pool_workers(self.pool))
+            return
         rush.detect_lost_workers()  # a pre worker that died is no longer counted
         n_remote = len(rush.live_worker_ids(("pre",)))
         if n_remote:
@@ -134,6 +141,33 @@ class TuneRun:
             n = self.n_workers or plan.planned("n_workers", os.cpu_count() or 1)
             n_local = len(rush.start_local_workers(n_workers=min(n, self.n_evals), **options))
         self.capacity = n_local + n_remote + len(self.old_workers)
+
+    def _claim_pool_workers(self, pool: str) -> list[str]:
+        """Claim workers of ``pool`` and wait until they joined; raise if none came."""
+        rush = self.rush
+        timeout = plan.planned("start_worker_timeout", math.inf)
+        timeout = DEFAULT_POOL_WAIT_S if math.isinf(timeout) else timeout
+        n = min(self.n_workers or self.n_evals, self.n_evals)
+        claimed = rush.claim_pool_workers(pool, n=n, timeout=timeout)
+        if not claimed:
+            raise WorkerStartError(
+                f"no worker of pool {pool!r} was idle within {timeout:g} seconds "
+                f"(start_worker_timeout); start some with `rushopt worker --pool {pool} "
+                "--url URL`, on any machine that reaches this Redis"
+            )
+        joined: set[str] = set()
+
+        def all_joined() -> bool:
+            joined.update(set(claimed).intersection(rush.worker_ids))
+            return len(joined) == len(claimed)
+
+        if not wait_until(all_joined, timeout, max_interval=0.1) and not joined:
+            raise WorkerStartError(
+                f"none of the {len(claimed)} workers claimed from pool {pool!r} joined network "
+                f"{rush.network_id!r} within {timeout:g} seconds"
+            )
+        logger.info("claimed %d workers of pool %r", len(joined), pool)
+        return sorted(joined)
 
     def _watch(self) -> str:
         """Poll until the run should stop; return why."""
@@ -295,8 +329,10 @@ class TuneRun:
         self._absorb(self.tracker.poll())
 
     def _release(self) -> None:
-        """Reap the local worker processes and remove their output files."""
+        """Reap the local worker processes, remove their output files, end unused claims."""
         self.rush.release_local_workers()
+        if self.pool is not None:
+            self.rush.release_pool_workers(self.pool)
 
     # ---------------------------------------------------------------- result
     def _result(self, reason: str | None) -> TuneResult:

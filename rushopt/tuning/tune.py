@@ -152,6 +152,7 @@ def tune(
     resume: bool = False,
     progress: bool = True,
     callbacks: Callable[..., Any] | Sequence[Callable[..., Any]] | None = None,
+    pool: str | None = None,
 ) -> TuneResult:
     """Optimize ``objective`` over ``space`` on a rush network.
 
@@ -220,6 +221,12 @@ def tune(
         Called as ``callback(batch, result)`` with each batch of newly
         finished evaluations (a DataFrame shaped like the archive) and the
         :class:`TuneResult` so far.
+    pool : str, optional
+        Run on workers of this pool (``rushopt worker --pool NAME``) instead of
+        local ones: claim up to ``n_workers`` of its idle workers (default
+        all, at most ``n_evals``), waiting up to the plan's
+        ``start_worker_timeout`` (60 s when that is infinite) for one; at the
+        end they go back to the pool.
 
     Returns
     -------
@@ -277,6 +284,11 @@ def tune(
             raise InputError(f"network_id: {exc}") from exc
     if resume and network_id is None:
         raise InputError("resume=True needs the network_id of the run to continue")
+    if pool is not None:
+        try:
+            validate_network_id(pool)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"pool: {str(exc).replace('network_id', 'pool')}") from exc
     callback_list = _resolve_callbacks(callbacks)
     opt = _make_optimizer(optimizer, space_, seed)
     mode = _mode_of(optimizer if isinstance(optimizer, Optimizer) else opt)
@@ -324,6 +336,7 @@ def tune(
             progress,
             callback_list,
             resume,
+            pool,
         )
         result = run.execute()
     finally:

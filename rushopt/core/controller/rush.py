@@ -29,6 +29,7 @@ from rushopt.core.controller.forward import ForwardProperty, forward
 from rushopt.core.controller.local import LocalWorkers
 from rushopt.core.controller.logs import LogReader
 from rushopt.core.controller.lost import LostWorkerDetector
+from rushopt.core.controller.pools import PoolClaims
 from rushopt.core.controller.queries import TaskQueries
 from rushopt.core.controller.remote import RemoteWorkers
 from rushopt.core.controller.tasks import TaskService
@@ -95,6 +96,7 @@ class Rush:
         self._workers = WorkerService(network, self._failures, self._local)
         self._lost = LostWorkerDetector(network, self._workers, self._failures, self._local)
         self._remote = RemoteWorkers(network)
+        self._pools = PoolClaims(network)
         self._logs = LogReader(network)
         self._admin = ServerAdmin(network)
 
@@ -137,6 +139,7 @@ class Rush:
 
         The network's data stays in Redis and its workers keep running.
         """
+        self._pools.close()
         self._network.close()
 
     def release_local_workers(self, timeout: float = 5.0) -> None:
@@ -313,6 +316,8 @@ class Rush:
 
     start_remote_workers = forward("_remote", RemoteWorkers.start_remote_workers)
     create_worker_script = forward("_remote", RemoteWorkers.create_worker_script)
+    claim_pool_workers = forward("_pools", PoolClaims.claim_pool_workers)
+    release_pool_workers = forward("_pools", PoolClaims.release_pool_workers)
 
     read_log = forward("_logs", LogReader.read_log)
     print_log = forward("_logs", LogReader.print_log)

@@ -27,10 +27,10 @@ import redis
 from rushopt.core.config import RedisConfig
 from rushopt.core.network.cluster import owner_client
 from rushopt.core.network.errors import cluster_url_error, map_redis_errors, translate
-from rushopt.core.network.keys import KeySchema
+from rushopt.core.network.keys import KeySchema, PoolKeySchema
 from rushopt.core.network.lua_runner import LuaRunner
 from rushopt.core.network.reconnect import Reconnector
-from rushopt.core.network.scripts import SCRIPT_NAMES, Scripts
+from rushopt.core.network.scripts import POOL_SCRIPT_NAMES, SCRIPT_NAMES, PoolScripts, Scripts
 from rushopt.exceptions import RushError
 
 if TYPE_CHECKING:
@@ -107,6 +107,10 @@ class Network:
         The network; it becomes the hash tag of every key.
     config : RedisConfig
         How to reach Redis.
+    keys : PoolKeySchema, optional
+        The keys of a worker pool instead of a network's: its scripts are
+        then ``pool_scripts`` (:class:`~rushopt.core.network.scripts.PoolScripts`),
+        and its keys ``pool_keys`` (it has no ``scripts`` and no ``keys``).
 
     Raises
     ------
@@ -116,8 +120,14 @@ class Network:
         If Redis cannot be reached (a :class:`~rushopt.exceptions.RedisUnavailableError`).
     """
 
-    def __init__(self, network_id: str, config: RedisConfig) -> None:
-        self.keys = KeySchema(network_id)
+    def __init__(
+        self, network_id: str, config: RedisConfig, keys: PoolKeySchema | None = None
+    ) -> None:
+        self.keys: KeySchema  # a pool's connection has pool_keys instead
+        self.pool_keys: PoolKeySchema | None = keys
+        if keys is None:
+            self.keys = KeySchema(network_id)
+        self._routing_key = keys.routing_key if keys is not None else self.keys.routing_key
         self.network_id = network_id
         self.config = config
         # formatted once: every translated error needs them, and redaction parses the URL
@@ -148,7 +158,7 @@ class Network:
     def _open(self) -> redis.Redis:
         """Connect to the server, or on a cluster to the node that owns the network's slot."""
         if self.config.cluster:
-            client, self.node = owner_client(self.config, self.keys.worker_ids)
+            client, self.node = owner_client(self.config, self._routing_key)
             return client
         client = self.config.client()
         try:
@@ -174,9 +184,13 @@ class Network:
         self.close()
         client = self._open()
         self._client = client
-        self._runner = LuaRunner(client, SCRIPT_NAMES)
         self.redis = cast("redis.Redis", _Mapped(client, self))
-        self.scripts = Scripts(self._runner, self.keys, self.reconnector)
+        if self.pool_keys is not None:
+            self._runner = LuaRunner(client, POOL_SCRIPT_NAMES)
+            self.pool_scripts = PoolScripts(self._runner, self.pool_keys, self.reconnector)
+        else:
+            self._runner = LuaRunner(client, SCRIPT_NAMES)
+            self.scripts = Scripts(self._runner, self.keys, self.reconnector)
 
     def find_owner(self) -> None:
         """On a cluster, move to the node that owns the network's slot now, if it changed.
@@ -186,7 +200,7 @@ class Network:
         are sent again.
         """
         try:
-            client, node = owner_client(self.config, self.keys.worker_ids)
+            client, node = owner_client(self.config, self._routing_key)
         except RushError:
             return  # no node answers yet: the reconnector keeps trying
         if node == self.node:

@@ -29,6 +29,16 @@ Layout (``P`` is the prefix)::
     P worker:<id>:heartbeat   string  exists while the worker is alive (expires)
     P worker:<id>:kill        list    a push kills the worker (read by its heartbeat)
     P task:<uuid>             hash    a task (xs, ys, xs_extra, ...)
+
+A worker pool (``rushopt worker --pool NAME``) has keys of its own, under
+``<prefix>:pool:{<name>}:`` (so one ACL pattern, ``~rushopt:*``, covers
+networks and pools, and a pool is one slot of a cluster too)::
+
+    Q idle                    zset    idle workers, scored by the server time of their last beat
+    Q claimed                 hash    worker id -> network that claimed it (open claims)
+    Q serving                 hash    worker id -> network it serves (claims it took up)
+    Q members                 set     every worker that joined the pool
+    Q worker:<id>:wake        list    a push wakes an idle worker that was claimed
 """
 
 from __future__ import annotations
@@ -39,7 +49,7 @@ from collections.abc import Iterable
 from rushopt.core.defaults import DEFAULT_KEY_PREFIX
 from rushopt.exceptions import InputError
 
-__all__ = ["KeySchema", "text", "validate_network_id"]
+__all__ = ["KeySchema", "PoolKeySchema", "text", "validate_network_id"]
 
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 
@@ -98,6 +108,7 @@ class KeySchema:
         "metadata",
         "network_id",
         "queued_tasks",
+        "routing_key",
         "start_args",
         "task_counter",
         "task_prefix",
@@ -119,6 +130,7 @@ class KeySchema:
         self.metadata = self.base + "metadata"
         self.worker_ids = self.base + "worker_ids"
         self.task_prefix = self.base + "task:"
+        self.routing_key = self.worker_ids
 
     def task(self, task_id: str) -> str:
         """Return the hash key of the task with public key ``task_id``."""
@@ -173,3 +185,30 @@ class KeySchema:
     def scan_pattern(self) -> str:
         """Return a SCAN ``MATCH`` pattern for every key of the network."""
         return _GLOB_SPECIAL.sub(r"\\\1", self.base) + "*"
+
+
+class PoolKeySchema:
+    """Format the Redis keys of one worker pool.
+
+    Parameters
+    ----------
+    name : str
+        The pool's name; it becomes the hash tag of every key (same rules as a network id).
+    prefix : str, default "rushopt"
+        The first component of every key.
+    """
+
+    __slots__ = ("base", "claimed", "idle", "members", "name", "routing_key", "serving")
+
+    def __init__(self, name: str, prefix: str = DEFAULT_KEY_PREFIX) -> None:
+        self.name = validate_network_id(name)
+        self.base = f"{prefix}:pool:{{{name}}}:"
+        self.idle = self.base + "idle"
+        self.claimed = self.base + "claimed"
+        self.members = self.base + "members"
+        self.serving = self.base + "serving"
+        self.routing_key = self.idle
+
+    def wake(self, worker_id: str) -> str:
+        """Return the key of the list that wakes an idle worker once it is claimed."""
+        return f"{self.base}worker:{worker_id}:wake"

@@ -14,12 +14,12 @@ from typing import Any, NamedTuple
 
 import redis
 
-from rushopt.core.network.keys import KeySchema, text
+from rushopt.core.network.keys import KeySchema, PoolKeySchema, text
 from rushopt.core.network.lua_runner import LuaRunner
 from rushopt.core.network.reconnect import Reconnector
 from rushopt.core.states import TASK_STATES, WORKER_STATES, WorkerState
 
-__all__ = ["SCRIPT_NAMES", "PopReply", "Scripts"]
+__all__ = ["POOL_SCRIPT_NAMES", "SCRIPT_NAMES", "PoolScripts", "PopReply", "Scripts"]
 
 SCRIPT_NAMES = (
     "fail_tasks",
@@ -36,6 +36,9 @@ SCRIPT_NAMES = (
     "task_states",
     "write_hashes",
 )
+
+#: The scripts of a worker pool's keys.
+POOL_SCRIPT_NAMES = ("claim_pool_workers", "leave_pool", "pool_beat", "unclaim_pool_workers")
 
 
 class PopReply(NamedTuple):
@@ -297,3 +300,58 @@ class Scripts:
             yield from self._runner.run_pipelined("read_list_hashes", calls)
         except (redis.exceptions.RedisError, OSError) as exc:
             raise self._translate(exc) from exc
+
+
+class PoolScripts:
+    """The scripts of one worker pool.
+
+    Parameters
+    ----------
+    runner : LuaRunner
+        Runs scripts on the pool's connections.
+    keys : PoolKeySchema
+        The pool's keys.
+    reconnector : Reconnector
+        Translates errors of the Redis client and rides out outages.
+    """
+
+    def __init__(self, runner: LuaRunner, keys: PoolKeySchema, reconnector: Reconnector) -> None:
+        self._runner = runner
+        self._keys = keys
+        self._call = reconnector.call
+
+    def _run(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        return self._call(self._runner.run, name, keys, args)
+
+    def beat(self, worker_id: str, finished: str = "") -> bytes | None:
+        """Beat as an idle worker; return the id of the network that claimed it, if any.
+
+        ``finished`` names the network the worker just served: its claim ends.
+        """
+        k = self._keys
+        keys = [k.idle, k.claimed, k.members, k.serving]
+        reply = self._run("pool_beat", keys, [worker_id, finished])
+        return reply if isinstance(reply, bytes) else None
+
+    def claim(self, network_id: str, n: int, expire: float) -> list[str]:
+        """Claim up to ``n`` (0: all) idle workers whose last beat is within ``expire`` s."""
+        k = self._keys
+        ids = self._run("claim_pool_workers", [k.idle, k.claimed], [network_id, n, expire])
+        return [text(w) for w in ids]
+
+    def unclaim(self, network_id: str, worker_ids: Sequence[str]) -> tuple[list[str], list[str]]:
+        """Withdraw the claims of ``network_id`` on ``worker_ids``.
+
+        Returns the ids whose open claim was withdrawn, and those that had
+        already taken it (they join the network).
+        """
+        k = self._keys
+        withdrawn, taken = self._run(
+            "unclaim_pool_workers", [k.claimed, k.serving], [network_id, *worker_ids]
+        )
+        return [text(w) for w in withdrawn], [text(w) for w in taken]
+
+    def leave(self, worker_id: str) -> None:
+        """Take a worker out of the pool for good."""
+        k = self._keys
+        self._run("leave_pool", [k.idle, k.claimed, k.members, k.serving], [worker_id])

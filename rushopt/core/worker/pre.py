@@ -50,9 +50,11 @@ def _sigterm_raises() -> Iterator[None]:
         return
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        if callable(previous):  # e.g. a pooled worker's: it leaves its pool afterwards
+            previous(signum, frame)
         raise _Terminated
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous: Any = signal.signal(signal.SIGTERM, handler)
     try:
         yield
     finally:

@@ -66,6 +66,8 @@ class Preemption:
     def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
         # do no Redis I/O in the handler: it may interrupt the worker's own round trip
         threading.Thread(target=self._stop, name="rushopt-preempt", daemon=True).start()
+        if callable(self._previous):  # e.g. a pooled worker's: it leaves its pool afterwards
+            self._previous(signum, frame)
 
     def _stop(self) -> None:
         worker = self.worker
