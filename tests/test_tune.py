@@ -637,6 +637,46 @@ def test_a_used_network_needs_resume(redis_url: str, network_id: str) -> None:
         _run(redis_url, network_id, _identity(), n_evals=2)
 
 
+def test_a_second_controller_cannot_resume_a_running_network(
+    redis_url: str, network_id: str
+) -> None:
+    import threading
+
+    # Given a tune that runs on a network, its evaluations waiting on a flag
+    release = Rush(network_id=f"{network_id}-flag", config=redis_url)
+
+    def slow(x: float) -> dict[str, Any]:
+        import time as clock
+
+        from rushopt import Rush as Controller
+
+        flag = Controller(network_id=f"{network_id}-flag", config=redis_url)
+        deadline = clock.monotonic() + 60
+        while not flag.metadata.get("go") and clock.monotonic() < deadline:
+            clock.sleep(0.05)
+        return {"y": x}
+
+    done: dict[str, Any] = {}
+    first = threading.Thread(
+        target=lambda: done.update(result=_run(redis_url, network_id, slow, n_evals=2)),
+    )
+    first.start()
+    try:
+        rush = Rush(network_id=network_id, config=redis_url)
+        eventually(lambda: rush.n_running_tasks > 0, timeout=60)
+
+        # When a second controller tries to resume it
+        # Then it is refused, naming the other controller, and nothing is disturbed
+        with pytest.raises(ValueError, match="being run by another controller"):
+            _run(redis_url, network_id, slow, n_evals=2, resume=True)
+        assert rush.n_running_workers > 0
+    finally:
+        release.update_metadata(go=True)
+        first.join(timeout=120)
+    assert len(done["result"].archive) == 2
+    release.reset()
+
+
 # ---------------------------------------------------------------- result
 def _result(direction: str = "minimize") -> TuneResult:
     space = Space(

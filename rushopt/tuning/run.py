@@ -132,7 +132,7 @@ class TuneRun:
             rush.start_remote_workers(**options)
             self.capacity = len(self._claim_pool_workers(self.pool))
             return
-        rush.detect_lost_workers()  # a pre worker that died is no longer counted
+        self._detect_lost()  # a pre worker that died is no longer counted
         n_remote = len(rush.live_worker_ids(("pre",)))
         if n_remote:
             rush.start_remote_workers(**options)
@@ -263,10 +263,7 @@ class TuneRun:
     def _check_workers(self) -> bool:
         """Detect lost workers (restart local ones); False when no worker is left."""
         rush = self.rush
-        lost = rush.detect_lost_workers(restart_local_workers=True)
-        stale = [w for w in lost if w in self.old_workers]
-        if stale:
-            self._requeue_interrupted(stale)
+        lost = self._detect_lost(restart_local_workers=True)
         local = rush.processes
         for worker_id, process in local.items():
             code = process.poll()
@@ -288,6 +285,14 @@ class TuneRun:
                 f"the output of one of them:\n{rush.worker_output(failed[0])}"
             )
         return False
+
+    def _detect_lost(self, restart_local_workers: bool = False) -> list[str]:
+        """Detect lost workers; requeue what those of a dead controller left unfinished."""
+        lost = self.rush.detect_lost_workers(restart_local_workers=restart_local_workers)
+        stale = [w for w in lost if w in self.old_workers]
+        if stale:
+            self._requeue_interrupted(stale)
+        return lost
 
     def _requeue_interrupted(self, worker_ids: list[str]) -> None:
         """Requeue evaluations that workers of a dead controller left unfinished."""

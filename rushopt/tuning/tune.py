@@ -25,6 +25,7 @@ import pandas as pd
 
 from rushopt.core.config import ConfigLike
 from rushopt.core.controller import Rush
+from rushopt.core.controller.lease import LEASE_TTL_S, ControllerLease
 from rushopt.core.network import validate_network_id
 from rushopt.core.serialize import dumps_code
 from rushopt.exceptions import InputError, warn
@@ -239,7 +240,10 @@ def tune(
         (:class:`~rushopt.exceptions.InputError`) naming the argument, before
         anything starts: a non-positive ``n_evals``, an unknown ``direction``
         or ``optimizer`` name, ``resume`` without ``network_id``, a
-        ``network_id`` that already holds tasks without ``resume``, ...
+        ``network_id`` that already holds tasks without ``resume``, a
+        ``network_id`` that another controller is running (``tune`` holds a
+        lease on its network; one of a controller that died expires within
+        5 s, which ``resume=True`` waits for), ...
     TypeError
         If the objective cannot be pickled for the workers.
     WorkerError
@@ -309,7 +313,10 @@ def tune(
     )
 
     rush = Rush(network_id=network_id, config=config, seed=seed)
+    lease = ControllerLease(rush.network)
     try:
+        # a resumed run waits for the lease of a controller that just died to expire
+        lease.acquire(wait=LEASE_TTL_S + 1.0 if resume else 0.0)
         if not resume and network_id is not None and rush.n_tasks:
             raise InputError(
                 f"network_id {network_id!r} already holds {rush.n_tasks} tasks; pass "
@@ -340,6 +347,7 @@ def tune(
         )
         result = run.execute()
     finally:
+        lease.release()
         rush.close()
     if result.best_params is None and result.n_evals:
         warn(f"no evaluation finished; the first failure: {_first_message(result.archive)}")

@@ -17,6 +17,7 @@ Layout (``P`` is the prefix)::
     P start_args:<batch>      string  pickled start arguments of one batch of local workers
     P log                     list    JSON log records written by workers
     P metadata                hash    what the network is for (e.g. tune's metric), JSON values
+    P controller              string  lease of the controller running the network (expires)
     P worker_ids              set     every registered worker
     P worker_states:<state>   set     workers in that state
     P worker:<id>:info        hash    pid, hostname, remote, heartbeat
@@ -102,6 +103,7 @@ class KeySchema:
     __slots__ = (
         "all_tasks",
         "base",
+        "controller",
         "failed_tasks",
         "finished_tasks",
         "log",
@@ -128,6 +130,7 @@ class KeySchema:
         self.start_args = self.base + "start_args"
         self.log = self.base + "log"
         self.metadata = self.base + "metadata"
+        self.controller = self.base + "controller"
         self.worker_ids = self.base + "worker_ids"
         self.task_prefix = self.base + "task:"
         self.routing_key = self.worker_ids

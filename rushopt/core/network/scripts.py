@@ -24,6 +24,7 @@ __all__ = ["POOL_SCRIPT_NAMES", "SCRIPT_NAMES", "PoolScripts", "PopReply", "Scri
 SCRIPT_NAMES = (
     "fail_tasks",
     "finish_tasks",
+    "hold_lease",
     "pop_task",
     "push_running_tasks",
     "push_tasks",
@@ -269,6 +270,15 @@ class Scripts:
             keys += (k.priority_queue(w), k.terminate(w))
         args = [state, ",".join(from_states), len(WORKER_STATES), *WORKER_STATES, *worker_ids]
         return [text(w) for w in self._run("set_worker_state", keys, args)]
+
+    def hold_lease(self, token: str, ttl_ms: int) -> bytes | None:
+        """Take or renew (``ttl_ms`` > 0) or give up (0) the controller lease.
+
+        Returns ``None`` when ``token`` holds (or gave up) the lease, else the
+        token of the controller that holds it.
+        """
+        reply = self._run("hold_lease", [self._keys.controller], [token, int(ttl_ms)])
+        return reply if isinstance(reply, bytes) else None
 
     # ----------------------------------------------------------------- reads
     def task_states(self, worker_ids: Sequence[str]) -> dict[str, list[bytes]]:

@@ -1,0 +1,161 @@
+"""A restricted ACL user with exactly :func:`rushopt.core.network.acl.acl_rules` runs everything.
+
+Real redis-server processes (standalone and a 3-primary cluster) with an ACL user that may
+touch ``~rushopt:*`` with the documented commands only; the controller, local and remote
+workers, heartbeats, ``tune``, pools and ``rushopt status`` run as that user.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from rushopt import Float, RedisServer, Rush, tune
+from rushopt.core.network.acl import acl_rules
+from rushopt.core.server import LocalCluster
+from rushopt.exceptions import RedisCommandError
+from tests.conftest import eventually
+
+ADMIN_PASSWORD = "admin-secret"
+USER, PASSWORD = "tuner", "tuner-secret"
+
+
+def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "wb") as out:
+        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+
+
+def _square() -> Callable[..., dict[str, Any]]:
+    def fun(x: float) -> dict[str, Any]:
+        return {"y": x * x}
+
+    return fun
+
+
+@pytest.fixture(scope="module")
+def acl_server() -> Iterator[RedisServer]:
+    with RedisServer(password=ADMIN_PASSWORD) as server:
+        admin = redis.Redis.from_url(server.url)
+        admin.execute_command("ACL", "SETUSER", *acl_rules(USER, PASSWORD))
+        admin.close()
+        yield server
+
+
+@pytest.fixture
+def user_url(acl_server: RedisServer) -> str:
+    return f"redis://{USER}:{PASSWORD}@127.0.0.1:{acl_server.port}/0"
+
+
+def test_the_user_is_really_restricted(user_url: str) -> None:
+    # Given the restricted user, a command and a key outside its rules are refused
+    rush = Rush(network_id=f"acl-{uuid.uuid4().hex[:6]}", config=user_url)
+    with pytest.raises(RedisCommandError, match="no permissions"):
+        rush.network.redis.flushall()
+    with pytest.raises(RedisCommandError, match="no permissions"):
+        rush.network.redis.set("other-app:key", 1)
+    rush.close()
+
+
+def test_controller_workers_and_status_run_as_the_restricted_user(
+    user_url: str, tmp_path: Path
+) -> None:
+    rush = Rush(network_id=f"acl-{uuid.uuid4().hex[:6]}", config=user_url)
+    try:
+        # local workers with a heartbeat and a log, tasks, queries, lost-worker detection
+        rush.start_local_workers(
+            n_workers=2, fun=_square(), heartbeat_period=1, log_thresholds={"rushopt": "INFO"}
+        )
+        keys = rush.push_tasks([{"x": float(i)} for i in range(10)], max_retries=1)
+        assert rush.wait_for_tasks(keys, timeout=60)
+        assert sorted(rush.fetch_finished_tasks()["y"]) == [float(i * i) for i in range(10)]
+        rush.fetch_new_tasks()
+        rush.read_log()
+        assert len(rush.worker_info) == 2
+        assert rush.detect_lost_workers() == []
+        rush.push_priority_tasks([{"x": 1.0}])
+        rush.stop_workers("kill")
+
+        # a remote worker from its script, and `rushopt status`
+        rush.start_remote_workers(fun=_square(), heartbeat_period=1)
+        proc = _spawn(["sh", "-c", rush.create_worker_script()], tmp_path / "w.log")
+        try:
+            eventually(lambda: rush.n_running_workers == 1 or proc.poll() is not None, 60)
+            assert proc.poll() is None, (tmp_path / "w.log").read_text()
+            assert rush.wait_for_tasks(rush.push_tasks([{"x": 3.0}]), timeout=60)
+            env = {**os.environ, "RUSHOPT_REDIS_PASSWORD": PASSWORD}
+            status = subprocess.run(
+                [sys.executable, "-m", "rushopt", "status", rush.network_id, "--url",
+                 user_url.replace(f":{PASSWORD}@", "@")],
+                capture_output=True, text=True, timeout=60, env=env,
+            )  # fmt: skip
+            assert status.returncode == 0, status.stderr
+            rush.stop_workers("terminate")
+            assert proc.wait(timeout=60) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    finally:
+        rush.reset()
+
+
+def test_tune_and_pools_run_as_the_restricted_user(user_url: str, tmp_path: Path) -> None:
+    # tune with BO and local workers
+    result = tune(
+        lambda x: {"y": (x - 0.5) ** 2},
+        {"x": Float(0.0, 1.0)},
+        optimizer="bo",
+        n_evals=10,
+        n_workers=2,
+        config=user_url,
+        progress=False,
+        seed=1,
+    )
+    assert len(result.archive) == 10
+
+    # and a pooled worker serving a tune
+    pool = f"acl-pool-{uuid.uuid4().hex[:6]}"
+    proc = _spawn(
+        [sys.executable, "-m", "rushopt", "worker", "--pool", pool, "--url", user_url],
+        tmp_path / "p.log",
+    )
+    try:
+        result = tune(
+            lambda x: {"y": x},
+            {"x": Float(0.0, 1.0)},
+            optimizer="random",
+            n_evals=4,
+            config=user_url,
+            pool=pool,
+            progress=False,
+        )
+        assert len(result.archive) == 4, (tmp_path / "p.log").read_text()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+def test_a_cluster_runs_as_the_restricted_user() -> None:
+    with LocalCluster(password=ADMIN_PASSWORD) as cluster:
+        for port in cluster.ports:
+            admin = redis.Redis(host="127.0.0.1", port=port, password=ADMIN_PASSWORD)
+            admin.execute_command("ACL", "SETUSER", *acl_rules(USER, PASSWORD, cluster=True))
+            admin.close()
+        url = f"redis+cluster://{USER}:{PASSWORD}@127.0.0.1:{cluster.ports[0]}"
+        result = tune(
+            lambda x: {"y": x},
+            {"x": Float(0.0, 1.0)},
+            optimizer="random",
+            n_evals=6,
+            n_workers=2,
+            config=url,
+            progress=False,
+        )
+        assert len(result.archive) == 6
