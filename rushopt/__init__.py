@@ -32,9 +32,11 @@ from rushopt.core import (
 
 if TYPE_CHECKING:
     from rushopt.optimizers import (
+        ASHA,
         BayesianOptimization,
         Categorical,
         Float,
+        Hyperband,
         Int,
         Optimizer,
         RandomSearch,
@@ -49,9 +51,11 @@ __version__ = "0.1.0"
 # The optimizer layer imports scipy and scikit-learn; worker processes that only
 # evaluate tasks start faster without them, so those names load on first use.
 _LAZY = {
+    "ASHA": "rushopt.optimizers",
     "BayesianOptimization": "rushopt.optimizers",
     "Categorical": "rushopt.optimizers",
     "Float": "rushopt.optimizers",
+    "Hyperband": "rushopt.optimizers",
     "Int": "rushopt.optimizers",
     "Optimizer": "rushopt.optimizers",
     "RandomSearch": "rushopt.optimizers",
@@ -77,9 +81,11 @@ def __dir__() -> list[str]:
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
+    "ASHA",
     "BayesianOptimization",
     "Categorical",
     "Float",
+    "Hyperband",
     "Int",
     "LargeObject",
     "Optimizer",

@@ -1,4 +1,4 @@
-"""Search spaces and the pure ask/tell optimizers (random search, Bayesian optimization).
+"""Search spaces and the pure ask/tell optimizers (random search, BO, ASHA, Hyperband).
 
 Nothing here talks to Redis or imports :mod:`rushopt.core`: an optimizer is
 usable in a plain Python loop (``opt.ask()``, ``opt.tell(params, value)``).
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         log_expected_improvement,
         lower_confidence_bound,
     )
+    from rushopt.optimizers.asha import ASHA, Hyperband
     from rushopt.optimizers.base import Optimizer
     from rushopt.optimizers.bayesian import BayesianOptimization
     from rushopt.optimizers.parameters import Categorical, Float, Int
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from rushopt.optimizers.surrogates import GPSurrogate, RandomForestSurrogate
 
 _LAZY = {
+    "ASHA": "rushopt.optimizers.asha",
+    "Hyperband": "rushopt.optimizers.asha",
     "BayesianOptimization": "rushopt.optimizers.bayesian",
     "Categorical": "rushopt.optimizers.parameters",
     "Float": "rushopt.optimizers.parameters",
@@ -43,10 +46,12 @@ _LAZY = {
 }
 
 __all__ = [
+    "ASHA",
     "BayesianOptimization",
     "Categorical",
     "Float",
     "GPSurrogate",
+    "Hyperband",
     "Int",
     "Optimizer",
     "RandomForestSurrogate",

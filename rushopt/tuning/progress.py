@@ -15,8 +15,8 @@ class ProgressBar:
 
     Parameters
     ----------
-    total : int
-        Evaluations of the run.
+    total : int or None
+        Evaluations of the run (None: unknown, a run stopped by its total budget).
     enabled : bool
         Whether the caller wants a bar. It is shown only when ``tqdm`` can be
         imported (``pip install rushopt[progress]``) and stderr is a terminal.
@@ -24,7 +24,7 @@ class ProgressBar:
         Evaluations already done (a resumed run).
     """
 
-    def __init__(self, total: int, enabled: bool, initial: int = 0) -> None:
+    def __init__(self, total: int | None, enabled: bool, initial: int = 0) -> None:
         self._bar: Any = None
         self._n = initial
         if not enabled or not _is_terminal():

@@ -80,6 +80,13 @@ class ArchiveReader:
         The metric's name.
     direction : {"minimize", "maximize"}
         Which values are better.
+    extra_fields : tuple of str, default ()
+        More task fields to read (``"xs_extra"``: the budget, rung and
+        bracket of multi-fidelity runs).
+    top_budget : float, optional
+        Multi-fidelity runs: only evaluations at this budget or more count
+        for the best value (so ``target`` and ``patience`` judge full-budget
+        results).
 
     Attributes
     ----------
@@ -94,10 +101,20 @@ class ArchiveReader:
         Evaluations read since the best last improved.
     """
 
-    def __init__(self, rush: Rush, metric: str, direction: str) -> None:
+    def __init__(
+        self,
+        rush: Rush,
+        metric: str,
+        direction: str,
+        extra_fields: tuple[str, ...] = (),
+        top_budget: float | None = None,
+    ) -> None:
         self.rush = rush
         self.metric = metric
         self.direction = direction
+        self._finished_fields = (*_FINISHED_FIELDS, *extra_fields)
+        self._failed_fields = (*_FAILED_FIELDS, *extra_fields)
+        self.top_budget = top_budget
         self.rows: list[dict[str, Any]] = []
         self.n_failed = 0
         self.best = math.nan
@@ -123,7 +140,7 @@ class ArchiveReader:
         """Return the evaluations finished or failed since the last poll."""
         rush = self.rush
         new: list[dict[str, Any]] = rush.fetch_new_tasks(
-            fields=_FINISHED_FIELDS, data_format="list"
+            fields=self._finished_fields, data_format="list"
         )
         for row in new:
             row["state"] = "finished"
@@ -132,7 +149,7 @@ class ArchiveReader:
             self._n_failed_seen = n_failed
             keys = [k for k in rush.failed_tasks if k not in self._failed_keys]
             if keys:
-                failed = rush.read_hashes(keys, _FAILED_FIELDS)
+                failed = rush.read_hashes(keys, self._failed_fields)
                 for key, row in zip(keys, failed, strict=True):
                     row["key"], row["state"] = key, "failed"
                 self._failed_keys.update(keys)
@@ -140,6 +157,8 @@ class ArchiveReader:
                 new += failed
         for row in new:
             value = signed_value(row.get(self.metric), self.direction)
+            if self.top_budget is not None and not _reaches(row, self.top_budget):
+                value = None
             if row["state"] == "finished" and value is not None and value < self._best_signed:
                 self._best_signed = value
                 self.best = float(row[self.metric])
@@ -148,6 +167,13 @@ class ArchiveReader:
                 self.since_improvement += 1
         self.rows += new
         return new
+
+
+def _reaches(row: Mapping[str, Any], budget: float) -> bool:
+    try:
+        return float(row.get("budget") or 0.0) >= budget * (1 - 1e-12)
+    except (TypeError, ValueError):
+        return False
 
 
 def _pyplot() -> Any:
@@ -207,6 +233,7 @@ class TuneResult:
     runtime: float = 0.0
     network_id: str = ""
     stop_reason: str | None = "n_evals"
+    fidelity: bool = False
     best_params: dict[str, Any] | None = field(init=False)
     best_value: float = field(init=False)
     best_row: pd.Series | None = field(init=False)
@@ -219,6 +246,9 @@ class TuneResult:
         self.n_failed = int((archive["state"] == "failed").sum()) if len(archive) else 0
         values = archive[self.metric].to_numpy(dtype=float, na_value=np.nan)
         finished = (archive["state"] == "finished").to_numpy(dtype=bool) & np.isfinite(values)
+        if self.fidelity and "budget" in archive and finished.any():
+            budgets = pd.to_numeric(archive["budget"], errors="coerce").to_numpy(dtype=float)
+            finished &= budgets >= np.nanmax(np.where(finished, budgets, np.nan))
         self.best_params, self.best_value, self.best_row = None, math.nan, None
         if finished.any():
             masked = np.where(finished, values, np.inf if self.direction == "minimize" else -np.inf)
@@ -282,6 +312,54 @@ class TuneResult:
         ax.set_title(title)
         ax.legend()
         return fig  # type: ignore[no-any-return]
+
+    def plot_budget(self, ax: Axes | None = None) -> Figure:
+        """Plot the best value at full budget against the total budget spent (multi-fidelity).
+
+        Parameters
+        ----------
+        ax : matplotlib.axes.Axes, optional
+            Draw into these axes; a new figure by default.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            The figure.
+
+        Raises
+        ------
+        ImportError
+            If matplotlib is not installed.
+        ValueError
+            If the archive has no ``budget`` column.
+        """
+        from rushopt.tuning.fidelity_plots import plot_budget
+
+        return plot_budget(self, ax)
+
+    def plot_rungs(self, ax: Axes | None = None) -> Figure:
+        """Plot every evaluation's value against its budget, promotions joined (multi-fidelity).
+
+        Parameters
+        ----------
+        ax : matplotlib.axes.Axes, optional
+            Draw into these axes; a new figure by default.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            The figure.
+
+        Raises
+        ------
+        ImportError
+            If matplotlib is not installed.
+        ValueError
+            If the archive has no ``budget`` column.
+        """
+        from rushopt.tuning.fidelity_plots import plot_rungs
+
+        return plot_rungs(self, ax)
 
     def plot_parallel_coordinates(
         self, params: Sequence[str] | None = None, ax: Axes | None = None

@@ -23,8 +23,14 @@ from rushopt.core.defaults import DEFAULT_POOL_WAIT_S
 from rushopt.core.states import LOST_MESSAGE
 from rushopt.core.waiting import wait_until
 from rushopt.exceptions import WorkerError, WorkerStartError, warn
+from rushopt.optimizers.asha import ASHA
 from rushopt.optimizers.base import Optimizer
 from rushopt.optimizers.space import Space
+from rushopt.tuning.multifidelity import (
+    add_decision_columns,
+    is_multifidelity,
+    multifidelity_loop,
+)
 from rushopt.tuning.objective import signed_value
 from rushopt.tuning.progress import ProgressBar
 from rushopt.tuning.result import ArchiveReader, TuneResult, build_archive
@@ -79,13 +85,23 @@ class TuneRun:
     capacity: int = 0
     budget_spent: bool = False
     exhausted: bool = False
+    spent: float = 0.0  # multi-fidelity: the budgets of the evaluations read
 
     def __post_init__(self) -> None:
         self.names = self.space.names
         self.n_evals = self.settings.n_evals
         self.metric = self.settings.objective.metric
         self.direction = self.settings.direction
-        self.tracker = ArchiveReader(self.rush, self.metric, self.direction)
+        self.fidelity = is_multifidelity(self.optimizer)
+        self.total_budget = self.settings.total_budget
+        top = self.optimizer.check().max_budget if isinstance(self.optimizer, ASHA) else None
+        self.tracker = ArchiveReader(
+            self.rush,
+            self.metric,
+            self.direction,
+            extra_fields=("xs_extra",) if self.fidelity else (),
+            top_budget=top,
+        )
 
     # ---------------------------------------------------------------- main
     def execute(self) -> TuneResult:
@@ -122,6 +138,8 @@ class TuneRun:
     def _start_workers(self) -> None:
         rush = self.rush
         loop = optimize_loop if self.mode == "decentralized" else evaluation_loop
+        if self.fidelity:
+            loop = multifidelity_loop
         options: dict[str, Any] = {
             "heartbeat_period": HEARTBEAT_PERIOD_S,
             "heartbeat_expire": HEARTBEAT_EXPIRE_S,
@@ -139,7 +157,9 @@ class TuneRun:
         n_local = 0
         if self.n_workers is not None or not n_remote:
             n = self.n_workers or plan.planned("n_workers", os.cpu_count() or 1)
-            n_local = len(rush.start_local_workers(n_workers=min(n, self.n_evals), **options))
+            if self.n_evals is not None:
+                n = min(n, self.n_evals)
+            n_local = len(rush.start_local_workers(n_workers=n, **options))
         self.capacity = n_local + n_remote + len(self.old_workers)
 
     def _claim_pool_workers(self, pool: str) -> list[str]:
@@ -147,7 +167,9 @@ class TuneRun:
         rush = self.rush
         timeout = plan.planned("start_worker_timeout", math.inf)
         timeout = DEFAULT_POOL_WAIT_S if math.isinf(timeout) else timeout
-        n = min(self.n_workers or self.n_evals, self.n_evals)
+        n = self.n_workers
+        if self.n_evals is not None:
+            n = min(n or self.n_evals, self.n_evals)
         claimed = rush.claim_pool_workers(pool, n=n, timeout=timeout)
         if not claimed:
             raise WorkerStartError(
@@ -197,8 +219,10 @@ class TuneRun:
 
     def _stop_reason(self) -> str | None:
         tracker = self.tracker
-        if tracker.n_done >= self.n_evals:
+        if self.n_evals is not None and tracker.n_done >= self.n_evals:
             return "n_evals"
+        if self.total_budget is not None and self.spent >= self.total_budget * (1 - 1e-12):
+            return "total_budget"
         if self.target is not None and not math.isnan(tracker.best):
             reached = (
                 tracker.best <= self.target
@@ -219,6 +243,8 @@ class TuneRun:
         """Take newly finished rows: tell the optimizer (centralized), progress, callbacks."""
         if not rows:
             return
+        if self.fidelity:
+            self.spent += sum(_budget_of(row) for row in rows)
         if self.mode == "centralized":
             for row in rows:
                 self.in_flight.pop(row["key"], None)
@@ -240,7 +266,8 @@ class TuneRun:
         idle = self.capacity - len(self.in_flight)
         if idle <= 0 or self.budget_spent or self.exhausted:
             return
-        idle = min(idle, self.n_evals - self.tracker.n_done - len(self.in_flight))
+        n_evals = self.n_evals if self.n_evals is not None else idle + self.tracker.n_done
+        idle = min(idle, n_evals - self.tracker.n_done - len(self.in_flight))
         if idle <= 0:
             return
         self.optimizer.set_pending(list(self.in_flight.values()))
@@ -344,8 +371,12 @@ class TuneRun:
         rows = self.tracker.rows
         order = {key: i for i, key in enumerate(self.rush.tasks)}
         rows = sorted(rows, key=lambda row: order.get(row["key"], len(order)))
+        archive = build_archive(rows, self.space, self.metric)
+        if self.fidelity and reason is not None:
+            archive = add_decision_columns(self.rush, archive)
         return TuneResult(
-            archive=build_archive(rows, self.space, self.metric),
+            archive=archive,
+            fidelity=self.fidelity,
             space=self.space,
             metric=self.metric,
             direction=self.direction,
@@ -353,6 +384,15 @@ class TuneRun:
             network_id=self.rush.network_id,
             stop_reason=reason,
         )
+
+
+def _budget_of(row: dict[str, Any]) -> float:
+    """Return the budget an evaluation spent (0 when it recorded none)."""
+    try:
+        value = float(row.get("budget") or 0.0)
+    except (TypeError, ValueError):
+        return 0.0
+    return value if math.isfinite(value) else 0.0
 
 
 # ---------------------------------------------------------------------- tune

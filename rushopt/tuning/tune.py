@@ -23,15 +23,18 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from rushopt.core import plan
 from rushopt.core.config import ConfigLike
 from rushopt.core.controller import Rush
 from rushopt.core.controller.lease import LEASE_TTL_S, ControllerLease
 from rushopt.core.network import validate_network_id
 from rushopt.core.serialize import dumps_code
 from rushopt.exceptions import InputError, warn
+from rushopt.optimizers.asha import ASHA, Hyperband
 from rushopt.optimizers.base import Optimizer
 from rushopt.optimizers.random_search import RandomSearch
 from rushopt.optimizers.space import Param, Space, as_space
+from rushopt.tuning.fidelity_objective import FidelityObjective
 from rushopt.tuning.objective import Objective
 from rushopt.tuning.result import TuneResult
 from rushopt.tuning.run import TuneRun
@@ -42,12 +45,15 @@ from rushopt.tuning.worker_loops import (
 if TYPE_CHECKING:
     pass
 
-__all__ = ["MODES", "OPTIMIZERS", "tune"]
+__all__ = ["DEFAULT_N_EVALS", "MODES", "OPTIMIZERS", "tune"]
 
 logger = logging.getLogger(__name__)
 
 #: Optimizer names ``tune`` accepts.
-OPTIMIZERS = ("random", "bo")
+OPTIMIZERS = ("random", "bo", "asha", "hyperband")
+
+#: Evaluations of a run when neither ``n_evals`` nor ``total_budget`` is given.
+DEFAULT_N_EVALS = 100
 
 #: Ways to run an optimizer on the network (an optimizer's ``mode`` attribute).
 MODES = ("decentralized", "centralized")
@@ -93,8 +99,29 @@ def _resolve_callbacks(callbacks: Any) -> list[Callable[..., Any]]:
     return list(items)
 
 
-def _make_optimizer(optimizer: Any, space: Space, seed: int | None) -> Optimizer:
+def _make_optimizer(
+    optimizer: Any, space: Space, seed: int | None, fidelity: dict[str, Any]
+) -> Optimizer:
     """Build the optimizer from a name, or take an unfitted copy of an optimizer object."""
+    given = {k: v for k, v in fidelity.items() if v is not None}
+    if isinstance(optimizer, str) and optimizer in ("asha", "hyperband"):
+        for name in ("min_budget", "max_budget"):
+            if name not in given:
+                raise InputError(f"optimizer={optimizer!r} needs {name}")
+        made: ASHA = (ASHA if optimizer == "asha" else Hyperband)(space, seed=seed, **given)
+        try:
+            made.check()
+        except ValueError as exc:
+            raise InputError(str(exc)) from exc
+        return made
+    misplaced: list[str] = [n for n in ("min_budget", "max_budget") if n in given]
+    if fidelity.get("eta") != 3:
+        misplaced.append("eta")
+    if misplaced:
+        where = "optimizer='asha' or 'hyperband'"
+        if isinstance(optimizer, ASHA):
+            where = "the ASHA object's own arguments"
+        raise InputError(f"{misplaced[0]} applies to {where} only, got optimizer={optimizer!r}")
     if isinstance(optimizer, str):
         if optimizer == "random":
             return RandomSearch(space, seed=seed)
@@ -122,7 +149,13 @@ def _make_optimizer(optimizer: Any, space: Space, seed: int | None) -> Optimizer
     changes = {}
     if seed is not None and "seed" in optimizer.get_params() and optimizer.seed is None:
         changes["seed"] = seed
-    return optimizer.clone(**changes)
+    clone = optimizer.clone(**changes)
+    if isinstance(clone, ASHA):
+        try:
+            clone.check()
+        except ValueError as exc:
+            raise InputError(f"optimizer: {exc}") from exc
+    return clone
 
 
 def _mode_of(optimizer: Any) -> str:
@@ -137,7 +170,7 @@ def tune(
     space: Space | Mapping[str, Param],
     *,
     optimizer: str | Optimizer = "bo",
-    n_evals: int = 100,
+    n_evals: int | None = None,
     direction: str = "minimize",
     metric: str = "y",
     n_workers: int | None = None,
@@ -154,6 +187,10 @@ def tune(
     progress: bool = True,
     callbacks: Callable[..., Any] | Sequence[Callable[..., Any]] | None = None,
     pool: str | None = None,
+    min_budget: float | None = None,
+    max_budget: float | None = None,
+    eta: float = 3,
+    total_budget: float | None = None,
 ) -> TuneResult:
     """Optimize ``objective`` over ``space`` on a rush network.
 
@@ -175,13 +212,18 @@ def tune(
         ``message`` column says why); the run goes on.
     space : Space or dict
         The search space.
-    optimizer : {"bo", "random"} or Optimizer, default "bo"
+    optimizer : {"bo", "random", "asha", "hyperband"} or Optimizer, default "bo"
         The optimizer, by name or as an object (an unfitted copy is used).
         Its ``mode`` attribute, ``"decentralized"`` (default: every worker
         runs the optimizer) or ``"centralized"`` (this process proposes),
-        decides how it runs.
-    n_evals : int, default 100
-        Evaluations to run: exactly that many are started, never more.
+        decides how it runs. ``"asha"`` / ``"hyperband"`` (or an
+        :class:`~rushopt.optimizers.asha.ASHA` object) are multi-fidelity:
+        the objective takes ``budget`` (and optionally ``checkpoint``), or
+        ``report`` in ASHA's stopping mode; the archive gains ``budget``,
+        ``rung`` and ``bracket`` columns.
+    n_evals : int, optional
+        Evaluations to run (at any budget): exactly that many are started,
+        never more. Default 100, or no limit when ``total_budget`` is given.
     direction : {"minimize", "maximize"}, default "minimize"
         Whether lower or higher metric values are better.
     metric : str, default "y"
@@ -228,6 +270,15 @@ def tune(
         all, at most ``n_evals``), waiting up to the plan's
         ``start_worker_timeout`` (60 s when that is infinite) for one; at the
         end they go back to the pool.
+    min_budget, max_budget : float, optional
+        The budgets of ``optimizer="asha"`` / ``"hyperband"`` (required there).
+    eta : float, default 3
+        Their reduction factor.
+    total_budget : float, optional
+        Multi-fidelity runs: stop once the budgets of the evaluations add up
+        to this (the budgets recorded, not the units a checkpointed
+        evaluation computed). In promotion mode no evaluation starts once
+        the budgets started reach it.
 
     Returns
     -------
@@ -263,7 +314,13 @@ def tune(
         space_ = as_space(space)
     except ValueError as exc:
         raise InputError(f"space: {exc}") from exc
-    _check_positive_int("n_evals", n_evals)
+    _check_positive_int("n_evals", n_evals, allow_none=True)
+    if total_budget is not None and (
+        not _is_number(total_budget) or not (total_budget > 0 and math.isfinite(total_budget))
+    ):
+        raise InputError(f"total_budget must be a positive number, got {total_budget!r}")
+    if n_evals is None and total_budget is None:
+        n_evals = DEFAULT_N_EVALS
     if direction not in ("minimize", "maximize"):
         raise InputError(f"direction must be 'minimize' or 'maximize', got {direction!r}")
     if not isinstance(metric, str) or not metric:
@@ -294,9 +351,18 @@ def tune(
         except (TypeError, ValueError) as exc:
             raise InputError(f"pool: {str(exc).replace('network_id', 'pool')}") from exc
     callback_list = _resolve_callbacks(callbacks)
-    opt = _make_optimizer(optimizer, space_, seed)
+    fidelity = {"min_budget": min_budget, "max_budget": max_budget, "eta": eta}
+    opt = _make_optimizer(optimizer, space_, seed, fidelity)
     mode = _mode_of(optimizer if isinstance(optimizer, Optimizer) else opt)
-    wrapped = Objective(objective, metric)
+    if total_budget is not None and not isinstance(opt, ASHA):
+        raise InputError("total_budget applies to optimizer='asha' or 'hyperband' only")
+    wrapped: Objective
+    if isinstance(opt, ASHA):
+        if mode != "decentralized":
+            raise InputError("ASHA and Hyperband run in the decentralized mode only")
+        wrapped = FidelityObjective(objective, metric, opt.strategy)
+    else:
+        wrapped = Objective(objective, metric)
     try:
         dumps_code(wrapped)
     except Exception as exc:
@@ -304,12 +370,14 @@ def tune(
     settings = LoopSettings(
         objective=wrapped,
         optimizer=opt if mode == "decentralized" else None,
-        n_evals=int(n_evals),
+        n_evals=None if n_evals is None else int(n_evals),
         direction=direction,
         seed=seed,
         timeout=timeout,
         max_retries=int(max_retries) or None,
         isolate=isolate,
+        total_budget=None if total_budget is None else float(total_budget),
+        checkpoint_path=plan.planned("large_objects_path"),
     )
 
     rush = Rush(network_id=network_id, config=config, seed=seed)
@@ -322,13 +390,16 @@ def tune(
                 f"network_id {network_id!r} already holds {rush.n_tasks} tasks; pass "
                 "resume=True to continue that run, or use another network_id"
             )
+        limits: dict[str, Any] = {"n_evals": n_evals} if n_evals is not None else {}
+        if total_budget is not None:
+            limits["total_budget"] = total_budget
         rush.update_metadata(  # what `rushopt status` shows of an optimization
             metric=metric,
             direction=direction,
-            n_evals=int(n_evals),
             params=list(space_.params),
             optimizer=type(opt).__name__,
             mode=mode,
+            **limits,
         )
         run = TuneRun(
             rush,

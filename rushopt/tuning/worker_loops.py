@@ -94,16 +94,22 @@ class LoopSettings:
         Automatic retries of a failed evaluation.
     isolate : bool
         Run each evaluation in its own process.
+    total_budget : float, optional
+        Multi-fidelity runs: the sum of the budgets of the evaluations started.
+    checkpoint_path : str, optional
+        Multi-fidelity runs: the directory of large checkpoints.
     """
 
     objective: Objective
     optimizer: Optimizer | None = None
-    n_evals: int = 1
+    n_evals: int | None = 1
     direction: str = "minimize"
     seed: int | None = None
     timeout: float | None = None
     max_retries: int | None = None
     isolate: bool = False
+    total_budget: float | None = None
+    checkpoint_path: str | None = None
 
 
 # ---------------------------------------------------------------- evaluation

@@ -30,6 +30,11 @@ Layout (``P`` is the prefix)::
     P worker:<id>:heartbeat   string  exists while the worker is alive (expires)
     P worker:<id>:kill        list    a push kills the worker (read by its heartbeat)
     P task:<uuid>             hash    a task (xs, ys, xs_extra, ...)
+    P rung:<b>:<k>            zset    multi-fidelity: task hashes recorded in rung k of
+                                      bracket b, scored by their (minimized) value
+    P rung:<b>:<k>:candidates zset    the same, less those promoted already
+    P budget_started          string  multi-fidelity: sum of the budgets of the tasks created
+    P checkpoint:<uuid>       string  pickled checkpoint a task left for its promotion
 
 A worker pool (``rushopt worker --pool NAME``) has keys of its own, under
 ``<prefix>:pool:{<name>}:`` (so one ACL pattern, ``~rushopt:*``, covers
@@ -188,6 +193,22 @@ class KeySchema:
     def scan_pattern(self) -> str:
         """Return a SCAN ``MATCH`` pattern for every key of the network."""
         return _GLOB_SPECIAL.sub(r"\\\1", self.base) + "*"
+
+    def rung(self, bracket: int, rung: int) -> str:
+        """Return the key of the sorted set of results in ``rung`` of ``bracket``."""
+        return f"{self.base}rung:{int(bracket)}:{int(rung)}"
+
+    def rung_candidates(self, bracket: int, rung: int) -> str:
+        """Return the key of the sorted set of results of a rung not yet promoted."""
+        return f"{self.base}rung:{int(bracket)}:{int(rung)}:candidates"
+
+    def budget_started(self) -> str:
+        """Return the key of the sum of the budgets of the multi-fidelity tasks created."""
+        return f"{self.base}budget_started"
+
+    def checkpoint(self, task_id: str) -> str:
+        """Return the key of the checkpoint the task ``task_id`` left for its promotion."""
+        return f"{self.base}checkpoint:{task_id}"
 
 
 class PoolKeySchema:

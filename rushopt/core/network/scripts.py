@@ -19,9 +19,19 @@ from rushopt.core.network.lua_runner import LuaRunner
 from rushopt.core.network.reconnect import Reconnector
 from rushopt.core.states import TASK_STATES, WORKER_STATES, WorkerState
 
-__all__ = ["POOL_SCRIPT_NAMES", "SCRIPT_NAMES", "PoolScripts", "PopReply", "Scripts"]
+__all__ = [
+    "POOL_SCRIPT_NAMES",
+    "SCRIPT_NAMES",
+    "FinishedStep",
+    "PoolScripts",
+    "PopReply",
+    "Scripts",
+    "StepReply",
+]
 
 SCRIPT_NAMES = (
+    "asha_report",
+    "asha_step",
     "fail_tasks",
     "finish_tasks",
     "hold_lease",
@@ -30,6 +40,7 @@ SCRIPT_NAMES = (
     "push_tasks",
     "read_hashes",
     "read_list_hashes",
+    "read_value",
     "register_worker",
     "release_tasks",
     "retry_tasks",
@@ -311,6 +322,96 @@ class Scripts:
         except (redis.exceptions.RedisError, OSError) as exc:
             raise self._translate(exc) from exc
 
+    # -------------------------------------------------------- multi-fidelity
+    def asha_step(
+        self,
+        worker_id: str,
+        new_task_id: str,
+        finished: FinishedStep | None,
+        sources: Sequence[tuple[int, int, float]],
+        eta: float,
+        limit: int | None,
+        budget_limit: float | None,
+        task_fields: tuple[str, str, str],
+        worker_extra: bytes,
+        offer: tuple[bytes, bytes, float] | None,
+    ) -> StepReply:
+        """Record ``finished`` in its rung and create the worker's next task.
+
+        ``sources`` are the rungs that can promote, highest first, as
+        ``(bracket, rung, budget of the rung above)``; ``task_fields`` the
+        ``seed``, ``timeout`` and ``max_retries`` texts of the task to create
+        (``""`` for none); ``offer`` the pickled ``xs``, ``xs_extra`` and the
+        budget of a new configuration, created when nothing qualifies for
+        promotion (see ``asha_step.lua``).
+        """
+        k = self._keys
+        keys = [
+            k.finished_tasks,
+            k.worker_running(worker_id),
+            k.terminate(worker_id),
+            k.queued_tasks,
+            k.all_tasks,
+            k.budget_started(),
+            k.task(new_task_id),
+        ]
+        args: list[Any] = []
+        if finished is None:
+            args += ["0", "", "", "", ""]
+        else:
+            keys += [
+                k.task(finished.task_id),
+                k.rung(finished.bracket, finished.rung),
+                k.rung_candidates(finished.bracket, finished.rung),
+                k.checkpoint(finished.task_id),
+            ]
+            args += [
+                "1",
+                finished.ys,
+                "" if finished.score is None else repr(float(finished.score)),
+                finished.promote_extra or "",
+                finished.checkpoint or "",
+            ]
+        args += [
+            repr(float(eta)),
+            "" if limit is None else int(limit),
+            "" if budget_limit is None else repr(float(budget_limit)),
+            *task_fields,
+            worker_extra,
+        ]
+        if offer is None:
+            args += ["", "", "0"]
+        else:
+            args += [offer[0], offer[1], repr(float(offer[2]))]
+        args.append(len(sources))
+        for bracket, rung, budget in sources:
+            keys += [k.rung(bracket, rung), k.rung_candidates(bracket, rung)]
+            args.append(repr(float(budget)))
+        status, xs, xs_extra, parent, size, seed = self._run("asha_step", keys, args)
+        return StepReply(
+            text(status),
+            xs or None,
+            xs_extra or None,
+            k.task_ids([parent])[0] if parent else None,
+            int(size),
+            text(seed) if seed else None,
+        )
+
+    def asha_report(
+        self, task_id: str, bracket: int, rung: int, score: float, eta: float
+    ) -> tuple[bool, int, int]:
+        """Record an intermediate value in a rung; return (go on, rung size, rank)."""
+        k = self._keys
+        keys = [k.rung(bracket, rung)]
+        args = [k.task(task_id), repr(float(score)), repr(float(eta))]
+        keep, n, rank = self._run("asha_report", keys, args)
+        return bool(keep), int(n), int(rank)
+
+    def read_checkpoint(self, task_id: str) -> bytes | None:
+        """Return the pickled checkpoint the task ``task_id`` left, or None."""
+        value = self._run("read_value", [self._keys.checkpoint(task_id)], [])
+        return value or None
+
 
 class PoolScripts:
     """The scripts of one worker pool.
@@ -365,3 +466,37 @@ class PoolScripts:
         """Take a worker out of the pool for good."""
         k = self._keys
         self._run("leave_pool", [k.idle, k.claimed, k.members, k.serving], [worker_id])
+
+
+class FinishedStep(NamedTuple):
+    """A finished multi-fidelity evaluation, as ``asha_step.lua`` records it.
+
+    ``score`` is the minimized value (``None``: no rung entry);
+    ``promote_extra`` the pickled ``xs_extra`` of its promotion (``None``: top
+    rung); ``checkpoint`` the pickled checkpoint (``None``: none).
+    """
+
+    task_id: str
+    ys: bytes
+    score: float | None
+    promote_extra: bytes | None
+    checkpoint: bytes | None
+    bracket: int
+    rung: int
+
+
+class StepReply(NamedTuple):
+    """What ``asha_step.lua`` answered (see its header for ``status``).
+
+    ``xs`` and ``xs_extra`` are the pickled fields of the task created;
+    ``parent`` the hash key of the evaluation promoted (``None`` otherwise);
+    ``rung_size`` the number of results of the parent's rung at that moment;
+    ``seed`` the seed field of the task created (``None``: none).
+    """
+
+    status: str
+    xs: bytes | None
+    xs_extra: bytes | None
+    parent: str | None
+    rung_size: int
+    seed: str | None

@@ -111,8 +111,7 @@ class LocalCluster:
 
     def _clients(self) -> list[redis.Redis]:
         return [
-            redis.Redis(host="127.0.0.1", port=port, password=self._password)
-            for port in self.ports
+            redis.Redis(host="127.0.0.1", port=port, password=self._password) for port in self.ports
         ]
 
     def _form(self) -> None:

@@ -397,3 +397,20 @@ class RushWorker(Rush):
         pipe.llen(keys.priority_queue(self.worker_id))
         flag, n_queued, n_priority = pipe.execute()
         return bool(flag) and n_queued == 0 and n_priority == 0
+
+    def track_tasks(self, held: Sequence[str] = (), released: Sequence[str] = ()) -> None:
+        """Note tasks this worker took or gave up through a script of its own.
+
+        Loops that create or finish tasks with their own scripts (the
+        multi-fidelity step of :mod:`rushopt.tuning`) call this, so that the
+        reconciliation after a Redis outage knows which tasks the worker holds.
+
+        Parameters
+        ----------
+        held : list of str
+            Keys of tasks now running under this worker.
+        released : list of str
+            Keys of tasks it no longer holds.
+        """
+        self._held.update(held)
+        self._held.difference_update(released)

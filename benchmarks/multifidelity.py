@@ -1,0 +1,318 @@
+"""Benchmark multi-fidelity tuning: ASHA, Hyperband, random search at full budget, Optuna pruners.
+
+Run ``python benchmarks/multifidelity.py [--seeds 10] [--workers 4] [--only PART ...]``;
+the parts are
+
+- ``regret``: median final regret over the seeds, at equal total budget, on
+  ``curves`` (synthetic learning curves with a known optimum at full budget:
+  ``final(x) + early(x) / budget``, where configurations that look good early
+  converge badly; each evaluation sleeps in proportion to its budget) and
+  ``sgd`` (an ``SGDClassifier`` trained for ``budget`` epochs with
+  ``partial_fit`` on sklearn's digits, validation error; checkpoints in
+  promotion mode, ``report`` in stopping mode). Contenders: rushopt ASHA
+  (random and BO base, promotion; random, stopping), Hyperband, random search
+  at full budget (``tune``), and Optuna TPE with ``SuccessiveHalvingPruner``
+  and ``HyperbandPruner`` (``n_jobs`` threads). Also the wall time to reach a
+  regret, against random search at full budget;
+- ``decision``: the cost of one rung decision (``asha_step.lua``: record a
+  result, find the best promotable configuration, create its task) with 100
+  and with 10,000 results in the rung.
+
+Run it with ``nice -n 19`` on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from _report import print_table
+
+from rushopt import ASHA, Float, Hyperband, RedisServer, Rush, RushWorker, tune
+from rushopt.core.network.scripts import FinishedStep
+from rushopt.core.serialize import dumps
+
+MIN_BUDGET, MAX_BUDGET, ETA = 1, 27, 3
+TOTAL_BUDGET = 40 * MAX_BUDGET
+SLEEP_PER_UNIT_S = 0.002  # "curves": an evaluation at budget b sleeps b * this
+
+
+# ------------------------------------------------------------------ problems
+def curves_value(x: float, z: float, budget: float) -> float:
+    """Known full-budget optimum 0 at (0.7, 0.2); near (0.2, 0.8) it looks best early."""
+    final = (x - 0.7) ** 2 + (z - 0.2) ** 2
+    early = 2.0 * ((x - 0.2) ** 2 + (z - 0.8) ** 2) - 0.5
+    return final + early / budget
+
+
+def curves_objective(x: float, z: float, budget: float) -> float:
+    time.sleep(SLEEP_PER_UNIT_S * budget)
+    return curves_value(x, z, budget)
+
+
+CURVES_SPACE = {"x": Float(0.0, 1.0), "z": Float(0.0, 1.0)}
+SGD_SPACE = {"alpha": Float(1e-6, 1e-1, log=True), "eta0": Float(1e-4, 1.0, log=True)}
+
+
+def _digits() -> tuple[Any, Any, Any, Any]:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_digits(return_X_y=True)
+    return train_test_split(X / 16.0, y, test_size=0.3, random_state=0)
+
+
+def sgd_objective(alpha: float, eta0: float, budget: float, checkpoint: Any = None) -> dict:
+    import numpy as np
+    from sklearn.linear_model import SGDClassifier
+
+    X_train, X_test, y_train, y_test = _digits()
+    if checkpoint is None:
+        model, done = SGDClassifier(alpha=alpha, eta0=eta0, learning_rate="constant"), 0
+    else:
+        model, done = checkpoint
+    for _ in range(int(budget) - done):
+        model.partial_fit(X_train, y_train, classes=np.arange(10))
+    return {"y": 1.0 - model.score(X_test, y_test), "checkpoint": (model, int(budget))}
+
+
+def sgd_stopping(alpha: float, eta0: float, report: Callable[[float, float], bool]) -> None:
+    import numpy as np
+    from sklearn.linear_model import SGDClassifier
+
+    X_train, X_test, y_train, y_test = _digits()
+    model = SGDClassifier(alpha=alpha, eta0=eta0, learning_rate="constant")
+    for epoch in range(1, MAX_BUDGET + 1):
+        model.partial_fit(X_train, y_train, classes=np.arange(10))
+        if report(epoch, 1.0 - model.score(X_test, y_test)):
+            return
+
+
+def sgd_full(alpha: float, eta0: float) -> float:
+    out = sgd_objective(alpha, eta0, MAX_BUDGET)
+    return float(out["y"])
+
+
+# ------------------------------------------------------------------ contenders
+def _true_final(problem: str, params: dict[str, float]) -> float:
+    if problem == "curves":
+        return curves_value(params["x"], params["z"], math.inf)
+    return sgd_full(params["alpha"], params["eta0"])
+
+
+def run_rushopt(problem: str, name: str, seed: int, workers: int, url: str) -> tuple[float, float]:
+    space = CURVES_SPACE if problem == "curves" else SGD_SPACE
+    if name == "random (full budget)":
+        fun = (lambda x, z: curves_objective(x, z, MAX_BUDGET)) if problem == "curves" else sgd_full
+        start = time.monotonic()
+        result = tune(
+            fun,
+            space,
+            optimizer="random",
+            n_evals=TOTAL_BUDGET // MAX_BUDGET,
+            n_workers=workers,
+            seed=seed,
+            config=url,
+            progress=False,
+        )
+        return _true_final(problem, result.best_params or {}), time.monotonic() - start
+    strategy = "stopping" if "stopping" in name else "promotion"
+    if name.startswith("hyperband"):
+        opt: ASHA = Hyperband(space, MIN_BUDGET, MAX_BUDGET, ETA, seed=seed)
+    else:
+        base = "bo" if "bo" in name else "random"
+        opt = ASHA(space, MIN_BUDGET, MAX_BUDGET, ETA, base=base, strategy=strategy, seed=seed)
+    if problem == "curves":
+        if strategy == "stopping":
+
+            def fun(x: float, z: float, report: Callable[[float, float], bool]) -> None:
+                for step in range(1, MAX_BUDGET + 1):
+                    time.sleep(SLEEP_PER_UNIT_S)
+                    if report(step, curves_value(x, z, step)):
+                        return
+        else:
+            fun = curves_objective
+    else:
+        fun = sgd_stopping if strategy == "stopping" else sgd_objective
+    start = time.monotonic()
+    result = tune(
+        fun,
+        space,
+        optimizer=opt,
+        total_budget=TOTAL_BUDGET,
+        n_workers=workers,
+        seed=seed,
+        config=url,
+        progress=False,
+    )
+    return _true_final(problem, result.best_params or {}), time.monotonic() - start
+
+
+def run_optuna(problem: str, pruner_name: str, seed: int, workers: int) -> tuple[float, float]:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    pruner = (
+        optuna.pruners.SuccessiveHalvingPruner(min_resource=MIN_BUDGET, reduction_factor=ETA)
+        if pruner_name == "sha"
+        else optuna.pruners.HyperbandPruner(MIN_BUDGET, MAX_BUDGET, reduction_factor=ETA)
+    )
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner)
+    spent = [0.0]
+    lock = threading.Lock()
+    data = _digits() if problem == "sgd" else None
+
+    def objective(trial: Any) -> float:
+        value = math.nan
+        if problem == "curves":
+            x, z = trial.suggest_float("x", 0, 1), trial.suggest_float("z", 0, 1)
+        else:
+            from sklearn.linear_model import SGDClassifier
+
+            alpha = trial.suggest_float("alpha", 1e-6, 1e-1, log=True)
+            eta0 = trial.suggest_float("eta0", 1e-4, 1.0, log=True)
+            model = SGDClassifier(alpha=alpha, eta0=eta0, learning_rate="constant")
+        for step in range(1, MAX_BUDGET + 1):
+            if problem == "curves":
+                time.sleep(SLEEP_PER_UNIT_S)
+                value = curves_value(x, z, step)
+            else:
+                assert data is not None
+                model.partial_fit(data[0], data[2], classes=np.arange(10))
+                value = 1.0 - model.score(data[1], data[3])
+            with lock:
+                spent[0] += 1
+            trial.report(value, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return value
+
+    def stop(study: Any, trial: Any) -> None:
+        if spent[0] >= TOTAL_BUDGET:
+            study.stop()
+
+    start = time.monotonic()
+    study.optimize(objective, n_trials=10_000, n_jobs=workers, callbacks=[stop])
+    return _true_final(problem, study.best_params), time.monotonic() - start
+
+
+CONTENDERS = [
+    "asha random",
+    "asha bo",
+    "asha random stopping",
+    "hyperband random",
+    "random (full budget)",
+    "optuna tpe + sha",
+    "optuna tpe + hyperband",
+]
+
+
+def part_regret(seeds: int, workers: int, url: str, problems: list[str]) -> None:
+    for problem in problems:
+        finals: dict[str, list[float]] = {}
+        walls: dict[str, list[float]] = {}
+        for name in CONTENDERS:
+            for seed in range(seeds):
+                if name.startswith("optuna"):
+                    try:
+                        value, wall = run_optuna(problem, name.split()[-1], seed, workers)
+                    except ImportError:
+                        continue
+                else:
+                    value, wall = run_rushopt(problem, name, seed, workers, url)
+                finals.setdefault(name, []).append(value)
+                walls.setdefault(name, []).append(wall)
+        reference = 0.0 if problem == "curves" else min(min(v) for v in finals.values())
+        lines = []
+        for name, values in finals.items():
+            regrets = [v - reference for v in values]
+            lines.append(
+                (
+                    name,
+                    f"{statistics.median(regrets):.4g}",
+                    f"{np.percentile(regrets, 75):.4g}",
+                    f"{statistics.median(walls[name]):.1f}",
+                )
+            )
+        print_table(
+            f"{problem}: final regret at total budget {TOTAL_BUDGET}, {seeds} seeds, "
+            f"{workers} workers",
+            ("contender", "median regret", "q75 regret", "median wall s"),
+            lines,
+        )
+
+
+# ------------------------------------------------------------------ rung decisions
+def part_decision(url: str, sizes: tuple[int, ...] = (100, 10_000), calls: int = 300) -> None:
+    lines = []
+    for size in sizes:
+        network = f"bench-decision-{uuid.uuid4().hex[:8]}"
+        rush = Rush(network, config=url)
+        worker = RushWorker(network, config=url)
+        scripts, keys = worker.network.scripts, worker.network.keys
+        rng = np.random.default_rng(0)
+        # fill rung 0 with `size` results (no promotion can be made from rung 1)
+        pipe = worker.network.redis.pipeline()
+        for i in range(size):
+            member = keys.task(f"filler-{i}")
+            pipe.hset(member, mapping={"xs": dumps({"x": float(i)}), "promote_extra": dumps({})})
+            pipe.zadd(keys.rung(0, 0), {member: float(rng.random())})
+            pipe.zadd(keys.rung_candidates(0, 0), {member: 2.0})  # never qualifies
+        pipe.execute()
+        sources = [(0, 1, 9.0), (0, 0, 3.0)]
+        extra = dumps({"budget": 1, "rung": 0, "bracket": 0})
+        offer = (dumps({"x": 0.5}), extra, 1.0)
+        times = []
+        task_id = str(uuid.uuid4())
+        scripts.asha_step(
+            worker.worker_id, task_id, None, sources, 3, None, None, ("", "", ""), b"", offer
+        )
+        for _ in range(calls):
+            new_id = str(uuid.uuid4())
+            finished = FinishedStep(
+                task_id, dumps({"y": 1.0}), float(rng.random()), extra, None, 0, 0
+            )
+            start = time.perf_counter()
+            scripts.asha_step(
+                worker.worker_id, new_id, finished, sources, 3, None, None, ("", "", ""), b"", offer
+            )
+            times.append(time.perf_counter() - start)
+            task_id = new_id
+        lines.append(
+            (
+                f"{size:,} results in the rung",
+                f"{1e6 * statistics.median(times):.0f}",
+                f"{1e6 * np.percentile(times, 90):.0f}",
+            )
+        )
+        rush.reset()
+    print_table(
+        "cost of one rung decision (asha_step.lua, one round trip, local Redis)",
+        ("rung", "median us", "p90 us"),
+        lines,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--only", nargs="*", default=["decision", "regret"])
+    parser.add_argument("--problems", nargs="*", default=["curves", "sgd"])
+    args = parser.parse_args()
+    with RedisServer() as server:
+        if "decision" in args.only:
+            part_decision(server.url)
+        if "regret" in args.only:
+            part_regret(args.seeds, args.workers, server.url, args.problems)
+
+
+if __name__ == "__main__":
+    main()
