@@ -120,6 +120,22 @@ def test_tune_and_pools_run_as_the_restricted_user(user_url: str, tmp_path: Path
     )
     assert len(result.archive) == 10
 
+    # ASHA, whose rung decisions are scripts of their own
+    result = tune(
+        lambda x, budget: {"y": (x - 0.5) ** 2 + 1.0 / budget},
+        {"x": Float(0.0, 1.0)},
+        optimizer="asha",
+        min_budget=1,
+        max_budget=9,
+        n_evals=12,
+        n_workers=2,
+        config=user_url,
+        progress=False,
+        seed=1,
+    )
+    assert len(result.archive) == 12
+    assert result.archive["state"].eq("finished").all()
+
     # and a pooled worker serving a tune
     pool = f"acl-pool-{uuid.uuid4().hex[:6]}"
     proc = _spawn(

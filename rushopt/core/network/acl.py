@@ -64,7 +64,7 @@ ACL_COMMANDS: tuple[str, ...] = (
     "sismember",
     "smismember",
     "scard",
-    # sorted sets: failed tasks, idle pool workers
+    # sorted sets: failed tasks, idle pool workers, rungs of ASHA
     "zadd",
     "zrem",
     "zrange",
@@ -73,6 +73,7 @@ ACL_COMMANDS: tuple[str, ...] = (
     "zscore",
     "zmscore",
     "zcard",
+    "zrank",
 )
 
 #: Also needed on a Redis Cluster: the client reads the slot map and command table.
