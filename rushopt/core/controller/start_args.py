@@ -50,6 +50,24 @@ def _resolve_globals(globals_: Mapping[str, Any] | Sequence[str] | None) -> dict
     return {name: namespace[name] for name in globals_}
 
 
+def _check_loop_args(worker_loop: Callable[..., Any], loop_args: dict[str, Any]) -> None:
+    """Refuse loop arguments the loop does not take, before any worker starts."""
+    try:
+        signature = inspect.signature(worker_loop)
+    except (TypeError, ValueError):  # a builtin or C callable: nothing to check
+        return
+    try:
+        signature.bind(rush=None, **loop_args)
+    except TypeError as exc:
+        name = getattr(worker_loop, "__name__", repr(worker_loop))
+        raise TypeError(f"worker loop {name}: {exc}") from None
+    batch_size = loop_args.get("batch_size", 1)
+    if "batch_size" in signature.parameters and (
+        isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+    ):
+        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+
+
 def store_start_args(
     network: Network,
     key: str,
@@ -70,6 +88,7 @@ def store_start_args(
     """
     if not callable(worker_loop):
         raise TypeError(f"worker_loop must be callable, got {type(worker_loop).__name__}")
+    _check_loop_args(worker_loop, loop_args)
     packages = [packages] if isinstance(packages, str) else list(packages or [])
     global_values = _resolve_globals(globals)
     start_args = {

@@ -22,6 +22,7 @@ from rushopt.core.states import TASK_STATES, WORKER_STATES, WorkerState
 __all__ = [
     "POOL_SCRIPT_NAMES",
     "SCRIPT_NAMES",
+    "BatchReply",
     "FinishedStep",
     "PoolScripts",
     "PopReply",
@@ -36,6 +37,7 @@ SCRIPT_NAMES = (
     "finish_tasks",
     "hold_lease",
     "pop_task",
+    "pop_tasks",
     "push_running_tasks",
     "push_tasks",
     "read_hashes",
@@ -67,6 +69,20 @@ class PopReply(NamedTuple):
     finished: bool
     key: bytes | None
     values: list[bytes | None]
+
+
+class BatchReply(NamedTuple):
+    """What ``pop_tasks.lua`` answered.
+
+    ``status`` as for :class:`PopReply` (``"task"`` when any task came);
+    ``finished`` the 0-based positions of the results that were recorded;
+    ``keys`` the popped tasks' hash keys and ``rows`` their requested fields.
+    """
+
+    status: str
+    finished: list[int]
+    keys: list[bytes]
+    rows: list[list[bytes | None]]
 
 
 class Scripts:
@@ -192,6 +208,23 @@ class Scripts:
         if status != "task":
             return PopReply(status, bool(reply[1]), None, [])
         return PopReply(status, bool(reply[1]), reply[2], reply[3])
+
+    def pop_tasks(
+        self,
+        pop_keys: list[str],
+        worker_extra: bytes,
+        claimed: bytes | str,
+        n: int,
+        finished: Sequence[tuple[str, bytes]],
+        fields: Sequence[str],
+    ) -> BatchReply:
+        """Finish ``finished`` (hash keys, pickled ys), then pop up to ``n`` tasks."""
+        keys = [*pop_keys, *(key for key, _ in finished)]
+        args = [worker_extra, claimed, n, len(fields), *fields, *(ys for _, ys in finished)]
+        status, done, hashes, values = self._call(self._runner.run, "pop_tasks", keys, args)
+        m = len(fields)
+        rows = [values[i * m : (i + 1) * m] for i in range(len(hashes))]
+        return BatchReply(status.decode(), [int(i) - 1 for i in done], list(hashes), rows)
 
     def finish_tasks(
         self, worker_id: str, hash_keys: Sequence[str], results: Sequence[tuple[bytes, bytes | str]]

@@ -7,7 +7,9 @@ Every worker loop of rushopt, :func:`~rushopt.core.worker_loop_default`,
 
 1. delivers the previous task's result and pops the next task in **one**
    round trip (:meth:`RushWorker.pop_task` with ``finished=``), whose reply
-   also carries the stop flags (:attr:`RushWorker.stop_requested`);
+   also carries the stop flags (:attr:`RushWorker.stop_requested`); with
+   ``batch_size=k``, up to ``k`` results and ``k`` tasks per round trip
+   (:meth:`RushWorker.pop_tasks`);
 2. when the queues are empty, asks ``create_task`` (if given) for a task of
    its own, created running with :meth:`RushWorker.push_running_tasks` (how
    decentralized optimizers work), else blocks on the queue;
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from rushopt.core.defaults import DEFAULT_POP_TIMEOUT_S
 from rushopt.core.serialize import dumps
+from rushopt.exceptions import InputError
 
 if TYPE_CHECKING:
     from rushopt.core.worker.rush_worker import RushWorker
@@ -79,6 +82,7 @@ def serve_tasks(
     pop_timeout: float = DEFAULT_POP_TIMEOUT_S,
     create_task: Callable[[], dict[str, Any] | None] | None = None,
     on_failure: Callable[[dict[str, Any], Mapping[str, Any]], None] | None = None,
+    batch_size: int = 1,
 ) -> None:
     """Serve tasks until the worker should stop.
 
@@ -99,7 +103,14 @@ def serve_tasks(
         serves the queue. Raising :class:`StopServing` ends the loop.
     on_failure : callable, optional
         Called as ``on_failure(task, condition)`` after a task failed.
+    batch_size : int, default 1
+        Pop up to this many tasks per round trip and deliver their results
+        together with the next pop (:meth:`RushWorker.pop_tasks`), for tasks
+        of microseconds. A failure is still recorded when it happens.
     """
+    if batch_size != 1:
+        _serve_batches(rush, run, pop_timeout, create_task, on_failure, batch_size)
+        return
     fields = list(TASK_FIELDS)
     finished: tuple[str, bytes] | None = None  # delivered with the next pop
     creating = create_task is not None
@@ -126,3 +137,44 @@ def serve_tasks(
         rush.fail_running_tasks([task["key"]], [condition])
         if on_failure is not None:
             on_failure(task, condition)
+
+
+def _serve_batches(
+    rush: RushWorker,
+    run: TaskRunner | Callable[[dict[str, Any]], Outcome],
+    pop_timeout: float,
+    create_task: Callable[[], dict[str, Any] | None] | None,
+    on_failure: Callable[[dict[str, Any], Mapping[str, Any]], None] | None,
+    batch_size: int,
+) -> None:
+    """:func:`serve_tasks` with ``batch_size`` tasks per round trip."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    fields = list(TASK_FIELDS)
+    finished: list[tuple[str, bytes]] = []  # delivered with the next pop
+    creating = create_task is not None
+    while True:
+        tasks = rush.pop_tasks(batch_size, 0 if creating else pop_timeout, fields, finished)
+        finished = []
+        if not tasks:
+            if rush.stop_requested:
+                return
+            if not creating or create_task is None:
+                continue
+            try:
+                task = create_task()
+            except StopServing:
+                return
+            if task is None:
+                creating = False
+                continue
+            tasks = [task]
+        for task in tasks:
+            ys, condition = run(task)
+            if ys is not None:
+                finished.append((task["key"], ys))
+                continue
+            assert condition is not None
+            rush.fail_running_tasks([task["key"]], [condition])
+            if on_failure is not None:
+                on_failure(task, condition)

@@ -24,7 +24,7 @@ from rushopt.core.states import WorkerState
 from rushopt.core.worker.heartbeat import HeartbeatThread, start_heartbeat
 from rushopt.core.worker.log_handler import attach_log_handler
 from rushopt.core.worker.registration import register_worker
-from rushopt.exceptions import warn
+from rushopt.exceptions import InputError, warn
 
 if TYPE_CHECKING:
     from rushopt.core.worker.log_handler import RedisHandler
@@ -247,6 +247,101 @@ class RushWorker(Rush):
         if reconnector.outages != self._outages:  # a reply may have been lost meanwhile
             self._reconcile()
         return result
+
+    def pop_tasks(
+        self,
+        n: int,
+        timeout: float = DEFAULT_POP_TIMEOUT_S,
+        fields: Sequence[str] = ("xs",),
+        finished: Sequence[tuple[str, bytes]] = (),
+    ) -> list[dict[str, Any]]:
+        """Take up to ``n`` tasks in one round trip and mark them running.
+
+        The batched form of :meth:`pop_task`, for tasks of microseconds:
+        the results of the previous batch (``finished``) are recorded and up
+        to ``n`` tasks popped in one script, priority queue first. Every
+        per-task guarantee holds: a result counts only if its task still runs
+        under this worker, retries, timeouts and seeds are per task, and a
+        worker found lost has each task it held requeued or failed. While a
+        worker holds a batch, other workers cannot take those tasks, so keep
+        ``n`` small against the tasks per worker.
+
+        Parameters
+        ----------
+        n : int
+            The most tasks to take (>= 1).
+        timeout : float, default 1
+            Seconds to block when the queues are empty (0: do not block).
+        fields : list of str
+            Fields of each task to return.
+        finished : list of (str, bytes)
+            ``(key, ys)`` of tasks of the previous batch, ``ys`` pickled as
+            :meth:`~rushopt.core.worker.protocol.Outcome.success` does.
+
+        Returns
+        -------
+        list of dict
+            ``{"key": ..., <field>: ...}`` per task; empty when none came or
+            the worker should stop (see :attr:`stop_requested`).
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise InputError(f"n must be a positive integer, got {n!r}")
+        if fields is not self._fields_given:
+            self._fields_checked = check_fields(fields)
+            self._fields_given = fields
+        fields = self._fields_checked
+        reconnector = self.network.reconnector
+        if reconnector.outages != self._outages:
+            self._reconcile()
+        tasks = self._pop_batch(b"", n, fields, finished)
+        if self._status == "lost":
+            self._rejoin()
+            tasks = self._pop_batch(b"", n, fields, ())
+        if not tasks and self._status == "empty" and timeout > 0:
+            keys = self.network.keys
+            key = self.network.redis.blmove(
+                keys.queued_tasks,
+                keys.pending(self.worker_id),
+                timeout,  # type: ignore[arg-type]  # Redis takes float seconds
+                "LEFT",
+                "RIGHT",
+            )
+            if key is not None:
+                tasks = self._pop_batch(key, n, fields, ())
+        if reconnector.outages != self._outages:
+            self._reconcile()
+        return tasks
+
+    def _pop_batch(
+        self,
+        claimed: bytes | str,
+        n: int,
+        fields: list[str],
+        finished: Sequence[tuple[str, bytes]],
+    ) -> list[dict[str, Any]]:
+        network = self._network
+        keys = network.keys
+        done = [(keys.task(key), ys) for key, ys in finished]
+        reply = network.scripts.pop_tasks(
+            self._pop_keys, self._worker_extra, claimed, n, done, fields
+        )
+        self._status = reply.status
+        if finished:
+            for key, _ in finished:
+                self._held.discard(key)
+            if len(reply.finished) < len(finished) and self._status != "lost":
+                recorded = set(reply.finished)
+                dropped = [key for i, (key, _) in enumerate(finished) if i not in recorded]
+                warn(f"discarded results of tasks that are not running: {dropped}")
+        prefix = len(keys.task_prefix)
+        tasks = []
+        for hash_key, row in zip(reply.keys, reply.rows, strict=True):
+            task: dict[str, Any] = {"key": hash_key[prefix:].decode()}
+            self._held.add(task["key"])
+            for field, raw in zip(fields, row, strict=True):
+                task[field] = decode_field(field, raw)
+            tasks.append(task)
+        return tasks
 
     def _pop(
         self, claimed: bytes | str, fields: list[str], finished: tuple[str, bytes] | None
