@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,9 +22,10 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from rushopt import RedisServer
+import rushopt
+from rushopt import RedisServer, Rush
 from rushopt.cli import URL_ENV, build_parser, main, worker_config
-from rushopt.core.config import RedisConfig
+from rushopt.core.config import RedisConfig, redact_url
 from rushopt.core.controller.worker_script import PASSWORD_ENV, TLS_KEY_PASSWORD_ENV
 from tests.conftest import eventually
 
@@ -69,6 +72,53 @@ def _exit_code_and_error(capsys: pytest.CaptureFixture[str], *argv: str) -> tupl
 
 
 # ------------------------------------------------------------------ help and errors
+_COMMANDS = ("worker", "server", "status", "bench")
+_RST = ("``", ":func:", ":class:", ":meth:", ":mod:", ":data:", ":attr:")
+
+
+def test_version_prints_the_package_version() -> None:
+    result = _rushopt("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"rushopt {rushopt.__version__}"
+
+
+def test_top_level_help_lists_every_command_in_plain_text() -> None:
+    # When the top-level help is shown
+    result = _rushopt("--help")
+
+    # Then it lists every command with a one-line description, and --version
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    for command in _COMMANDS:
+        (line,) = [line for line in lines if line.split()[:1] == [command]]
+        assert len(line.split()) > 2, line
+    assert "--version" in result.stdout
+    # and neither it nor a command's help shows reStructuredText markup
+    for argv in (["--help"], *([command, "--help"] for command in _COMMANDS)):
+        shown = _rushopt(*argv)
+        assert shown.returncode == 0, shown.stderr
+        assert not [mark for mark in _RST if mark in shown.stdout], argv
+
+
+def test_help_into_a_closed_pipe_ends_without_traceback() -> None:
+    for argv in (["--help"], ["--version"], ["worker", "--help"]):
+        read_end, write_end = os.pipe()
+        os.close(read_end)  # `rushopt --help | head` once head has exited
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "rushopt", *argv],
+                stdout=write_end,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=60,
+            )
+        finally:
+            os.close(write_end)
+        assert done.returncode in (0, 1), argv  # argparse ignores a failed write itself
+        assert "Traceback" not in done.stderr
+        assert "BrokenPipeError" not in done.stderr
+
+
 def test_worker_help_documents_the_options() -> None:
     result = _rushopt("worker", "--help")
     assert result.returncode == 0
@@ -293,3 +343,146 @@ def test_the_worker_command_imports_no_heavy_libraries() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+# ------------------------------------------------------------------ what a worker waits for
+@contextlib.contextmanager
+def _worker_process(args: list[str]) -> Iterator[tuple[subprocess.Popen[str], queue.Queue[str]]]:
+    """Run ``rushopt worker``; its stderr lines arrive in the queue."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rushopt", "worker", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_clean_env(),
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    assert proc.stderr is not None
+    stderr = proc.stderr
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in stderr], daemon=True)
+    reader.start()
+    try:
+        yield proc, lines
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+        reader.join(timeout=30)
+        stderr.close()
+
+
+def _next_line(lines: queue.Queue[str]) -> str:
+    return lines.get(timeout=30)
+
+
+def test_worker_says_it_waits_for_start_arguments(redis_url: str, network_id: str) -> None:
+    # Given a worker started before its controller stored the start arguments
+    with _worker_process(["--network-id", network_id, "--url", redis_url]) as (proc, lines):
+        # Then it says on stderr, at the default log level, what it waits for
+        line = _next_line(lines)
+        assert f"waits for start arguments of network {network_id!r}" in line
+        assert redact_url(redis_url) in line
+        # and SIGTERM makes it deregister and exit cleanly
+        rush = Rush(network_id=network_id, config=redis_url)
+        try:
+            eventually(lambda: rush.n_pre_workers == 1)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+            assert rush.n_terminated_workers == 1
+        finally:
+            rush.reset()
+
+
+def test_pooled_worker_says_it_waits_to_be_claimed(redis_url: str) -> None:
+    pool = f"pool-{os.getpid()}-{threading.get_ident()}"
+    with _worker_process(["--pool", pool, "--url", redis_url]) as (proc, lines):
+        line = _next_line(lines)
+        assert f"waits to be claimed from pool {pool!r}" in line
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+
+
+def test_worker_without_redis_names_the_error_type() -> None:
+    result = _rushopt(
+        "worker",
+        "--network-id",
+        "net",
+        "--url",
+        f"redis://127.0.0.1:{_free_port()}/0",
+        env=_clean_env(),
+    )
+    assert result.returncode == 1
+    assert "rushopt worker: error: RedisUnavailableError: " in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# ------------------------------------------------------------------ temporary directories
+_ISOLATED_TUNE = """
+import sys
+from rushopt import Float, tune
+tune(lambda x: x * x, {"x": Float(-1, 1)}, optimizer="random", n_evals=3, n_workers=1,
+     config=sys.argv[1], isolate=True, progress=False)
+"""
+
+_LOCAL_WORKERS_THEN_WAIT = """
+import sys
+from rushopt import Rush
+rush = Rush(network_id=sys.argv[2], config=sys.argv[1])
+rush.start_local_workers(n_workers=1, fun=lambda x: {"y": x})
+print("started", flush=True)
+sys.stdin.read()  # until the test kills this controller
+"""
+
+
+def _python(code: str, *args: str, tmpdir: Path, **kwargs: object) -> subprocess.Popen[str]:
+    env = {**_clean_env(), "TMPDIR": str(tmpdir)}
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        env=env,
+        text=True,
+        **kwargs,  # type: ignore[call-overload]
+    )
+
+
+def test_isolated_tasks_leave_no_temporary_directory(redis_url: str, tmp_path: Path) -> None:
+    # Given a tune whose local worker runs each evaluation in a child process
+    proc = _python(_ISOLATED_TUNE, redis_url, tmpdir=tmp_path, stderr=subprocess.PIPE)
+    _, err = proc.communicate(timeout=120)
+
+    # Then neither its workers (pymp-* of multiprocessing) nor it leave a directory behind
+    assert proc.returncode == 0, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_killed_controllers_worker_directory_is_swept_by_the_next(
+    redis_url: str, network_id: str, tmp_path: Path
+) -> None:
+    # Given a controller with local workers, killed with SIGKILL
+    killed = _python(
+        _LOCAL_WORKERS_THEN_WAIT,
+        redis_url,
+        network_id,
+        tmpdir=tmp_path,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert killed.stdout is not None
+        assert killed.stdout.readline().strip() == "started"
+    finally:
+        killed.kill()
+        killed.communicate(timeout=30)
+    left = [p.name for p in tmp_path.iterdir()]
+    assert left and all(name.startswith(f"rushopt-workers-{killed.pid}-") for name in left)
+    # and the directory of a controller that still runs
+    alive = tmp_path / f"rushopt-workers-{os.getpid()}-keep"
+    alive.mkdir()
+
+    # When the next controller starts local workers (and ends normally)
+    proc = _python(_ISOLATED_TUNE, redis_url, tmpdir=tmp_path, stderr=subprocess.PIPE)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+
+    # Then the dead controller's directory is gone, the live one's stays
+    assert [p.name for p in tmp_path.iterdir()] == [alive.name]
+    Rush(network_id=network_id, config=redis_url).reset()

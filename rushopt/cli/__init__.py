@@ -6,7 +6,10 @@
 and the workers of other machines to share. ``python -m rushopt`` is the same
 command. ``rushopt bench`` compares optimizers on test problems with known
 optima (:mod:`rushopt.benchmarks`). ``rushopt status`` shows what a network's
-workers and tasks are doing.
+workers and tasks are doing, or lists the networks on a server.
+
+Output into a closed pipe (``rushopt status | head``) ends the command quietly
+with exit code 1, without a ``BrokenPipeError`` traceback.
 
 Each subcommand lives in its own module (:mod:`rushopt.cli.worker`,
 :mod:`rushopt.cli.server`, :mod:`rushopt.cli.bench`, :mod:`rushopt.cli.status`),
@@ -16,6 +19,9 @@ with the argument types they share in :mod:`rushopt.cli.options`.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import sys
 
 from rushopt.cli.bench import add_bench_parser
 from rushopt.cli.options import URL_ENV, whole_number
@@ -25,6 +31,16 @@ from rushopt.cli.worker import add_worker_parser, worker_config
 
 __all__ = ["URL_ENV", "build_parser", "main", "whole_number", "worker_config"]
 
+_DESCRIPTION = """\
+rushopt: parallel and distributed hyperparameter optimization on Redis. The
+controller (rushopt.Rush, rushopt.tune) runs in Python; these commands run
+workers and a Redis server, inspect networks and compare optimizers.
+"""
+
+_EPILOG = """\
+Run 'rushopt COMMAND --help' for the options of a command.
+"""
+
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of the ``rushopt`` command.
@@ -32,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     Returns
     -------
     argparse.ArgumentParser
-        The parser, with the subcommands ``worker``, ``server``, ``bench`` and ``status``.
+        The parser, with ``--version`` and the subcommands ``worker``, ``server``,
+        ``bench`` and ``status``.
 
     Examples
     --------
@@ -40,8 +57,20 @@ def build_parser() -> argparse.ArgumentParser:
     >>> args.command, args.port, args.bind
     ('server', 0, '127.0.0.1')
     """
-    parser = argparse.ArgumentParser(prog="rushopt", description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    from rushopt import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="rushopt",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"rushopt {__version__}", help="print the version"
+    )
+    commands = parser.add_subparsers(
+        title="commands", dest="command", required=True, metavar="COMMAND"
+    )
     add_worker_parser(commands)
     add_server_parser(commands)
     add_bench_parser(commands)
@@ -61,7 +90,24 @@ def main(argv: list[str] | None = None) -> int:
     -------
     int
         The exit code: 0 on success, 1 on a runtime error (e.g. Redis
-        unreachable), 2 on invalid arguments, 130 when interrupted.
+        unreachable, or output into a closed pipe), 2 on invalid arguments,
+        130 when interrupted.
     """
-    args = build_parser().parse_args(argv)
-    return int(args.run(args))
+    try:
+        try:
+            args = build_parser().parse_args(argv)
+            return int(args.run(args))
+        finally:
+            if sys.stdout is not None:
+                sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+    except BrokenPipeError:
+        _drop_stdout()
+        return 1
+
+
+def _drop_stdout() -> None:
+    """Point stdout at the null device, so the interpreter's last flush cannot fail again."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from rushopt.cli.options import whole_number
+from rushopt.cli.options import error_message, whole_number
 
 __all__ = ["add_bench_parser", "bench_main"]
 
@@ -160,7 +160,7 @@ def bench_main(
     try:
         results = run_benchmark(chosen, names, seeds_run, budget, progress=report)
     except RuntimeError as exc:
-        print(f"rushopt bench: error: {exc}", file=stderr)
+        print(error_message("bench", exc), file=stderr)
         return 1
     summary = summarize(results)
     print(format_summary(summary), file=stdout, flush=True)

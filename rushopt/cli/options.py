@@ -26,6 +26,7 @@ __all__ = [
     "URL_ENV",
     "db_number",
     "duration",
+    "error_message",
     "existing_dir",
     "existing_file",
     "log_level",
@@ -45,6 +46,29 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 """Format of the log lines that ``rushopt worker`` and ``rushopt server`` write to stderr."""
+
+
+def error_message(command: str, exc: BaseException) -> str:
+    """Return the line a subcommand prints for an error: its name, the exception's type and text.
+
+    Parameters
+    ----------
+    command : str
+        The subcommand (``"worker"``, ``"status"``, ...).
+    exc : BaseException
+        What went wrong.
+
+    Returns
+    -------
+    str
+        ``"rushopt <command>: error: <ExceptionType>: <message>"``.
+
+    Examples
+    --------
+    >>> error_message("status", ConnectionError("Redis at redis://h:1/0 is unreachable"))
+    'rushopt status: error: ConnectionError: Redis at redis://h:1/0 is unreachable'
+    """
+    return f"rushopt {command}: error: {type(exc).__name__}: {exc}"
 
 
 def port(value: str) -> int:

@@ -17,7 +17,7 @@ import threading
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from rushopt.cli.options import LOG_FORMAT, log_level, non_empty, server_port
+from rushopt.cli.options import LOG_FORMAT, error_message, log_level, non_empty, server_port
 from rushopt.core.controller.worker_script import PASSWORD_ENV
 
 if TYPE_CHECKING:
@@ -141,7 +141,7 @@ def _run_server(args: argparse.Namespace) -> int:
         try:
             server.start()
         except RushError as exc:
-            print(f"rushopt server: error: {exc}", file=sys.stderr)
+            print(error_message("server", exc), file=sys.stderr)
             return 1
         try:
             _print_server_banner(server, password)

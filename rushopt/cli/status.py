@@ -1,4 +1,8 @@
-"""``rushopt status NETWORK_ID``: what a network's workers and tasks are doing."""
+"""``rushopt status [NETWORK_ID]``: what a network's workers and tasks are doing.
+
+Without a network id it lists the networks on the server instead
+(:mod:`rushopt.cli.networks`).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,15 @@ import argparse
 import math
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rushopt.cli.options import URL_ENV
+from rushopt.cli.options import URL_ENV, error_message
 from rushopt.core import Rush
+from rushopt.core.config import RedisConfig
 from rushopt.core.controller.worker_script import PASSWORD_ENV
+
+if TYPE_CHECKING:
+    from rushopt.cli.networks import NetworkSummary
 
 __all__ = ["add_status_parser", "network_status"]
 
@@ -107,11 +115,22 @@ def add_status_parser(commands: Any) -> None:
     """
     status = commands.add_parser(
         "status",
-        help="show the workers, tasks and best value of a network",
+        help="list the networks on a server, or show what one network is doing",
         description="Show a network's workers (state, host, pid, heartbeat), its tasks by "
-        "state and, when it runs an optimization (rushopt.tune), the best value so far.",
+        "state and, when it runs an optimization (rushopt.tune), the best value so far. "
+        "Without NETWORK_ID, list the networks on the server (every primary of a Redis "
+        "Cluster): id, workers by state, tasks by state and last activity. Last activity is "
+        "'now' while a worker's heartbeat or a controller's lease is alive, else the newest "
+        "of the last failed task, the last log record and the last write or read of the "
+        "network's task list.",
     )
-    status.add_argument("network_id", metavar="NETWORK_ID", help="the network")
+    status.add_argument(
+        "network_id",
+        metavar="NETWORK_ID",
+        nargs="?",
+        default=None,
+        help="the network (default: list every network)",
+    )
     status.add_argument(
         "--url",
         default=None,
@@ -122,8 +141,6 @@ def add_status_parser(commands: Any) -> None:
 
 
 def _run_status(args: argparse.Namespace) -> int:
-    from rushopt.core.config import RedisConfig
-
     parser: argparse.ArgumentParser = args.parser
     url = args.url or os.environ.get(URL_ENV) or os.environ.get("REDIS_URL")
     if not url:
@@ -131,14 +148,31 @@ def _run_status(args: argparse.Namespace) -> int:
     password = os.environ.get(PASSWORD_ENV)
     try:
         config = RedisConfig(url, password=password) if password else RedisConfig(url)
-        rush = Rush(network_id=args.network_id, config=config)
+        if args.network_id is None:
+            from rushopt.cli.networks import find_networks
+
+            networks = find_networks(config)
+        else:
+            rush = Rush(network_id=args.network_id, config=config)
     except ValueError as exc:
         parser.error(str(exc))
-    except ConnectionError as exc:
-        print(f"rushopt status: error: {exc}", file=sys.stderr)
+    except ConnectionError as exc:  # nothing was printed yet: not a closed stdout
+        print(error_message("status", exc), file=sys.stderr)
         return 1
+    if args.network_id is None:
+        return _print_networks(networks, config)
     if rush.n_workers == 0 and rush.n_tasks == 0:
         print(f"rushopt status: network {args.network_id!r} has no workers and no tasks")
         return 1
     print(network_status(rush))
+    return 0
+
+
+def _print_networks(networks: list[NetworkSummary], config: RedisConfig) -> int:
+    from rushopt.cli.networks import format_networks
+
+    if not networks:
+        print(f"rushopt status: no networks on {config.redacted_url}")
+        return 0
+    print(format_networks(networks))
     return 0

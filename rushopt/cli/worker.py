@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rushopt.cli.options import (
@@ -19,6 +20,7 @@ from rushopt.cli.options import (
     URL_ENV,
     db_number,
     duration,
+    error_message,
     existing_dir,
     existing_file,
     log_level,
@@ -362,9 +364,10 @@ def _run_worker(args: argparse.Namespace) -> int:
             heartbeat_period=args.heartbeat_period,
             heartbeat_expire=args.heartbeat_expire,
             grace=args.grace,
+            on_wait=_announce_wait(args, config, worker_id),
         )
     except ConnectionError as exc:  # Redis unreachable or credentials refused
-        print(f"rushopt worker: error: {exc}", file=sys.stderr)
+        print(error_message("worker", exc), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"rushopt worker: worker {worker_id} interrupted", file=sys.stderr)
@@ -373,10 +376,28 @@ def _run_worker(args: argparse.Namespace) -> int:
     # The worker is marked terminated and its log flushed; skip the interpreter's
     # teardown (garbage-collecting scipy, sklearn, ...), which costs a worker about
     # 0.6 s and delays every controller that waits for its workers to exit.
+    _finalize_multiprocessing()
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+def _finalize_multiprocessing() -> None:
+    """Run the exit hook of multiprocessing, which ``os._exit`` would skip.
+
+    A worker that ran its tasks in child processes (``isolate=True``,
+    ``worker_loop_subprocess``) started a forkserver, whose socket lives in a
+    ``pymp-*`` temporary directory; the hook stops the forkserver and removes
+    that directory.
+    """
+    util = sys.modules.get("multiprocessing.util")
+    exit_function = getattr(util, "_exit_function", None)
+    if callable(exit_function):
+        try:
+            exit_function()
+        except Exception as exc:  # the worker is done: leave the directory, not a traceback
+            logger.warning("could not clean up multiprocessing: %r", exc)
 
 
 def _run_pooled(args: argparse.Namespace, config: RedisConfig, worker_id: str) -> int:
@@ -390,9 +411,11 @@ def _run_pooled(args: argparse.Namespace, config: RedisConfig, worker_id: str) -
             heartbeat_period=args.heartbeat_period,
             heartbeat_expire=args.heartbeat_expire,
             grace=args.grace,
+            on_idle=_announce_idle(args, config, worker_id),
+            on_wait=_announce_wait(args, config, worker_id),
         )
     except ConnectionError as exc:
-        print(f"rushopt worker: error: {exc}", file=sys.stderr)
+        print(error_message("worker", exc), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(
@@ -402,6 +425,52 @@ def _run_pooled(args: argparse.Namespace, config: RedisConfig, worker_id: str) -
         return 130
     logger.info("worker %s left pool %r", worker_id, args.pool)
     return 0
+
+
+def _announcing(args: argparse.Namespace) -> bool:
+    """Tell whether the worker says on stderr what it waits for.
+
+    It does at the default log level (WARNING) and below; local workers, which
+    their controller started, never wait for long and stay quiet.
+    """
+    quiet = logging.getLevelName(args.log_level) > logging.WARNING
+    return not (quiet or args.local)
+
+
+def _announce_wait(
+    args: argparse.Namespace, config: RedisConfig, worker_id: str
+) -> Callable[[str], None] | None:
+    """Return what prints that the worker waits (as ``pre``) for a network's start arguments."""
+    if not _announcing(args):
+        return None
+
+    def announce(network_id: str) -> None:
+        print(
+            f"rushopt worker: worker {worker_id} waits for start arguments of network "
+            f"{network_id!r} at {config.redacted_url}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return announce
+
+
+def _announce_idle(
+    args: argparse.Namespace, config: RedisConfig, worker_id: str
+) -> Callable[[], None] | None:
+    """Return what prints that a pooled worker waits to be claimed by a network."""
+    if not _announcing(args):
+        return None
+
+    def announce() -> None:
+        print(
+            f"rushopt worker: worker {worker_id} waits to be claimed from pool "
+            f"{args.pool!r} at {config.redacted_url}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return announce
 
 
 def _wait_for_redis(config: RedisConfig, timeout: float) -> bool:

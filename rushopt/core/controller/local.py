@@ -12,6 +12,12 @@ Local workers run their numerical libraries single-threaded (``OMP_NUM_THREADS=1
 and the like) unless the controller's environment sets those variables: one
 worker per core is the parallelism, and nested thread pools would fight over
 the cores.
+
+The log files live in a temporary directory, ``rushopt-workers-<pid>-*``, named
+after the controller's process id and removed when the workers are released. A
+controller that was killed cannot remove its own; the next controller that
+starts local workers removes every such directory whose process is gone
+(:func:`sweep_stale_log_dirs`).
 """
 
 from __future__ import annotations
@@ -32,7 +38,16 @@ from typing import IO
 from rushopt.core.config import RedisConfig
 from rushopt.core.defaults import CONFIG_ENV
 
-__all__ = ["LocalWorker", "LocalWorkers", "spawn_local_worker"]
+__all__ = [
+    "LOG_DIR_PREFIX",
+    "LocalWorker",
+    "LocalWorkers",
+    "spawn_local_worker",
+    "sweep_stale_log_dirs",
+]
+
+#: Prefix of the temporary directory of local workers' output, followed by ``<pid>-``.
+LOG_DIR_PREFIX = "rushopt-workers-"
 
 #: Thread pools limited to one thread in local workers, unless the environment sets them.
 _THREAD_LIMITS = (
@@ -156,6 +171,47 @@ def spawn_local_worker(
     return LocalWorker(worker_id, process, log_path, start_args_id, log_file, supervise)
 
 
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def sweep_stale_log_dirs(root: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Remove the output directories of local workers whose controller process is gone.
+
+    A directory counts as stale when its name, ``rushopt-workers-<pid>-*``, names
+    a process id that no process of this machine has (a killed controller). A
+    reused process id keeps a stale directory until that process is gone too;
+    directories of other users stay (their mode is 0700).
+
+    Parameters
+    ----------
+    root : path, optional
+        Where to look (default: :func:`tempfile.gettempdir`).
+
+    Returns
+    -------
+    list of Path
+        The directories removed.
+    """
+    base = Path(root) if root is not None else Path(tempfile.gettempdir())
+    removed = []
+    for path in base.glob(f"{LOG_DIR_PREFIX}*-*"):
+        owner, _, suffix = path.name[len(LOG_DIR_PREFIX) :].partition("-")
+        if not (owner.isdigit() and suffix) or int(owner) <= 0 or path.is_symlink():
+            continue
+        if _process_exists(int(owner)) or not path.is_dir():
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
 class LocalWorkers:
     """The local worker processes of one controller and the directory of their output.
 
@@ -176,7 +232,8 @@ class LocalWorkers:
     def spawn(self, worker_id: str, start_args_id: str, supervise: bool) -> LocalWorker:
         """Start (or restart) one local worker process under ``worker_id``."""
         if self.log_dir is None:
-            self.log_dir = Path(tempfile.mkdtemp(prefix="rushopt-workers-"))
+            sweep_stale_log_dirs()
+            self.log_dir = Path(tempfile.mkdtemp(prefix=f"{LOG_DIR_PREFIX}{os.getpid()}-"))
         handle = spawn_local_worker(
             self.network_id, worker_id, self.config, start_args_id, self.log_dir, supervise
         )

@@ -55,7 +55,14 @@ from collections.abc import Iterable
 from rushopt.core.defaults import DEFAULT_KEY_PREFIX
 from rushopt.exceptions import InputError
 
-__all__ = ["KeySchema", "PoolKeySchema", "text", "validate_network_id"]
+__all__ = [
+    "KeySchema",
+    "PoolKeySchema",
+    "network_id_from_key",
+    "network_key_pattern",
+    "text",
+    "validate_network_id",
+]
 
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 
@@ -92,6 +99,71 @@ def validate_network_id(network_id: object) -> str:
             f"network_id must be a non-empty string without '{{' or '}}', got {network_id!r}"
         )
     return network_id
+
+
+def network_key_pattern(name: str, prefix: str = DEFAULT_KEY_PREFIX) -> str:
+    """Return a SCAN ``MATCH`` pattern for the key ``name`` of every network.
+
+    Parameters
+    ----------
+    name : str
+        A key every network has, as named in :class:`KeySchema` (``"worker_ids"``).
+    prefix : str, default "rushopt"
+        The first component of every key.
+
+    Returns
+    -------
+    str
+        A glob pattern; keys it matches are checked with :func:`network_id_from_key`.
+
+    Examples
+    --------
+    >>> network_key_pattern("worker_ids")
+    'rushopt:{*}:worker_ids'
+    """
+
+    def escape(part: str) -> str:
+        return _GLOB_SPECIAL.sub(r"\\\1", part)
+
+    return escape(f"{prefix}:{{") + "*" + escape(f"}}:{name}")
+
+
+def network_id_from_key(
+    key: bytes | str, name: str, prefix: str = DEFAULT_KEY_PREFIX
+) -> str | None:
+    """Return the network whose key ``name`` is ``key``, or ``None`` if it is no such key.
+
+    Parameters
+    ----------
+    key : bytes or str
+        A key found with :func:`network_key_pattern`.
+    name : str
+        The key's name in :class:`KeySchema`, as given to :func:`network_key_pattern`.
+    prefix : str, default "rushopt"
+        The first component of every key.
+
+    Returns
+    -------
+    str or None
+        The network id.
+
+    Examples
+    --------
+    >>> network_id_from_key(b"rushopt:{my-net}:worker_ids", "worker_ids")
+    'my-net'
+    >>> network_id_from_key("rushopt:{a}:worker:{b}:worker_ids", "worker_ids") is None
+    True
+    """
+    key = text(key)
+    start = f"{prefix}:{{"
+    if not key.startswith(start) or "}" not in key:
+        return None
+    candidate = key[len(start) : key.index("}")]
+    try:
+        expected = KeySchema(candidate, prefix).base + name
+    except ValueError:
+        return None
+    return candidate if key == expected else None
 
 
 class KeySchema:

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
@@ -63,6 +63,8 @@ def serve_pool(
     heartbeat_expire: int | None = None,
     grace: float | None = None,
     max_networks: int | None = None,
+    on_idle: Callable[[], None] | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> int:
     """Serve the networks that claim this worker from ``pool``, one after another.
 
@@ -80,6 +82,12 @@ def serve_pool(
         Preemption grace in a network (see :func:`start_worker`).
     max_networks : int, optional
         Leave the pool after serving that many networks (default: never).
+    on_idle : callable, optional
+        Called each time the worker starts to wait to be claimed: when it
+        joined the pool, and when it is back from a network.
+    on_wait : callable, optional
+        Passed to :func:`start_worker`: called with the id of the network that
+        claimed the worker if it has to wait for the start arguments.
 
     Returns
     -------
@@ -92,6 +100,7 @@ def serve_pool(
     stop = _StopFlag()
     served = 0
     finished = ""
+    idle = False
     logger.info("worker %s joins pool %r at %s", worker_id, pool, config.redacted_url)
     try:
         with stop.installed():
@@ -99,9 +108,13 @@ def serve_pool(
                 claimed = scripts.beat(worker_id, finished)
                 finished = ""
                 if claimed is None:
+                    if not idle and on_idle is not None:
+                        on_idle()
+                    idle = True
                     network.redis.blpop([keys.wake(worker_id)], timeout=POOL_BEAT_PERIOD_S)
                     continue
                 network_id = text(claimed)
+                idle = False
                 logger.info("worker %s serves network %r", worker_id, network_id)
                 try:
                     start_worker(
@@ -112,6 +125,7 @@ def serve_pool(
                         heartbeat_period=heartbeat_period,
                         heartbeat_expire=heartbeat_expire,
                         grace=grace,
+                        on_wait=on_wait,
                     )
                 except RedisUnavailableError:
                     raise  # Redis stayed away past reconnect_timeout

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
@@ -68,6 +68,7 @@ def load_start_args(
     start_args_id: str | None,
     remote: bool,
     heartbeat: tuple[int | None, int | None] = (None, None),
+    on_wait: Callable[[str], None] | None = None,
 ) -> Any | None:
     """Return the worker's start arguments, waiting as ``pre`` while there are none.
 
@@ -84,6 +85,9 @@ def load_start_args(
     heartbeat : (int or None, int or None)
         Heartbeat period and expiry while waiting; ``None`` takes
         :data:`PRE_HEARTBEAT_PERIOD_S` and :data:`PRE_HEARTBEAT_EXPIRE_S`.
+    on_wait : callable, optional
+        Called with ``network_id`` once the worker registered as ``pre``, before
+        it waits (``rushopt worker`` says on stderr what it waits for).
 
     Returns
     -------
@@ -121,6 +125,8 @@ def load_start_args(
             network, worker_id, WorkerState.PRE.value, remote, keys.heartbeat(worker_id)
         )
         logger.info("worker %s waits for start arguments", worker_id)
+        if on_wait is not None:
+            on_wait(network_id)
 
         def available() -> bool:
             # also stop waiting when asked to terminate, killed, or the network was reset

@@ -7,6 +7,7 @@ import logging
 import sys
 import traceback
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from rushopt.core.config import RedisConfig, resolve_config
@@ -48,6 +49,7 @@ def start_worker(
     heartbeat_period: int | None = None,
     heartbeat_expire: int | None = None,
     grace: float | None = None,
+    on_wait: Callable[[str], None] | None = None,
     **redis_kwargs: Any,
 ) -> None:
     """Run one worker in this process until its loop returns.
@@ -78,6 +80,9 @@ def start_worker(
         task may take to finish (default 10); past that it goes back to the
         queue without counting a retry. Either way the worker then stops
         cleanly (``terminated``). Only in the main thread.
+    on_wait : callable, optional
+        Called with ``network_id`` if the worker has to wait for its start
+        arguments, once it registered as ``pre``.
     **redis_kwargs
         Passed to :class:`~rushopt.core.config.RedisConfig`.
     """
@@ -88,7 +93,13 @@ def start_worker(
     config = resolve_config(config)
     worker_id = worker_id if worker_id is not None else str(uuid.uuid4())
     start_args = load_start_args(
-        config, network_id, worker_id, start_args_id, remote, (heartbeat_period, heartbeat_expire)
+        config,
+        network_id,
+        worker_id,
+        start_args_id,
+        remote,
+        (heartbeat_period, heartbeat_expire),
+        on_wait=on_wait,
     )
     if start_args is None:  # stopped while it waited; it deregistered
         return
