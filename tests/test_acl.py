@@ -97,6 +97,13 @@ def test_controller_workers_and_status_run_as_the_restricted_user(
                 capture_output=True, text=True, timeout=60, env=env,
             )  # fmt: skip
             assert status.returncode == 0, status.stderr
+            listing = subprocess.run(
+                [sys.executable, "-m", "rushopt", "status", "--url",
+                 user_url.replace(f":{PASSWORD}@", "@")],
+                capture_output=True, text=True, timeout=60, env=env,
+            )  # fmt: skip
+            assert listing.returncode == 0, listing.stderr
+            assert rush.network_id in listing.stdout
             rush.stop_workers("terminate")
             assert proc.wait(timeout=60) == 0
         finally:

@@ -16,6 +16,7 @@ from rushopt.cli.options import URL_ENV, error_message
 from rushopt.core import Rush
 from rushopt.core.config import RedisConfig
 from rushopt.core.controller.worker_script import PASSWORD_ENV
+from rushopt.exceptions import RushError
 
 if TYPE_CHECKING:
     from rushopt.cli.networks import NetworkSummary
@@ -156,15 +157,20 @@ def _run_status(args: argparse.Namespace) -> int:
             rush = Rush(network_id=args.network_id, config=config)
     except ValueError as exc:
         parser.error(str(exc))
-    except ConnectionError as exc:  # nothing was printed yet: not a closed stdout
+    except (ConnectionError, RushError) as exc:  # nothing printed yet: not a closed stdout
         print(error_message("status", exc), file=sys.stderr)
         return 1
     if args.network_id is None:
         return _print_networks(networks, config)
-    if rush.n_workers == 0 and rush.n_tasks == 0:
-        print(f"rushopt status: network {args.network_id!r} has no workers and no tasks")
+    try:
+        if rush.n_workers == 0 and rush.n_tasks == 0:
+            print(f"rushopt status: network {args.network_id!r} has no workers and no tasks")
+            return 1
+        text = network_status(rush)
+    except RushError as exc:  # e.g. a command the ACL user may not run
+        print(error_message("status", exc), file=sys.stderr)
         return 1
-    print(network_status(rush))
+    print(text)
     return 0
 
 

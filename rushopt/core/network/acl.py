@@ -64,6 +64,7 @@ ACL_COMMANDS: tuple[str, ...] = (
     "sismember",
     "smismember",
     "scard",
+    "sunion",
     # sorted sets: failed tasks, idle pool workers, rungs of ASHA
     "zadd",
     "zrem",
@@ -74,6 +75,8 @@ ACL_COMMANDS: tuple[str, ...] = (
     "zmscore",
     "zcard",
     "zrank",
+    # `rushopt status` without a network id: how long ago a network was used
+    "object|idletime",
 )
 
 #: Also needed on a Redis Cluster: the client reads the slot map and command table.
