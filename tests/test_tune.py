@@ -742,3 +742,13 @@ def test_progress_bar_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> Non
     bar.close()
     assert "best=0.25" in stream.getvalue()
     assert "failed=1" in stream.getvalue()
+
+
+@pytest.mark.parametrize("name", ["y", "state", "key", "message", "worker_id", "runtime", "budget"])
+def test_a_parameter_named_after_an_archive_column_is_refused_before_anything_runs(
+    redis_url: str, network_id: str, name: str
+) -> None:
+    rush = Rush(network_id=network_id, config=redis_url)
+    with pytest.raises(ValueError, match=f"parameter '{name}'"):
+        _run(redis_url, network_id, _identity(), space={name: Float(0.0, 1.0)})
+    assert rush.n_tasks == 0 and rush.n_workers == 0

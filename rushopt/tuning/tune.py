@@ -35,7 +35,7 @@ from rushopt.optimizers.base import Optimizer
 from rushopt.optimizers.random_search import RandomSearch
 from rushopt.optimizers.space import Param, Space, as_space
 from rushopt.tuning.fidelity_objective import FidelityObjective
-from rushopt.tuning.objective import Objective
+from rushopt.tuning.objective import RESERVED_NAMES, Objective
 from rushopt.tuning.result import TuneResult
 from rushopt.tuning.run import TuneRun
 from rushopt.tuning.worker_loops import (
@@ -163,6 +163,36 @@ def _mode_of(optimizer: Any) -> str:
     if mode not in MODES:
         raise InputError(f"optimizer.mode must be one of {list(MODES)}, got {mode!r}")
     return str(mode)
+
+
+#: Archive columns a parameter may not be named after (besides the metric).
+ARCHIVE_COLUMNS = frozenset(
+    {
+        *RESERVED_NAMES,
+        "budget",
+        "rung",
+        "bracket",
+        "parent",
+        "rung_position",
+        "promoted_at",
+        "intermediate_values",
+    }
+)
+
+
+def _check_parameter_names(space: Space, metric: str) -> None:
+    """Refuse parameters named after the metric or an archive column, before anything runs."""
+    for name in space.params:
+        if name == metric:
+            raise InputError(
+                f"space: parameter {name!r} has the name of the metric; rename it or pass "
+                f"metric= another name"
+            )
+        if name in ARCHIVE_COLUMNS:
+            raise InputError(
+                f"space: parameter {name!r} collides with the archive column {name!r}; "
+                f"rename it (reserved: {', '.join(sorted(ARCHIVE_COLUMNS))})"
+            )
 
 
 def tune(
@@ -314,6 +344,9 @@ def tune(
         space_ = as_space(space)
     except ValueError as exc:
         raise InputError(f"space: {exc}") from exc
+    if not isinstance(metric, str) or not metric:
+        raise InputError(f"metric must be a non-empty string, got {metric!r}")
+    _check_parameter_names(space_, metric)
     _check_positive_int("n_evals", n_evals, allow_none=True)
     if total_budget is not None and (
         not _is_number(total_budget) or not (total_budget > 0 and math.isfinite(total_budget))
@@ -323,8 +356,6 @@ def tune(
         n_evals = DEFAULT_N_EVALS
     if direction not in ("minimize", "maximize"):
         raise InputError(f"direction must be 'minimize' or 'maximize', got {direction!r}")
-    if not isinstance(metric, str) or not metric:
-        raise InputError(f"metric must be a non-empty string, got {metric!r}")
     _check_positive_int("n_workers", n_workers, allow_none=True)
     _check_positive_number("run_time", run_time)
     if target is not None and (not _is_number(target) or not math.isfinite(target)):
