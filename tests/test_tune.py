@@ -752,3 +752,39 @@ def test_a_parameter_named_after_an_archive_column_is_refused_before_anything_ru
     with pytest.raises(ValueError, match=f"parameter '{name}'"):
         _run(redis_url, network_id, _identity(), space={name: Float(0.0, 1.0)})
     assert rush.n_tasks == 0 and rush.n_workers == 0
+
+
+def test_to_optuna_gives_a_study_with_one_trial_per_evaluation() -> None:
+    optuna = pytest.importorskip("optuna", reason="to_optuna needs optuna (the test extra has it)")
+    # Given a result with a conditional parameter, an integer and a failure
+    space = Space(
+        {
+            "c": Categorical(["a", "b"]),
+            "lr": Float(1e-3, 1.0, log=True, when={"c": ["b"]}),
+            "n": Int(1, 5),
+        }
+    )
+    rows = [
+        {"c": "a", "n": 2, "y": 3.0, "state": "finished", "key": "k1", "worker_id": "w",
+         "started_at": 1.7e9, "finished_at": 1.7e9 + 2},
+        {"c": "b", "lr": 0.01, "n": 5, "y": 1.0, "state": "finished", "key": "k2"},
+        {"c": "b", "lr": 0.5, "n": 1, "state": "failed", "message": "boom", "key": "k3"},
+    ]  # fmt: skip
+    result = TuneResult(build_archive(rows, space, "y"), space, direction="minimize")
+
+    # When it is exported
+    study = result.to_optuna()
+
+    # Then each evaluation is a trial with its active parameters, value and state
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state for t in trials] == [
+        optuna.trial.TrialState.COMPLETE,
+        optuna.trial.TrialState.COMPLETE,
+        optuna.trial.TrialState.FAIL,
+    ]
+    assert trials[0].params == {"c": "a", "n": 2}
+    assert trials[1].params == {"c": "b", "lr": 0.01, "n": 5}
+    assert trials[2].user_attrs["message"] == "boom"
+    assert (trials[0].datetime_complete - trials[0].datetime_start).total_seconds() == 2
+    assert study.best_value == 1.0
+    assert study.best_params == {"c": "b", "lr": 0.01, "n": 5}

@@ -270,6 +270,27 @@ class TuneResult:
             f"stop_reason={self.stop_reason!r}, network_id={self.network_id!r})"
         )
 
+    def to_optuna(self) -> Any:
+        """Return the run as an in-memory ``optuna.Study``, for Optuna's plots and dashboard.
+
+        One trial per evaluation, with its active parameters and their
+        distributions, its metric and state, times and ``worker_id``/``key``/
+        ``message`` as user attributes (:mod:`rushopt.tuning.optuna_export`).
+
+        Returns
+        -------
+        optuna.study.Study
+            The study.
+
+        Raises
+        ------
+        ImportError
+            If optuna is not installed; the message names the extra.
+        """
+        from rushopt.tuning.optuna_export import to_optuna
+
+        return to_optuna(self)
+
     # ---------------------------------------------------------------- plots
     def plot_history(self, ax: Axes | None = None) -> Figure:
         """Plot each evaluation's metric and the best so far against the evaluation number.
