@@ -788,3 +788,16 @@ def test_to_optuna_gives_a_study_with_one_trial_per_evaluation() -> None:
     assert (trials[0].datetime_complete - trials[0].datetime_start).total_seconds() == 2
     assert study.best_value == 1.0
     assert study.best_params == {"c": "b", "lr": 0.01, "n": 5}
+
+
+def test_a_run_where_most_evaluations_fail_warns_while_it_runs(
+    redis_url: str, network_id: str
+) -> None:
+    def mostly_broken(x: float) -> float:
+        if x > 0.2:
+            raise ValueError("bad x")
+        return x
+
+    with pytest.warns(RushWarning, match=r"of \d+ evaluations failed so far.*bad x"):
+        result = _run(redis_url, network_id, mostly_broken, n_evals=20, seed=3)
+    assert result.n_failed > 10

@@ -55,6 +55,7 @@ HEARTBEAT_EXPIRE_S = 3
 STOP_GRACE_S = 30.0
 
 _CHECK_INTERVAL_S = 0.5  # lost-worker detection
+_FAILURE_WARN_MIN = 10  # evaluations before "most evaluations fail" may warn
 _POLL_MIN_S, _POLL_MAX_S = 0.001, 0.02
 
 
@@ -85,6 +86,8 @@ class TuneRun:
     capacity: int = 0
     budget_spent: bool = False
     exhausted: bool = False
+    failure_messages: dict[str, int] = field(default_factory=dict)
+    warned_failures: bool = False
     spent: float = 0.0  # multi-fidelity: the budgets of the evaluations read
 
     def __post_init__(self) -> None:
@@ -254,11 +257,31 @@ class TuneRun:
             )
         if self.bar is not None:
             self.bar.update(self.tracker.n_done, self.tracker.best, self.tracker.n_failed)
+        self._warn_about_failures(rows)
         if self.callbacks:
             batch = build_archive(rows, self.space, self.metric)
             so_far = self._result(None)
             for callback in self.callbacks:
                 callback(batch, so_far)
+
+    def _warn_about_failures(self, rows: list[dict[str, Any]]) -> None:
+        """Warn once, while the run goes on, when most evaluations fail."""
+        for row in rows:
+            if row.get("state") == "failed":
+                message = str(row.get("message") or "no message")
+                self.failure_messages[message] = self.failure_messages.get(message, 0) + 1
+        tracker = self.tracker
+        if self.warned_failures or tracker.n_done < _FAILURE_WARN_MIN:
+            return
+        if 2 * tracker.n_failed > tracker.n_done:
+            self.warned_failures = True
+            commonest = max(
+                self.failure_messages, key=self.failure_messages.__getitem__, default=""
+            )
+            warn(
+                f"{tracker.n_failed} of {tracker.n_done} evaluations failed so far; the "
+                f"commonest message ({self.failure_messages.get(commonest, 0)} times): {commonest}"
+            )
 
     # ----------------------------------------------------------- centralized
     def _feed(self) -> None:
