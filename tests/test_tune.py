@@ -801,3 +801,9 @@ def test_a_run_where_most_evaluations_fail_warns_while_it_runs(
     with pytest.warns(RushWarning, match=r"of \d+ evaluations failed so far.*bad x"):
         result = _run(redis_url, network_id, mostly_broken, n_evals=20, seed=3)
     assert result.n_failed > 10
+
+
+def test_resume_of_a_network_without_data_is_refused(redis_url: str, network_id: str) -> None:
+    with pytest.raises(ValueError, match="holds no run"):
+        _run(redis_url, network_id, _identity(), n_evals=2, resume=True)
+    assert Rush(network_id, config=redis_url).n_workers == 0

@@ -416,6 +416,11 @@ def tune(
     try:
         # a resumed run waits for the lease of a controller that just died to expire
         lease.acquire(wait=LEASE_TTL_S + 1.0 if resume else 0.0)
+        if resume and not rush.n_tasks:
+            raise InputError(
+                f"resume=True but network_id {network_id!r} holds no run on "
+                f"{rush.config.redacted_url}; check the network_id and config, or drop resume"
+            )
         if not resume and network_id is not None and rush.n_tasks:
             raise InputError(
                 f"network_id {network_id!r} already holds {rush.n_tasks} tasks; pass "
