@@ -807,3 +807,47 @@ def test_resume_of_a_network_without_data_is_refused(redis_url: str, network_id:
     with pytest.raises(ValueError, match="holds no run"):
         _run(redis_url, network_id, _identity(), n_evals=2, resume=True)
     assert Rush(network_id, config=redis_url).n_workers == 0
+
+
+_INTERRUPTED = """
+import sys, time
+from rushopt.optimizers.space import Float
+from rushopt.tuning.tune import tune
+
+def objective(x):
+    time.sleep(0.05)
+    return x
+
+try:
+    tune(objective, {"x": Float(0.0, 1.0)}, optimizer="random", n_evals=100000, n_workers=2,
+         config=sys.argv[1], network_id=sys.argv[2], progress=False)
+except KeyboardInterrupt as exc:
+    result = exc.result
+    print("PARTIAL", len(result.archive), result.stop_reason, flush=True)
+"""
+
+
+def test_ctrl_c_raises_keyboard_interrupt_with_the_partial_result(
+    redis_url: str, network_id: str
+) -> None:
+    # Given a long run in a controller process
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(_INTERRUPTED), redis_url, network_id],
+        cwd=os.path.dirname(os.path.dirname(__file__)),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    rush = Rush(network_id, config=redis_url)
+    try:
+        eventually(lambda: rush.n_finished_tasks >= 5, timeout=60)
+        # When the user presses Ctrl-C
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    # Then tune stopped its workers and handed over what had finished
+    line = next(x for x in out.splitlines() if x.startswith("PARTIAL"))
+    _, n, reason = line.split()
+    assert int(n) >= 5 and reason == "interrupted"
+    eventually(lambda: rush.n_running_workers == 0, timeout=60)

@@ -127,6 +127,10 @@ class TuneRun:
             try:
                 self._start_workers()
                 reason = self._watch()
+            except KeyboardInterrupt as exc:  # Ctrl-C: stop, and hand over what finished
+                self._stop(grace=2.0)
+                exc.result = self._result("interrupted")  # type: ignore[attr-defined]
+                raise
             except BaseException:
                 self._stop(grace=2.0)
                 raise

@@ -329,6 +329,9 @@ def tune(
         If the objective cannot be pickled for the workers.
     WorkerError
         If every worker stopped with an error before the run finished.
+    KeyboardInterrupt
+        On Ctrl-C, after the workers were stopped; its ``result`` attribute is
+        the :class:`TuneResult` of what finished (``stop_reason="interrupted"``).
 
     Examples
     --------
