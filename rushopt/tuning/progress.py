@@ -1,4 +1,4 @@
-"""The progress bar of :func:`rushopt.tune` (tqdm, when installed and stderr is a terminal)."""
+"""The progress bar of :func:`rushopt.tune`: tqdm in a terminal, tqdm's widget in Jupyter."""
 
 from __future__ import annotations
 
@@ -19,23 +19,31 @@ class ProgressBar:
         Evaluations of the run (None: unknown, a run stopped by its total budget).
     enabled : bool
         Whether the caller wants a bar. It is shown only when ``tqdm`` can be
-        imported (``pip install rushopt[progress]``) and stderr is a terminal.
+        imported (``pip install rushopt[progress]``) and stderr is a terminal,
+        or in a Jupyter notebook (tqdm's auto form: a widget, or text where
+        ipywidgets is missing).
     initial : int, default 0
         Evaluations already done (a resumed run).
+    desc : str, default "tune"
+        The bar's description (tune puts the network id there).
     """
 
-    def __init__(self, total: int | None, enabled: bool, initial: int = 0) -> None:
+    def __init__(
+        self, total: int | None, enabled: bool, initial: int = 0, desc: str = "tune"
+    ) -> None:
         self._bar: Any = None
         self._n = initial
-        if not enabled or not _is_terminal():
+        notebook = _in_notebook()
+        if not enabled or not (notebook or _is_terminal()):
             return
         try:
-            tqdm = importlib.import_module("tqdm").tqdm
+            module = importlib.import_module("tqdm.auto" if notebook else "tqdm")
         except ImportError:
             return
-        self._bar = tqdm(
-            total=total, initial=initial, desc="tune", unit="eval", file=sys.stderr, leave=True
-        )
+        options: dict[str, Any] = {"total": total, "initial": initial, "desc": desc}
+        if not notebook:
+            options["file"] = sys.stderr
+        self._bar = module.tqdm(unit="eval", leave=True, **options)
 
     @property
     def active(self) -> bool:
@@ -64,3 +72,11 @@ def _is_terminal() -> bool:
         return stream is not None and stream.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+def _in_notebook() -> bool:
+    """Whether this process is a Jupyter kernel (IPython running under ipykernel)."""
+    ipython = sys.modules.get("IPython")
+    get = getattr(ipython, "get_ipython", None)
+    shell = get() if callable(get) else None
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})

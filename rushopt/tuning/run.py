@@ -119,7 +119,12 @@ class TuneRun:
                     )
                     self.in_flight = {row["key"]: params_of(row, self.names) for row in waiting}
             initial = self.tracker.poll()
-            self.bar = ProgressBar(self.n_evals, self.progress, initial=self.tracker.n_done)
+            self.bar = ProgressBar(
+                self.n_evals,
+                self.progress,
+                initial=self.tracker.n_done,
+                desc=f"tune {self.rush.network_id}",
+            )
             self._absorb(initial)
             reason = self._stop_reason()
             if reason is not None:  # a resumed run that had nothing left to do
