@@ -851,3 +851,38 @@ def test_ctrl_c_raises_keyboard_interrupt_with_the_partial_result(
     _, n, reason = line.split()
     assert int(n) >= 5 and reason == "interrupted"
     eventually(lambda: rush.n_running_workers == 0, timeout=60)
+
+
+def test_what_the_objective_prints_and_logs_reaches_the_controller(
+    redis_url: str, network_id: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    def chatty(x: float) -> float:
+        import logging
+        import sys
+
+        print(f"trying x={x:.3f}")
+        print("to stderr", file=sys.stderr)
+        logging.getLogger("my.objective").warning("careful with %s", "x")
+        logging.getLogger("my.objective").info("not shown at WARNING")
+        return x
+
+    result = _run(redis_url, network_id, chatty, n_evals=4, seed=2)
+
+    # the lines are kept, with their worker and level ...
+    logs = result.logs
+    assert list(logs.columns) == ["worker_id", "timestamp", "level", "logger", "msg"]
+    printed = logs[logs["msg"].str.startswith("trying x=")]
+    assert len(printed) == 4 and set(printed["level"]) == {"INFO"}
+    assert set(printed["worker_id"]) <= set(result.archive["worker_id"])
+    assert (logs["msg"] == "to stderr").sum() == 4
+    assert (logs["msg"] == "careful with x").sum() == 4
+    assert not (logs["msg"] == "not shown at WARNING").any()
+    # ... and were shown on the controller, prefixed with the worker id
+    err = capfd.readouterr().err
+    worker = printed["worker_id"].iloc[0]
+    assert f"[{worker}] trying x=" in err
+
+
+def test_bad_log_level_is_refused(redis_url: str, network_id: str) -> None:
+    with pytest.raises(ValueError, match="log_level"):
+        _run(redis_url, network_id, _identity(), log_level="LOUD")

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from rushopt.exceptions import EvaluationError
+from rushopt.tuning.output import captured_output
 
 __all__ = [
     "RESERVED_NAMES",
@@ -179,7 +180,8 @@ class Objective:
         """
         started_at = time.time()
         start = time.perf_counter()
-        value = self.objective(**params)
+        with captured_output():
+            value = self.objective(**params)
         runtime = time.perf_counter() - start
         metric = self.metric
         if isinstance(value, Mapping):

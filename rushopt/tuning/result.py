@@ -222,8 +222,12 @@ class TuneResult:
     stop_reason : str or None
         Why the run ended: ``"n_evals"``, ``"run_time"``, ``"target"``,
         ``"patience"``, or ``"exhausted"`` (the optimizer had nothing left to
-        propose, or the workers left); ``None`` in the result passed to
-        callbacks while the run goes on.
+        propose, or the workers left), ``"interrupted"`` (Ctrl-C); ``None`` in
+        the result passed to callbacks while the run goes on.
+    logs : pandas.DataFrame
+        What the objective printed (stdout at INFO, stderr at WARNING) and
+        logged at ``tune``'s ``log_level`` or above, on every worker: one row
+        per record, ``worker_id, timestamp, level, logger, msg``.
     """
 
     archive: pd.DataFrame
@@ -234,6 +238,11 @@ class TuneResult:
     network_id: str = ""
     stop_reason: str | None = "n_evals"
     fidelity: bool = False
+    logs: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(
+            columns=["worker_id", "timestamp", "level", "logger", "msg"]
+        )
+    )
     best_params: dict[str, Any] | None = field(init=False)
     best_value: float = field(init=False)
     best_row: pd.Series | None = field(init=False)

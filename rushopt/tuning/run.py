@@ -32,6 +32,7 @@ from rushopt.tuning.multifidelity import (
     multifidelity_loop,
 )
 from rushopt.tuning.objective import signed_value
+from rushopt.tuning.output import OUTPUT_LOGGER, LogFollower
 from rushopt.tuning.progress import ProgressBar
 from rushopt.tuning.result import ArchiveReader, TuneResult, build_archive
 from rushopt.tuning.worker_loops import (
@@ -77,6 +78,7 @@ class TuneRun:
     callbacks: list[Callable[..., Any]]
     resume: bool
     pool: str | None = None
+    log_level: str = "WARNING"
     start: float = field(default_factory=time.monotonic)
     bar: ProgressBar | None = None
     old_workers: set[str] = field(default_factory=set)  # of a dead controller (resume)
@@ -105,6 +107,7 @@ class TuneRun:
             extra_fields=("xs_extra",) if self.fidelity else (),
             top_budget=top,
         )
+        self.output = LogFollower(self.rush)
 
     # ---------------------------------------------------------------- main
     def execute(self) -> TuneResult:
@@ -155,6 +158,8 @@ class TuneRun:
         options: dict[str, Any] = {
             "heartbeat_period": HEARTBEAT_PERIOD_S,
             "heartbeat_expire": HEARTBEAT_EXPIRE_S,
+            # the objective's records at log_level, and its stdout/stderr lines
+            "log_thresholds": {"": self.log_level, OUTPUT_LOGGER: "INFO"},
             "worker_loop": loop,
             "settings": self.settings,
         }
@@ -215,6 +220,7 @@ class TuneRun:
                 return reason
             now = time.monotonic()
             if now >= next_check:
+                self.output.poll()
                 if not self._check_workers():
                     return "exhausted"
                 next_check = now + _CHECK_INTERVAL_S
@@ -391,6 +397,7 @@ class TuneRun:
             logger.warning("killing %d workers that did not stop in %s seconds", len(left), grace)
             rush.stop_workers("kill", left)
         self._absorb(self.tracker.poll())
+        self.output.poll()
 
     def _release(self) -> None:
         """Reap the local worker processes, remove their output files, end unused claims."""
@@ -415,6 +422,7 @@ class TuneRun:
             runtime=time.monotonic() - self.start,
             network_id=self.rush.network_id,
             stop_reason=reason,
+            logs=self.output.logs,
         )
 
 

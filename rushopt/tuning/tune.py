@@ -217,6 +217,7 @@ def tune(
     progress: bool = True,
     callbacks: Callable[..., Any] | Sequence[Callable[..., Any]] | None = None,
     pool: str | None = None,
+    log_level: str | int = "WARNING",
     min_budget: float | None = None,
     max_budget: float | None = None,
     eta: float = 3,
@@ -300,6 +301,11 @@ def tune(
         all, at most ``n_evals``), waiting up to the plan's
         ``start_worker_timeout`` (60 s when that is infinite) for one; at the
         end they go back to the pool.
+    log_level : str or int, default "WARNING"
+        Records the objective logs at this level or above reach the
+        controller, as does everything it prints (stdout and stderr): each is
+        shown there on stderr as ``[<worker_id>] <message>`` while the run
+        goes on, and kept in :attr:`TuneResult.logs`.
     min_budget, max_budget : float, optional
         The budgets of ``optimizer="asha"`` / ``"hyperband"`` (required there).
     eta : float, default 3
@@ -379,6 +385,9 @@ def tune(
             raise InputError(f"network_id: {exc}") from exc
     if resume and network_id is None:
         raise InputError("resume=True needs the network_id of the run to continue")
+    level = logging.getLevelName(log_level) if isinstance(log_level, str) else log_level
+    if isinstance(log_level, bool) or not isinstance(level, int):
+        raise InputError(f"log_level must be a logging level name or number, got {log_level!r}")
     if pool is not None:
         try:
             validate_network_id(pool)
@@ -454,6 +463,7 @@ def tune(
             callback_list,
             resume,
             pool,
+            logging.getLevelName(level),
         )
         result = run.execute()
     finally:

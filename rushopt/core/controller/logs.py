@@ -17,7 +17,7 @@ from rushopt.core.network import Network, text
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["LOG_COLUMNS", "LogReader"]
+__all__ = ["LOG_COLUMNS", "LogReader", "decode_record"]
 
 #: Columns of :meth:`LogReader.read_log`, in order (also the keys of a stored record).
 LOG_COLUMNS = ("worker_id", "timestamp", "level", "logger", "msg")
@@ -35,7 +35,7 @@ def _format_line(record: Mapping[str, Any]) -> str:
     )
 
 
-def _decode(raw: bytes | str) -> dict[str, Any] | None:
+def decode_record(raw: bytes | str) -> dict[str, Any] | None:
     """Decode one stored record; ``None`` for an entry that is not a record."""
     try:
         record = json.loads(raw)
@@ -97,7 +97,7 @@ class LogReader:
             wanted = set(ids)
         rows = []
         for raw in self.network.redis.lrange(self.network.keys.log, 0, -1):
-            record = _decode(raw)
+            record = decode_record(raw)
             if record is None or (wanted is not None and record.get("worker_id") not in wanted):
                 continue
             rows.append([record.get(column) for column in LOG_COLUMNS])
@@ -120,7 +120,7 @@ class LogReader:
             start = 0
             raws = self.network.redis.lrange(self.network.keys.log, 0, -1)
         for raw in raws:
-            record = _decode(raw)
+            record = decode_record(raw)
             line = _format_line(record) if record is not None else text(raw)
             print(line, file=sys.stdout)
         if raws:
