@@ -178,7 +178,7 @@ def test_runner_adds_times_to_failures() -> None:
     # Then it failed with the message, a traceback and times
     assert ys is None
     assert condition is not None
-    assert condition["message"] == "exploded"
+    assert condition["message"] == "RuntimeError: exploded"
     assert "RuntimeError" in condition["traceback"]
     assert condition["runtime"] >= 0
     assert condition["finished_at"] >= condition["started_at"]
@@ -279,7 +279,7 @@ def test_optimize_loop_tells_values_negated_for_maximize_and_failures_as_none(
     rows = {row["x"]: row for row in rush.fetch_finished_tasks(data_format="list")}
     assert rows[0.3]["y"] == 0.3
     failed = rush.fetch_failed_tasks(data_format="list")
-    assert [row["message"] for row in failed] == ["bad point"]
+    assert [row["message"] for row in failed] == ["ValueError: bad point"]
     assert failed[0]["runtime"] >= 0
     # And the running evaluation was pending when the next one was proposed
     assert any(pending for pending in recorder.pending)

