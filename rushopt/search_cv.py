@@ -8,6 +8,18 @@ scored by scikit-learn's own ``_fit_and_score`` on the workers, and
 parameter arrays, ranks, ``error_score`` handling and multi-metric ``refit``
 are those of ``RandomizedSearchCV``.
 
+Code written for ``RandomizedSearchCV`` runs unchanged: ``param_distributions``,
+``n_iter``, ``n_jobs``, ``random_state``, ``verbose`` and ``pre_dispatch`` are
+aliases, and spaces in scikit-learn's forms (lists of any Python objects,
+``scipy.stats`` distributions, lists of dicts) are mapped onto rushopt's
+parameter types by :mod:`rushopt.search_cv_space`: a choice travels through
+Redis as its index, never by value. A finite space with no more points than
+``n_evals`` is evaluated point by point, each once, in ``ParameterGrid``'s
+order (with a warning when smaller, as scikit-learn warns). scikit-learn's
+configuration (``set_config``, metadata routing) at ``fit`` is applied on the
+workers, and the checks, warnings and callback hooks of ``BaseSearchCV.fit``
+are those of scikit-learn.
+
 The training data travels inside the objective, which rushopt stores once per
 fit in Redis (or in a file with ``rush_plan(large_objects_path=...)``): each
 worker loads it once and keeps it for all its evaluations.
@@ -15,46 +27,54 @@ worker loads it once and keeps it for all its evaluations.
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
+import os
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from sklearn.base import clone, is_classifier
+import sklearn
+from sklearn.base import _fit_context, clone, is_classifier
 from sklearn.exceptions import FitFailedWarning
 from sklearn.model_selection import check_cv
 from sklearn.model_selection._search import BaseSearchCV
-from sklearn.model_selection._validation import _fit_and_score, _warn_or_raise_about_fit_failures
+from sklearn.model_selection._validation import (
+    _fit_and_score,
+    _insert_error_scores,
+    _warn_or_raise_about_fit_failures,
+)
+from sklearn.utils import check_random_state
+from sklearn.utils.metaestimators import _safe_split
 from sklearn.utils.validation import _check_method_params, indexable
 
-from rushopt.optimizers.space import Categorical, Param, Space
+from rushopt.exceptions import RushWarning
+from rushopt.optimizers.base import config_key
+from rushopt.optimizers.space import Space
+from rushopt.search_cv_space import _MAX_POINTS, PointList, SearchCVSpace
 
 __all__ = ["RushSearchCV"]
 
 _METRIC = "cv_score"  # what the optimizer maximizes: the mean test score of the refit metric
+_ALL_FAILED = "every split failed: "  # a failed evaluation's message, then its fit errors
 
 
-def _as_space(search_space: Space | Mapping[str, Any]) -> Space:
-    """Accept a Space, or a dict of parameters where plain lists become Categorical."""
-    if isinstance(search_space, Space):
-        return search_space
-    if not isinstance(search_space, Mapping):
-        raise TypeError("search_space must be a Space or a dict of parameter name to parameter")
-    params: dict[str, Param] = {}
-    for name, value in search_space.items():
-        if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
-            value = Categorical(list(value))
-        params[name] = value
-    return Space(params)
+def _optimized_score(scores: Any, refit: Any) -> float:
+    """Return the one number of a split that the optimizer sees (the refit metric's)."""
+    if isinstance(scores, dict):
+        key = refit if isinstance(refit, str) and refit in scores else next(iter(scores))
+        return float(scores[key])
+    return float(scores)
 
 
 class _CrossValidate:
     """The objective run on the workers: cross-validate one candidate.
 
-    It holds the data, so it reaches each worker once, with the start arguments.
+    It holds the data, the choices and scikit-learn's configuration of the
+    controller, so they reach each worker once, with the start arguments.
     """
 
     def __init__(
@@ -64,60 +84,111 @@ class _CrossValidate:
         y: Any,
         splits: list[tuple[np.ndarray, np.ndarray]],
         fit_and_score_kwargs: dict[str, Any],
-        refit_metric: str,
+        refit: Any,
+        space: SearchCVSpace,
     ) -> None:
         self.estimator = estimator
         self.X = X
         self.y = y
         self.splits = splits
         self.kwargs = fit_and_score_kwargs
-        self.refit_metric = refit_metric
+        self.refit = refit
+        self.space = space
+        self.sklearn_config = sklearn.get_config()
 
     def __call__(self, **params: Any) -> dict[str, Any]:
         params.pop("rng", None)
-        out = [
-            _fit_and_score(
-                clone(self.estimator),
-                self.X,
-                self.y,
-                train=train,
-                test=test,
-                parameters=params,
-                **self.kwargs,
-            )
-            for train, test in self.splits
-        ]
-        scores = [o["test_scores"] for o in out]
-        if isinstance(scores[0], dict):
-            scores = [s.get(self.refit_metric, math.nan) for s in scores]
-        score = float(np.mean(scores))
-        if not math.isfinite(score):
-            errors = "; ".join(
-                str(o["fit_error"]).strip().splitlines()[-1] for o in out if o["fit_error"]
-            )
-            raise ValueError(f"the candidate's mean test score is {score}: {errors or 'no error'}")
-        return {_METRIC: score, "cv_out": out}
+        parameters = self.space.decode(params)
+        with sklearn.config_context(**self.sklearn_config):
+            out = [
+                _fit_and_score(
+                    clone(self.estimator),
+                    self.X,
+                    self.y,
+                    train=train,
+                    test=test,
+                    parameters=parameters,
+                    **self.kwargs,
+                )
+                for train, test in self.splits
+            ]
+        scores = [_optimized_score(o["test_scores"], self.refit) for o in out]
+        finite = [s for s in scores if math.isfinite(s)]
+        if not finite:  # nothing to tell the optimizer: fail, keeping the fits' errors
+            raise ValueError(_ALL_FAILED + json.dumps([o["fit_error"] for o in out]))
+        # sklearn keeps the finite splits of a candidate (its mean is nan, with
+        # a warning); the optimizer learns from their mean
+        return {_METRIC: float(np.mean(finite)), "cv_out": out}
+
+
+def _print_end(
+    out: dict[str, Any],
+    parameters: Mapping[str, Any],
+    split: tuple[int, int],
+    candidate: tuple[int, int],
+    verbose: int,
+    return_train_score: bool,
+) -> None:
+    """Print the line ``_fit_and_score`` prints at the end of a fit (sklearn's format)."""
+    progress = ""
+    if verbose > 2:
+        progress = f" {split[0] + 1}/{split[1]}"
+        if verbose > 9:
+            progress += f"; {candidate[0] + 1}/{candidate[1]}"
+    end_msg = f"[CV{progress}] END "
+    params_msg = ", ".join(f"{k}={parameters[k]}" for k in sorted(parameters))
+    result_msg = params_msg + (";" if params_msg else "")
+    test: Any = out["test_scores"]
+    train: Any = out.get("train_scores")
+    if verbose > 2:
+        if isinstance(test, dict):
+            for name in sorted(test):
+                result_msg += f" {name}: ("
+                if return_train_score:
+                    result_msg += f"train={train[name]:.3f}, "
+                result_msg += f"test={test[name]:.3f})"
+        else:
+            result_msg += ", score="
+            if return_train_score:
+                result_msg += f"(train={train:.3f}, test={test:.3f})"
+            else:
+                result_msg += f"{test:.3f}"
+    total = out["fit_time"] + out["score_time"]
+    # joblib's short_format_time, which sklearn prints
+    total_msg = f"{total / 60:4.1f}min" if total > 60 else f" {total:5.1f}s"
+    result_msg += f" total time={total_msg}"
+    end_msg += "." * (80 - len(end_msg) - len(result_msg))
+    print(end_msg + result_msg)
 
 
 class RushSearchCV(BaseSearchCV):  # type: ignore[misc]  # sklearn ships no stubs
     """Hyperparameter search with cross-validation on a rush network.
 
-    Behaves like :class:`~sklearn.model_selection.RandomizedSearchCV`, with
+    A drop-in for :class:`~sklearn.model_selection.RandomizedSearchCV`, with
     candidates proposed by a rushopt optimizer and evaluated by rush workers.
+    scikit-learn's own tests of ``RandomizedSearchCV`` run against it
+    (``tests/test_search_cv_sklearn.py``).
 
     Parameters
     ----------
     estimator : estimator object
         The estimator to tune (a ``Pipeline`` takes ``"step__param"`` names).
-    search_space : Space or dict
+    search_space : Space, dict or list of dict
         Parameter name to :class:`~rushopt.Float`, :class:`~rushopt.Int`,
-        :class:`~rushopt.Categorical`; a plain list means Categorical.
+        :class:`~rushopt.Categorical`, or in scikit-learn's forms: a list of
+        values (any Python objects: estimators, arrays, ``None``), a
+        ``scipy.stats`` distribution, or a list of such dicts (one is chosen,
+        then its parameters). An empty dict evaluates the estimator's
+        defaults as the one candidate. See :mod:`rushopt.search_cv_space`.
     n_evals : int, default 50
-        Number of candidates evaluated (each with all CV splits).
+        Number of candidates evaluated (each with all CV splits). A finite
+        space (lists only) with fewer points is evaluated point by point, each
+        once, with a ``UserWarning``, as ``RandomizedSearchCV`` does.
     optimizer : str or Optimizer, default "bo"
-        ``"bo"``, ``"random"`` or an optimizer object.
+        ``"bo"``, ``"random"`` or an optimizer object. With ``"random"`` a
+        finite space is sampled without replacement, as scikit-learn does.
     scoring : str, callable, list, dict or None
-        As in scikit-learn; several metrics need ``refit`` set to one of them.
+        As in scikit-learn, including a callable returning a dict of scores.
     cv : int, cross-validation generator or iterable, optional
         As in scikit-learn (default 5-fold, stratified for classifiers).
     n_workers : int, optional
@@ -131,7 +202,7 @@ class RushSearchCV(BaseSearchCV):  # type: ignore[misc]  # sklearn ships no stub
     timeout : float, optional
         Seconds one candidate (all its splits) may take.
     error_score : "raise" or float, default nan
-        Score of a failed fit: ``nan`` warns (:class:`FitFailedWarning`) and
+        Score of a failed fit: a number warns (:class:`FitFailedWarning`) and
         goes on; ``"raise"`` raises the fit's error.
     return_train_score : bool, default False
         Also score the training splits.
@@ -147,6 +218,20 @@ class RushSearchCV(BaseSearchCV):  # type: ignore[misc]  # sklearn ships no stub
         Run on idle workers of this pool (``rushopt worker --pool NAME``)
         instead of local ones (see :func:`rushopt.tune`); they go back to the
         pool when the search ends.
+    param_distributions : dict or list of dict, optional
+        Alias of ``search_space`` (scikit-learn's name); give one of them.
+    n_iter : int, optional
+        Alias of ``n_evals``; it wins when given.
+    n_jobs : int, optional
+        Alias of ``n_workers`` (``-1``: one per CPU); ``n_workers`` wins.
+    random_state : int, RandomState or None
+        Alias of ``seed``; ``seed`` wins.
+    verbose : int, default 0
+        As in scikit-learn: ``>0`` prints the number of fits, ``>1`` a line
+        per fit, ``>2`` with its scores (printed by this process as the
+        results arrive at the end).
+    pre_dispatch : int or str, default "2*n_jobs"
+        Accepted for compatibility; workers take one candidate at a time.
 
     Attributes
     ----------
@@ -156,20 +241,16 @@ class RushSearchCV(BaseSearchCV):  # type: ignore[misc]  # sklearn ships no stub
     refit_time_, multimetric_
         As in scikit-learn.
     archive_ : pandas.DataFrame
-        The optimization archive (one row per evaluation, see ``TuneResult.archive``).
+        The optimization archive (one row per evaluation, see ``TuneResult.archive``);
+        choices given as lists appear as their indices.
     network_id_ : str
         The rush network the search ran on.
     """
 
-    # read by BaseSearchCV's helpers; not parameters of this class
-    n_jobs = None
-    pre_dispatch = "2*n_jobs"
-    verbose = 0
-
     def __init__(
         self,
         estimator: Any,
-        search_space: Space | Mapping[str, Any],
+        search_space: Space | Mapping[str, Any] | list[Mapping[str, Any]] | None = None,
         *,
         n_evals: int = 50,
         optimizer: Any = "bo",
@@ -185,6 +266,12 @@ class RushSearchCV(BaseSearchCV):  # type: ignore[misc]  # sklearn ships no stub
         progress: bool = False,
         network_id: str | None = None,
         pool: str | None = None,
+        param_distributions: Mapping[str, Any] | list[Mapping[str, Any]] | None = None,
+        n_iter: int | None = None,
+        n_jobs: int | None = None,
+        random_state: Any = None,
+        verbose: int = 0,
+        pre_dispatch: Any = "2*n_jobs",
     ) -> None:
         self.estimator = estimator
         self.search_space = search_space
@@ -202,17 +289,63 @@ class RushSearchCV(BaseSearchCV):  # type: ignore[misc]  # sklearn ships no stub
         self.progress = progress
         self.network_id = network_id
         self.pool = pool
+        self.param_distributions = param_distributions
+        self.n_iter = n_iter
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.verbose = verbose
+        self.pre_dispatch = pre_dispatch
 
-    def _check_arguments(self) -> None:
-        if isinstance(self.n_evals, bool) or not isinstance(self.n_evals, numbers.Integral):
-            raise TypeError(f"n_evals must be an integer, got {self.n_evals!r}")
-        if self.n_evals < 1:
-            raise ValueError(f"n_evals must be >= 1, got {self.n_evals}")
-        if not (self.error_score == "raise" or isinstance(self.error_score, numbers.Real)):
-            raise ValueError(f"error_score must be 'raise' or a number, got {self.error_score!r}")
+    # ------------------------------------------------------------ arguments
+    def _resolved(self) -> tuple[SearchCVSpace, int, int | None, int | None]:
+        """Return the space, n_evals, n_workers and seed after the aliases."""
+        if self.search_space is not None and self.param_distributions is not None:
+            raise ValueError("give search_space or param_distributions, not both")
+        raw = self.search_space if self.search_space is not None else self.param_distributions
+        if raw is None:
+            raise TypeError("RushSearchCV needs search_space (or param_distributions)")
+        n_evals = self.n_iter if self.n_iter is not None else self.n_evals
+        name = "n_iter" if self.n_iter is not None else "n_evals"
+        if isinstance(n_evals, bool) or not isinstance(n_evals, numbers.Integral):
+            raise TypeError(f"{name} must be an integer, got {n_evals!r}")
+        if n_evals < 1:
+            raise ValueError(f"{name} must be >= 1, got {n_evals}")
+        n_workers = self.n_workers
+        if n_workers is None and self.n_jobs is not None:
+            n_jobs = int(self.n_jobs)
+            n_workers = n_jobs if n_jobs > 0 else max((os.cpu_count() or 1) + 1 + n_jobs, 1)
+        seed = self.seed
+        if seed is None and self.random_state is not None:
+            if isinstance(self.random_state, numbers.Integral):
+                seed = int(self.random_state)
+            else:
+                seed = int(check_random_state(self.random_state).randint(2**31 - 1))
+        return SearchCVSpace(raw), int(n_evals), n_workers, seed
 
+    def _plan(self, space: SearchCVSpace, n_evals: int) -> tuple[Any, int, int]:
+        """Return the optimizer, the number of evaluations and of candidates."""
+        size = space.size()
+        if size is None or size > _MAX_POINTS:
+            return self.optimizer, n_evals, n_evals
+        if size <= n_evals:  # every point once, in ParameterGrid's order (as sklearn)
+            if size < n_evals:
+                warnings.warn(
+                    f"The total space of parameters {size} is smaller than n_iter={n_evals}. "
+                    f"Running {size} iterations. For exhaustive searches, use GridSearchCV.",
+                    UserWarning,
+                    stacklevel=3,
+                )
+            return PointList(space.space, space.points()), size, size
+        if self.optimizer == "random":  # sampled without replacement, as sklearn does
+            random_state = self.random_state if self.seed is None else self.seed
+            points = space.sample_points(n_evals, random_state)
+            return PointList(space.space, points), n_evals, n_evals
+        return self.optimizer, n_evals, n_evals
+
+    # ------------------------------------------------------------------ fit
+    @_fit_context(prefer_skip_nested_validation=False)  # type: ignore[untyped-decorator]
     def fit(self, X: Any, y: Any = None, **params: Any) -> RushSearchCV:
-        """Search: evaluate ``n_evals`` candidates on rush workers, then refit the best.
+        """Search: evaluate the candidates on rush workers, then refit the best.
 
         Parameters
         ----------
@@ -222,24 +355,56 @@ class RushSearchCV(BaseSearchCV):  # type: ignore[misc]  # sklearn ships no stub
             Targets.
         **params
             ``groups`` for the splitter and fit parameters of the estimator
-            (``sample_weight`` is split with ``X``), as in scikit-learn.
+            (``sample_weight`` is split with ``X``), as in scikit-learn; with
+            metadata routing enabled, routed as scikit-learn routes them.
 
         Returns
         -------
         self
             The fitted search.
-        """
-        from rushopt.tuning.tune import tune
 
-        self._check_arguments()
-        space = _as_space(self.search_space)
+        Raises
+        ------
+        ValueError
+            If the CV iterator is empty, or ``cv.split`` and
+            ``cv.get_n_splits`` disagree; or a fit failed with
+            ``error_score="raise"`` (the fit's own exception is raised then).
+        """
+        space, n_evals, n_workers, seed = self._resolved()
         scorers, refit_metric = self._get_scorers()
         X, y = indexable(X, y)
         params = _check_method_params(X, params=params)
         routed = self._get_routed_params_for_fit(params)
+        sample_weight = params.get("sample_weight")
+        metadata = {"sample_weight": sample_weight} if sample_weight is not None else None
+        root_ctx = self._init_callback_context(
+            max_subtasks=1 + (self.refit is not False)
+        ).call_on_fit_task_begin(estimator=self, X=X, y=y, metadata=metadata)
         cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
+        self._checked_cv_orig = cv
+        self._check_input_parameters(X=X, y=y, split_params=routed.splitter.split)
         self.n_splits_ = cv.get_n_splits(X, y, **routed.splitter.split)
         splits = list(cv.split(X, y, **routed.splitter.split))
+        if len(splits) != self.n_splits_:
+            raise ValueError(
+                "cv.split and cv.get_n_splits return inconsistent results. "
+                f"Expected {self.n_splits_} splits, got {len(splits)}"
+            )
+        if not splits:
+            raise ValueError(
+                "No fits were performed. Was the CV iterator empty? Were there no candidates?"
+            )
+        optimizer, n_evals, n_candidates = self._plan(space, n_evals)
+        if self.verbose > 0:
+            print(
+                f"Fitting {self.n_splits_} folds for each of {n_candidates} candidates,"
+                f" totalling {self.n_splits_ * n_candidates} fits"
+            )
+        search_ctx = root_ctx.subcontext(
+            task_name="search",
+            max_subtasks=n_candidates * self.n_splits_,
+            sequential_subtasks=False,
+        ).call_on_fit_task_begin(estimator=self)
         fit_and_score_kwargs = {
             "scorer": scorers,
             "fit_params": routed.estimator.fit,
@@ -251,60 +416,141 @@ class RushSearchCV(BaseSearchCV):  # type: ignore[misc]  # sklearn ships no stub
             "error_score": self.error_score,
             "verbose": 0,
         }
+        base_estimator = clone(self.estimator)
         objective = _CrossValidate(
-            clone(self.estimator), X, y, splits, fit_and_score_kwargs, str(refit_metric)
+            base_estimator, X, y, splits, fit_and_score_kwargs, self.refit, space
         )
-        result = tune(
-            objective,
-            space,
-            optimizer=self.optimizer,
-            n_evals=self.n_evals,
-            direction="maximize",
-            metric=_METRIC,
-            n_workers=self.n_workers,
-            seed=self.seed,
-            timeout=self.timeout,
-            config=self.config,
-            progress=self.progress,
-            network_id=self.network_id,
-            pool=self.pool,
-        )
+        with warnings.catch_warnings():
+            # sklearn reports failed fits itself (FitFailedWarning, or "All the fits failed")
+            warnings.filterwarnings("ignore", "no evaluation finished", RushWarning)
+            result = self._tune(objective, space, optimizer, n_evals, n_workers, seed)
         self.archive_ = result.archive
         self.network_id_ = result.network_id
-        candidates, out = self._collect(result.archive, space, splits, scorers)
+        points = [dict(p) for p in optimizer.points] if isinstance(optimizer, PointList) else None
+        internal, out = self._collect(result.archive, space, splits, scorers, points)
+        candidates = [space.decode(c) for c in internal]
+        if self.verbose > 1:
+            self._print_fits(candidates, out)
+        self._call_split_hooks(search_ctx, X, y, splits, len(candidates), routed)
+        search_ctx.call_on_fit_task_end(estimator=self)
         if self.error_score == "raise" and any(o["fit_error"] is not None for o in out):
-            self._raise_first_failure(candidates, out, objective)
+            self._raise_first_failure(internal, out, objective)
         _warn_or_raise_about_fit_failures(out, self.error_score)
+        if callable(self.scoring):
+            _insert_error_scores(out, self.error_score)
         results = self._format_results(candidates, self.n_splits_, out)
         self.multimetric_ = isinstance(out[0]["test_scores"], dict)
+        if callable(self.scoring) and self.multimetric_:
+            self._check_refit_for_multimetric(out[0]["test_scores"])
+            refit_metric = self.refit
         if self.refit or not self.multimetric_:
             self.best_index_ = self._select_best_index(self.refit, refit_metric, results)
             if not callable(self.refit):
                 self.best_score_ = results[f"mean_test_{refit_metric}"][self.best_index_]
             self.best_params_ = results["params"][self.best_index_]
         if self.refit:
-            self.best_estimator_ = clone(self.estimator).set_params(
-                **clone(self.best_params_, safe=False)
-            )
+            self._refit(base_estimator, X, y, routed, root_ctx, metadata)
+        self.scorer_ = getattr(scorers, "_scorers", scorers)
+        self.cv_results_ = results
+        root_ctx.call_on_fit_task_end(estimator=self, X=X, y=y, metadata=metadata)
+        return self
+
+    def _tune(
+        self,
+        objective: _CrossValidate,
+        space: SearchCVSpace,
+        optimizer: Any,
+        n_evals: int,
+        n_workers: int | None,
+        seed: int | None,
+    ) -> Any:
+        """Run the evaluations on the rush network."""
+        from rushopt.tuning.tune import tune
+
+        return tune(
+            objective,
+            space.space,
+            optimizer=optimizer,
+            n_evals=n_evals,
+            direction="maximize",
+            metric=_METRIC,
+            n_workers=n_workers,
+            seed=seed,
+            timeout=self.timeout,
+            config=self.config,
+            progress=self.progress,
+            network_id=self.network_id,
+            pool=self.pool,
+        )
+
+    def _refit(self, base: Any, X: Any, y: Any, routed: Any, root_ctx: Any, metadata: Any) -> None:
+        """Fit the best candidate on the whole data (with sklearn's callback hooks)."""
+        self.best_estimator_ = clone(base).set_params(**clone(self.best_params_, safe=False))
+        ctx = root_ctx.subcontext(task_name="refit-with-best-params")
+        with ctx.propagate_callback_context(self.best_estimator_):
+            ctx.call_on_fit_task_begin(estimator=self, X=X, y=y, metadata=metadata)
             started = time.time()
             if y is not None:
                 self.best_estimator_.fit(X, y, **routed.estimator.fit)
             else:
                 self.best_estimator_.fit(X, **routed.estimator.fit)
             self.refit_time_ = time.time() - started
-            if hasattr(self.best_estimator_, "feature_names_in_"):
-                self.feature_names_in_ = self.best_estimator_.feature_names_in_
-        self.scorer_ = getattr(scorers, "_scorers", scorers)
-        self.cv_results_ = results
-        return self
+        if hasattr(self.best_estimator_, "feature_names_in_"):
+            self.feature_names_in_ = self.best_estimator_.feature_names_in_
+        ctx.call_on_fit_task_end(estimator=self, X=X, y=y, metadata=metadata)
+
+    def _call_split_hooks(
+        self, search_ctx: Any, X: Any, y: Any, splits: list[Any], n_candidates: int, routed: Any
+    ) -> None:
+        """Call sklearn's callback hooks of every candidate-split evaluation.
+
+        The fits ran on the workers, which cannot reach the callback objects
+        of this process; the hooks are called here once the results are in,
+        with the arguments ``_fit_and_score`` passes them.
+        """
+        if not getattr(self, "_skl_callbacks", None):
+            return
+        task_id = 0
+        for _ in range(n_candidates):
+            for train, _test in splits:
+                X_train, y_train = _safe_split(self.estimator, X, y, train)
+                fit_params = _check_method_params(X, params=routed.estimator.fit, indices=train)
+                weight = fit_params.get("sample_weight")
+                metadata = {"sample_weight": weight} if weight is not None else None
+                ctx = search_ctx.subcontext(task_name="candidate-split-evaluation", task_id=task_id)
+                ctx.call_on_fit_task_begin(estimator=self, X=X_train, y=y_train, metadata=metadata)
+                ctx.call_on_fit_task_end(estimator=self, X=X_train, y=y_train, metadata=metadata)
+                task_id += 1
+
+    def _print_fits(self, candidates: list[dict[str, Any]], out: list[dict[str, Any]]) -> None:
+        n, n_candidates = self.n_splits_, len(candidates)
+        for i, candidate in enumerate(candidates):
+            for j in range(n):
+                _print_end(
+                    out[i * n + j],
+                    candidate,
+                    (j, n),
+                    (i, n_candidates),
+                    self.verbose,
+                    self.return_train_score,
+                )
 
     def _collect(
-        self, archive: Any, space: Space, splits: list[Any], scorers: Any
+        self,
+        archive: Any,
+        space: SearchCVSpace,
+        splits: list[Any],
+        scorers: Any,
+        points: list[dict[str, Any]] | None,
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Candidates and per-split results in evaluation order, failed ones included."""
+        """Candidates (internal) and per-split results, failed ones too.
+
+        In the order of ``points`` when given (sklearn's order of a finite
+        space), else in the order the evaluations started.
+        """
         if "started_at" in archive:
             archive = archive.sort_values("started_at", kind="stable", na_position="last")
-        names = [name for name in space.names if name in archive]
+        names = [name for name in space.space.names if name in archive]
         candidates: list[dict[str, Any]] = []
         out: list[dict[str, Any]] = []
         for _, row in archive.iterrows():
@@ -316,15 +562,31 @@ class RushSearchCV(BaseSearchCV):  # type: ignore[misc]  # sklearn ships no stub
                 if isinstance(value, np.generic):
                     value = value.item()
                 candidate[name] = value
-            candidates.append(space.validate(candidate))
+            candidates.append(space.space.validate(candidate))
             cv_out = row.get("cv_out")
             if isinstance(cv_out, list):
                 out.extend(cv_out)
-            else:  # the evaluation failed as a whole: no scores, its message as the error
-                message = row.get("message") or "evaluation failed"
-                out.extend(self._failed_split(test, scorers, str(message)) for _, test in splits)
+                continue
+            # the evaluation failed as a whole: no scores, the fits' errors or its message
+            message = str(row.get("message") or "evaluation failed")
+            errors = [message] * len(splits)
+            if message.startswith(_ALL_FAILED):
+                errors = json.loads(message[len(_ALL_FAILED) :])
+            out.extend(
+                self._failed_split(test, scorers, err)
+                for (_, test), err in zip(splits, errors, strict=True)
+            )
         if not out:
             raise ValueError("no candidate was evaluated")
+        if points is not None:
+            position = {config_key(p): i for i, p in enumerate(points)}
+            n = len(splits)
+            order = sorted(
+                range(len(candidates)),
+                key=lambda i: position.get(config_key(candidates[i]), len(points)),
+            )
+            candidates = [candidates[i] for i in order]
+            out = [o for i in order for o in out[i * n : (i + 1) * n]]
         return candidates, out
 
     def _failed_split(self, test: np.ndarray, scorers: Any, message: str) -> dict[str, Any]:
@@ -334,8 +596,8 @@ class RushSearchCV(BaseSearchCV):  # type: ignore[misc]  # sklearn ships no stub
         split: dict[str, Any] = {
             "test_scores": score,
             "n_test_samples": len(test),
-            "fit_time": math.nan,
-            "score_time": math.nan,
+            "fit_time": 0.0,
+            "score_time": 0.0,
             "fit_error": message,
         }
         if self.return_train_score:

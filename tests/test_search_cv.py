@@ -178,10 +178,11 @@ def test_bad_arguments_are_rejected_before_anything_starts(redis_url: str) -> No
 
 
 def test_plain_lists_become_categorical() -> None:
-    from rushopt.search_cv import _as_space
+    from rushopt.search_cv_space import SearchCVSpace
 
-    space = _as_space({"kernel": ["rbf", "linear"], "C": Float(0.1, 10)})
-    assert isinstance(space.params["kernel"], Categorical)
+    space = SearchCVSpace({"kernel": ["rbf", "linear"], "C": Float(0.1, 10)})
+    assert isinstance(space.space.params["kernel"], Categorical)
+    assert space.decode({"kernel": 1, "C": 2.0}) == {"kernel": "linear", "C": 2.0}
 
 
 @pytest.mark.slow
@@ -221,3 +222,139 @@ def test_search_runs_on_remote_workers_waiting_on_its_network(
         worker.kill()
         worker.wait(timeout=30)
         rush.reset()
+
+
+# ----------------------------------------------- a drop-in for RandomizedSearchCV
+class _NeedsConfig(BaseEstimator, ClassifierMixin):
+    """Fails unless this process runs with sklearn's assume_finite=True."""
+
+    def __init__(self, C: float = 1.0) -> None:
+        self.C = C
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> _NeedsConfig:
+        import sklearn
+
+        assert sklearn.get_config()["assume_finite"], "set_config did not reach this process"
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.full(len(X), self.classes_[0])
+
+
+@pytest.mark.slow
+def test_sklearn_names_distributions_and_verbose(
+    redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from scipy.stats import loguniform
+
+    # Given RandomizedSearchCV's arguments, a scipy.stats distribution and a list
+    search = RushSearchCV(
+        SVC(),
+        param_distributions={"C": loguniform(1e-2, 1e2), "kernel": ["rbf", "linear"]},
+        n_iter=4,
+        n_jobs=1,
+        random_state=0,
+        verbose=3,
+        cv=3,
+        config=redis_url,
+    )
+    search.fit(X, Y)
+    # Then they mean what they mean in sklearn, and it prints as sklearn does
+    assert len(search.cv_results_["params"]) == 4
+    assert all(1e-2 <= p["C"] <= 1e2 for p in search.cv_results_["params"])
+    out = capsys.readouterr().out
+    assert "Fitting 3 folds for each of 4 candidates, totalling 12 fits" in out
+    assert out.count("[CV 1/3] END") == 4 and out.count("score=") == 12
+
+
+@pytest.mark.slow
+def test_objects_as_choices_small_space_and_config(redis_url: str) -> None:
+    import sklearn
+
+    # Given estimators and None as choices: a finite space of 4 points
+    models = [LogisticRegression(max_iter=200), _NeedsConfig()]
+    scalers = [StandardScaler(), None]
+    pipe = make_pipeline(StandardScaler(), LogisticRegression())
+    search = RushSearchCV(
+        pipe,
+        {"logisticregression": models, "standardscaler": scalers},
+        n_evals=10,
+        n_workers=2,
+        cv=2,
+        error_score="raise",
+        config=redis_url,
+    )
+    # When it runs under set_config(assume_finite=True), which workers must see
+    with (
+        sklearn.config_context(assume_finite=True),
+        pytest.warns(UserWarning, match="4 is smaller"),
+    ):
+        search.fit(X, Y)
+    # Then each point was evaluated once, in ParameterGrid's order, with the
+    # very objects given (not copies from Redis, not None read as inactive)
+    params = search.cv_results_["params"]
+    assert len(params) == 4
+    assert [
+        (models.index(p["logisticregression"]), scalers.index(p["standardscaler"])) for p in params
+    ] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert all(any(p["logisticregression"] is m for m in models) for p in params)
+    assert search.cv_results_["param_standardscaler"][1] is None
+
+
+@pytest.mark.slow
+def test_list_of_dicts_and_an_empty_space(redis_url: str) -> None:
+    from scipy.stats import uniform
+
+    # Given a list of dicts (one with a distribution), sampled at random
+    space = [{"kernel": ["linear"]}, {"kernel": ["rbf"], "gamma": uniform(0.01, 1.0)}]
+    search = RushSearchCV(
+        SVC(),
+        space,
+        n_iter=6,
+        n_jobs=1,
+        optimizer="random",
+        random_state=0,
+        cv=2,
+        config=redis_url,
+    ).fit(X, Y)
+    # Then a candidate holds the parameters of its dict only
+    for p in search.cv_results_["params"]:
+        assert set(p) == ({"kernel"} if p["kernel"] == "linear" else {"kernel", "gamma"})
+    # And an empty space evaluates the estimator's defaults, once
+    with pytest.warns(UserWarning, match="1 is smaller than n_iter=5"):
+        empty = RushSearchCV(SVC(), {}, n_iter=5, n_jobs=1, cv=2, config=redis_url).fit(X, Y)
+    assert empty.cv_results_["params"] == [{}]
+    assert empty.best_estimator_.get_params() == SVC().get_params()
+
+
+def _accuracy_with_metadata(y_true: np.ndarray, y_pred: np.ndarray, metadata: np.ndarray) -> float:
+    assert len(metadata) == len(y_true), "metadata was not split with the test set"
+    return float(np.mean(y_true == y_pred))
+
+
+@pytest.mark.slow
+def test_metadata_routing_reaches_the_workers(redis_url: str) -> None:
+    import sklearn
+    from sklearn.metrics import make_scorer
+
+    # Given metadata routing enabled in this process and a scorer that asks for metadata
+    with sklearn.config_context(enable_metadata_routing=True):
+        scorer = make_scorer(_accuracy_with_metadata).set_score_request(metadata=True)
+        search = _search(redis_url, n_evals=2, n_workers=1, scoring=scorer, error_score="raise")
+        # When it is fitted with that metadata (a scorer called with it in a
+        # process where routing is off would raise)
+        search.fit(X, Y, metadata=np.arange(len(X)))
+    # Then every split was scored, with the metadata of its test set
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+
+
+@pytest.mark.slow
+def test_all_fits_failing_raises_sklearns_error_and_nothing_else(redis_url: str) -> None:
+    # Given a space where every fit fails (warnings are errors in this suite)
+    search = RushSearchCV(
+        _FailsOnLargeC(), {"C": Float(2.0, 10.0)}, n_evals=2, n_workers=1, cv=2, config=redis_url
+    )
+    # Then sklearn's own error is raised, not a warning of rushopt's first
+    with pytest.raises(ValueError, match="All the 4 fits failed"):
+        search.fit(X, Y)
