@@ -4,8 +4,12 @@ Run ``python benchmarks/optimizers.py [--quick] [--only PART ...] [--check]``; t
 
 - ``ask``: seconds one ``BayesianOptimization.ask()`` takes (GP surrogate: fit and acquisition)
   after n = 50, 200, 1000 observations in d = 2, 5, 10 dimensions;
-- ``regret``: median final regret over 10 seeds on branin, hartmann6, ackley (5-d) and
-  levy (4-d) with 15 * d + 20 evaluations: BO against random search and Optuna's TPE;
+- ``regret``: median final regret over 10 seeds on the problems of ``REGRET_PROBLEMS``
+  (numeric, ill-conditioned, multimodal, mixed and conditional) with 15 * d + 20 evaluations
+  (at most 120): BO against random search, Optuna's TPE and, when PyTorch is installed,
+  Optuna's GPSampler; ``--out`` saves the curves and one regret plot per problem;
+- ``parallel``: BO through ``tune`` with 2 and 4 workers on ``PARALLEL_PROBLEMS``, at the same
+  budget: median final regret against sequential BO, and repeated points in every run;
 - ``throughput``: evaluations per second of ``rushopt.tune`` with a trivial objective, random
   search and 2 local workers, and of Optuna with 2 processes on a ``JournalStorage`` in Redis;
 - ``utilization``: sum of evaluation runtimes / (workers x wall time) with 4 workers and
@@ -43,7 +47,24 @@ from rushopt.benchmarks.runner import summarize
 from rushopt.optimizers.space import Float
 
 HAS_OPTUNA = importlib.util.find_spec("optuna") is not None
-REGRET_PROBLEMS = ("branin", "hartmann6", "ackley", "levy")
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+REGRET_PROBLEMS = (
+    "branin",
+    "hartmann6",
+    "ackley5",
+    "levy4",
+    "rosenbrock4",
+    "ellipsoid5",
+    "ellipsoid10",
+    "rotellipsoid5",
+    "styblinski5",
+    "rastrigin4",
+    "mixed",
+    "mixed_interaction",
+    "conditional",
+    "conditional_hidden",
+)
+PARALLEL_PROBLEMS = ("branin", "ellipsoid5", "mixed", "conditional_hidden")
 SLEEP_S = (0.05, 0.25)  # evaluation time of the utilization objective
 
 
@@ -127,21 +148,29 @@ def bench_ask(sizes: Sequence[int], dims: Sequence[int], repeats: int) -> list[R
 
 # ------------------------------------------------------------------ (b) final regret
 def bench_regret(seeds: int, use_optuna: bool, out: str | None) -> list[Row]:
-    """Median final regret of BO, random search and TPE at budget 15 * d + 20."""
+    """Median final regret of BO, random search, TPE and GPSampler at budget 15 * d + 20."""
     _bayesian()
     optimizers = ["bo", "random"] + (["tpe"] if use_optuna else [])
+    if use_optuna and HAS_TORCH:
+        optimizers.append("gpsampler")
     results = run_benchmark(
         list(REGRET_PROBLEMS),
         optimizers,
         seeds=seeds,
         progress=lambda line: print(f"  {line}", file=sys.stderr, flush=True),
     )
+    if out:
+        os.makedirs(out, exist_ok=True)
+        results.to_csv(os.path.join(out, "regret_results.csv"), index=False)
+    return report_regret(results, out)
+
+
+def report_regret(results: pd.DataFrame, out: str | None = None) -> list[Row]:
+    """Print the regret table of `results` (and plot it into `out`); return the target rows."""
     summary = summarize(results)
     if out:
         from rushopt.benchmarks import plot_regret
 
-        os.makedirs(out, exist_ok=True)
-        results.to_csv(os.path.join(out, "regret_results.csv"), index=False)
         try:
             for path in plot_regret(results, out):
                 print(f"  wrote {path}", file=sys.stderr)
@@ -149,31 +178,92 @@ def bench_regret(seeds: int, use_optuna: bool, out: str | None) -> list[Row]:
             print("  matplotlib is not installed, so no plots", file=sys.stderr)
     median = summary.pivot(index="problem", columns="optimizer", values="regret_median")
     time_s = summary.pivot(index="problem", columns="optimizer", values="time_median_s")
+    others = [o for o in ("random", "tpe", "gpsampler") if o in median.columns]
+    names = {"random": "random", "tpe": "TPE", "gpsampler": "GPSampler"}
     lines = []
-    below_random = below_tpe = 0
+    wins = dict.fromkeys(others, 0)
+    cells = dict.fromkeys(others, 0)  # problems where the other optimizer has results
     for problem in summary["problem"].unique():
         info = summary[summary["problem"] == problem].iloc[0]
-        bo, rs = median.loc[problem, "bo"], median.loc[problem, "random"]
-        below_random += bool(bo < rs)
-        line = [problem, str(info["dim"]), str(info["budget"]), f"{bo:.3g}", f"{rs:.3g}"]
-        if use_optuna:
-            tpe = median.loc[problem, "tpe"]
-            below_tpe += bool(bo < tpe)
-            line.append(f"{tpe:.3g}")
-        line.append("yes" if bo < rs else "NO")
-        if use_optuna:
-            line.append("yes" if bo < tpe else "NO")
+        bo = median.loc[problem, "bo"]
+        line = [problem, str(info["dim"]), str(info["budget"]), f"{bo:.3g}"]
+        line += [f"{median.loc[problem, o]:.3g}" for o in others]
+        for o in others:
+            if pd.isna(median.loc[problem, o]):  # not run on this problem
+                line.append("n/a")
+                continue
+            # ties at the regret floor (both at the optimum) count for BO
+            ok = bool(bo <= median.loc[problem, o] or bo < 1e-9)
+            wins[o] += ok
+            cells[o] += 1
+            line.append("yes" if ok else "NO")
         line.append(f"{time_s.loc[problem, 'bo']:.2f}")
         lines.append(line)
-    header = ["problem", "d", "budget", "BO", "random"] + (["TPE"] if use_optuna else [])
-    header += ["BO < random"] + (["BO < TPE"] if use_optuna else []) + ["BO s/run"]
-    print_table(f"(b) median final regret over {seeds} seeds (budget 15 * d + 20)", header, lines)
-    n = len(REGRET_PROBLEMS)
-    rows = [Row("problems where BO < random (median regret)", below_random, f"of {n}", ">=", n)]
-    if use_optuna:
-        rows.append(
-            Row("problems where BO < TPE (median regret)", below_tpe, f"of {n}", ">=", n - 1)
+    header = ["problem", "d", "budget", "BO", *[names[o] for o in others]]
+    header += [f"BO <= {names[o]}" for o in others] + ["BO s/run"]
+    n_seeds = int(summary["n_seeds"].max())
+    print_table(
+        f"(b) median final regret over {n_seeds} seeds (budget 15 * d + 20, at most 120)",
+        header,
+        lines,
+    )
+    bounds = {o: cells[o] for o in others}
+    if "gpsampler" in bounds:
+        bounds["gpsampler"] = -(-2 * cells["gpsampler"] // 3)
+    return [
+        Row(
+            f"problems where BO <= {names[o]} (median regret)",
+            wins[o],
+            f"of {cells[o]}",
+            ">=",
+            bounds[o],
         )
+        for o in others
+    ]
+
+
+# ------------------------------------------------------------------ (b') parallel BO
+def _repeats(archive: pd.DataFrame, names: Sequence[str]) -> int:
+    columns = [name for name in names if name in archive.columns]
+    keys = archive[columns].apply(lambda column: column.map(repr)).agg("|".join, axis=1)
+    return int(len(keys) - keys.nunique())
+
+
+def bench_parallel(url: str, seeds: int, workers: Sequence[int] = (2, 4)) -> list[Row]:
+    """BO through tune() with 2 and 4 workers against sequential BO, at equal evaluations."""
+    tune = _tune()
+    lines, rows = [], []
+    repeats_total = 0
+    for name in PARALLEL_PROBLEMS:
+        problem = get_problem(name)
+        budget = problem.default_budget
+        sequential = run_benchmark([problem], ["bo"], seeds=seeds)
+        final = sequential[sequential["iteration"] == budget]["regret"]
+        line = [name, str(budget), f"{final.median():.3g}"]
+        for n_workers in workers:
+            regrets = []
+            for seed in range(seeds):
+                result = tune(
+                    problem.objective,
+                    problem.space,
+                    optimizer="bo",
+                    n_evals=budget,
+                    n_workers=n_workers,
+                    seed=seed,
+                    progress=False,
+                    config=url,
+                )
+                repeats_total += _repeats(result.archive, problem.space.names)
+                regrets.append(problem.regret(result.best_value))
+            line.append(f"{float(np.median(regrets)):.3g}")
+        lines.append(line)
+        print(f"  parallel {name}: {line}", file=sys.stderr, flush=True)
+    print_table(
+        f"(b') BO median final regret over {seeds} seeds: sequential vs tune() with workers",
+        ["problem", "budget", "sequential", *[f"{w} workers" for w in workers]],
+        lines,
+    )
+    rows.append(Row("repeated points in all parallel runs", repeats_total, "", "<=", 0))
     return rows
 
 
@@ -340,7 +430,7 @@ def bench_utilization_optuna(url: str, n_trials: int, n_processes: int = 4) -> l
 
 
 # ------------------------------------------------------------------ main
-PARTS = ("ask", "regret", "throughput", "utilization")
+PARTS = ("ask", "regret", "parallel", "throughput", "utilization")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -353,7 +443,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-optuna", action="store_true", help="skip the Optuna comparisons")
     parser.add_argument("--out", metavar="DIR", help="save the regret curves (CSV, PNG) here")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
+    parser.add_argument(
+        "--report",
+        metavar="CSV",
+        nargs="+",
+        help="only print (and with --out plot) the regret table of saved run_benchmark results",
+    )
     args = parser.parse_args(argv)
+    if args.report:
+        results = pd.concat([pd.read_csv(path) for path in args.report], ignore_index=True)
+        report_rows = report_regret(results, args.out)
+        print_rows("targets", report_rows)
+        return 1 if args.check and any(row.ok == "NO" for row in report_rows) else 0
     sizes = QUICK if args.quick else FULL
     seeds = args.seeds or sizes.seeds
     use_optuna = HAS_OPTUNA and not args.no_optuna
@@ -382,6 +483,8 @@ def main(argv: list[str] | None = None) -> int:
             attempt("ask", lambda: bench_ask(sizes.ask_n, sizes.ask_d, sizes.ask_repeats))
         if "regret" in parts:
             attempt("regret", lambda: bench_regret(seeds, use_optuna, args.out))
+        if "parallel" in parts:
+            attempt("parallel", lambda: bench_parallel(url, seeds))
         if "throughput" in parts:
             steps = [("throughput (tune)", lambda: bench_throughput(url, sizes.throughput))]
             if use_optuna:

@@ -42,22 +42,33 @@ ALL_PROBLEMS = [
     "levy10",
     "rosenbrock2",
     "rosenbrock10",
+    "ellipsoid2",
+    "ellipsoid10",
+    "rotellipsoid10",
+    "styblinski2",
+    "rastrigin10",
 ]
 HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 
 
 # ------------------------------------------------------------------ problems
 def test_list_problems_names_every_problem() -> None:
-    # Then: the eight problems of the spec, sorted
+    # Then: the eight problems of the spec and those of issue 9, sorted
     assert list_problems() == [
         "ackley",
         "branin",
         "conditional",
+        "conditional_hidden",
+        "ellipsoid",
         "hartmann3",
         "hartmann6",
         "levy",
         "mixed",
+        "mixed_interaction",
+        "rastrigin",
         "rosenbrock",
+        "rotellipsoid",
+        "styblinski",
     ]
     assert list_problems() == sorted(PROBLEMS)
 

@@ -182,6 +182,24 @@ def test_exactly_n_evals_with_four_workers(redis_url: str, network_id: str, mode
     assert Rush(network_id, config=redis_url).n_tasks == 25
 
 
+@pytest.mark.parametrize("n_workers", [2, 4])
+def test_bo_evaluates_every_point_of_a_small_space_once(
+    redis_url: str, network_id: str, n_workers: int
+) -> None:
+    # Given a space of 3 configurations and workers racing for a budget of 3
+    def objective(c: str) -> float:
+        return {"a": 1.0, "b": 0.0, "c": 2.0}[c]
+
+    space = {"c": Categorical(["a", "b", "c"])}
+    # When decentralized BO runs (its initial design is the network's: one index per point)
+    result = _run(
+        redis_url, network_id, objective, space, optimizer="bo", n_evals=3, n_workers=n_workers
+    )
+    # Then every configuration was evaluated exactly once
+    assert sorted(result.archive["c"]) == ["a", "b", "c"]
+    assert Rush(network_id, config=redis_url).metadata["initial_design_next"] >= 3
+
+
 @pytest.mark.parametrize("optimizer", ["central-random", "random", "bo"])
 def test_reproducible_on_one_worker_with_a_seed(redis_url: str, optimizer: str) -> None:
     # Given a seeded run on one worker, and an objective that draws from its rng

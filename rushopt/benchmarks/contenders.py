@@ -1,7 +1,9 @@
 """The optimizers a benchmark compares: their names and whether they can run here.
 
-``"random"`` always can; ``"bo"`` needs :mod:`rushopt.optimizers.bayesian`
-and ``"tpe"`` needs Optuna (``pip install optuna``). :func:`resolve_optimizers`
+``"random"`` always can; ``"bo"`` (and ``"bo-rf"``, BO with the random-forest
+surrogate) needs :mod:`rushopt.optimizers.bayesian`, ``"tpe"`` needs Optuna
+(``pip install optuna``) and ``"gpsampler"`` (Optuna's GPSampler) also
+PyTorch. :func:`resolve_optimizers`
 checks names given by a user and says what is missing;
 :func:`~rushopt.benchmarks.runner.make_optimizer` builds them.
 
@@ -21,13 +23,24 @@ from collections.abc import Sequence
 
 __all__ = ["OPTIMIZERS", "default_optimizers", "missing_reason", "resolve_optimizers"]
 
-OPTIMIZERS = ("random", "bo", "tpe")
+OPTIMIZERS = ("random", "bo", "bo-rf", "tpe", "gpsampler")
 """Optimizer names the runner knows, in the order tables list them."""
 
-_MODULES = {"bo": "rushopt.optimizers.bayesian", "tpe": "optuna"}
+DEFAULT = ("random", "bo", "tpe")
+"""The optimizers compared when none are named (those that can run)."""
+
+_MODULES = {
+    "bo": ("rushopt.optimizers.bayesian",),
+    "bo-rf": ("rushopt.optimizers.bayesian",),
+    "tpe": ("optuna",),
+    "gpsampler": ("optuna", "torch"),
+}
+_BO_MISSING = "BayesianOptimization is not available (rushopt.optimizers.bayesian is missing)"
 _MISSING = {
-    "bo": "BayesianOptimization is not available (rushopt.optimizers.bayesian is missing)",
+    "bo": _BO_MISSING,
+    "bo-rf": _BO_MISSING,
     "tpe": "Optuna is not installed: pip install optuna (or pip install 'rushopt[bench]')",
+    "gpsampler": "Optuna's GPSampler needs optuna and torch: pip install optuna torch",
 }
 
 
@@ -45,20 +58,21 @@ def missing_reason(name: str) -> str | None:
         What is missing and how to install it, or ``None`` when the
         optimizer can run (or the name is not one of :data:`OPTIMIZERS`).
     """
-    module = _MODULES.get(name)
-    if module is None:
-        return None
-    if module in sys.modules:  # imported already, or blocked with None
-        return None if sys.modules[module] is not None else _MISSING[name]
-    return None if importlib.util.find_spec(module) is not None else _MISSING[name]
+    for module in _MODULES.get(name, ()):
+        if module in sys.modules:  # imported already, or blocked with None
+            if sys.modules[module] is None:
+                return _MISSING[name]
+        elif importlib.util.find_spec(module) is None:
+            return _MISSING[name]
+    return None
 
 
 def default_optimizers() -> list[str]:
-    """Return the optimizers compared by default: those of :data:`OPTIMIZERS` that can run.
+    """Return the optimizers compared by default: those of :data:`DEFAULT` that can run.
 
     ``"tpe"`` is left out when Optuna is not installed.
     """
-    return [name for name in OPTIMIZERS if missing_reason(name) is None]
+    return [name for name in DEFAULT if missing_reason(name) is None]
 
 
 def resolve_optimizers(names: Sequence[str] | None) -> list[str]:

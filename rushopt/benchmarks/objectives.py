@@ -31,6 +31,9 @@ import numpy as np
 
 __all__ = [
     "ConditionalObjective",
+    "Ellipsoid",
+    "HiddenBranchObjective",
+    "InteractionObjective",
     "MixedObjective",
     "VectorObjective",
     "ackley",
@@ -38,7 +41,9 @@ __all__ = [
     "hartmann3",
     "hartmann6",
     "levy",
+    "rastrigin",
     "rosenbrock",
+    "styblinski_tang",
 ]
 
 
@@ -139,6 +144,56 @@ def levy(x: np.ndarray) -> float:
     return float(head + body + tail)
 
 
+def styblinski_tang(x: np.ndarray) -> float:
+    """Styblinski-Tang function on ``[-5, 5]^d``: separable, ``2^d`` local minima.
+
+    The global minimum, about ``-39.166 d``, is at ``x_i = -2.9035`` (the optimum of
+    the problem is computed there to full precision).
+    """
+    return float(0.5 * np.sum(x**4 - 16 * x**2 + 5 * x))
+
+
+def rastrigin(x: np.ndarray) -> float:
+    """Rastrigin function on ``[-5.12, 5.12]^d``, shifted to ``x* = 1.2``: global minimum 0."""
+    z = x - 1.2
+    return float(10 * len(z) + np.sum(z**2 - 10 * np.cos(2 * math.pi * z)))
+
+
+class Ellipsoid:
+    """Ill-conditioned ellipsoid on ``[-5, 5]^d``, separable or rotated; global minimum 0.
+
+    ``f(x) = sum_i 10^(6 (i - 1) / (d - 1)) z_i^2`` with ``z = x - x*`` (separable)
+    or ``z = R (x - x*)`` for a fixed random rotation ``R`` (rotated): condition
+    number 1e6, as BBOB's f2 and f10. The optimum ``x*`` is off-centre, at
+    ``x*_i = 3.5 (i / d) - 1.9`` (inside the box).
+
+    Parameters
+    ----------
+    dim : int
+        Number of variables.
+    rotated : bool, default False
+        Rotate the axes (seeded: every instance is the same function).
+    """
+
+    def __init__(self, dim: int, rotated: bool = False) -> None:
+        self.dim = dim
+        self.rotated = rotated
+        self.__name__ = "rotated_ellipsoid" if rotated else "ellipsoid"
+        self.optimum_x = np.array([3.5 * (i + 1) / dim - 1.9 for i in range(dim)])
+        exponents = np.linspace(0.0, 6.0, dim) if dim > 1 else np.zeros(1)
+        self.weights = 10.0**exponents
+        if rotated:
+            q, r = np.linalg.qr(np.random.default_rng(20260).normal(size=(dim, dim)))
+            self.rotation = q * np.sign(np.diag(r))
+        else:
+            self.rotation = np.eye(dim)
+
+    def __call__(self, x: np.ndarray) -> float:
+        """Evaluate the ellipsoid at ``x``."""
+        z = self.rotation @ (np.asarray(x, dtype=float) - self.optimum_x)
+        return float(self.weights @ z**2)
+
+
 # ------------------------------------------------------------------ mixed and conditional
 class MixedObjective:
     """Objective of the ``mixed`` problem: ``kind`` picks an offset and the best ``n`` and ``x1``.
@@ -209,3 +264,55 @@ class ConditionalObjective:
                 return float(value + 2 * (params["momentum"] - 0.9) ** 2)
             return float(value + 0.2)
         return 1.0
+
+
+class InteractionObjective:
+    """Objective of ``mixed_interaction``: the category decides where the numeric optimum is.
+
+    Five categories ``c0 .. c4``; each has its own offset, its own best
+    integer ``n`` in ``[1, 32]`` (log-scaled) and its own optimum ``x*`` of
+    three floats. The best category ``c3`` has a narrow basin
+    (``f = 4 |x - x*|^2``), so that it looks no better than the others
+    (offsets 0.05 to 0.4, wide basins) at random points; the global minimum
+    0 is at ``kind="c3", n=8, x=(0.7, 0.2, 0.55)``.
+    """
+
+    # kind: (offset, basin weight, best n, best x)
+    SETTINGS: Mapping[str, tuple[float, float, int, tuple[float, float, float]]] = MappingProxyType(
+        {
+            "c0": (0.2, 0.5, 2, (0.2, 0.8, 0.5)),
+            "c1": (0.3, 0.5, 16, (0.5, 0.5, 0.1)),
+            "c2": (0.05, 0.5, 4, (0.9, 0.1, 0.9)),
+            "c3": (0.0, 4.0, 8, (0.7, 0.2, 0.55)),
+            "c4": (0.4, 0.5, 30, (0.1, 0.3, 0.3)),
+        }
+    )
+
+    def __call__(self, kind: str, n: int, x1: float, x2: float, x3: float) -> float:
+        """Evaluate the objective (at least 0)."""
+        offset, weight, best_n, best_x = self.SETTINGS[kind]
+        bowl = (x1 - best_x[0]) ** 2 + (x2 - best_x[1]) ** 2 + (x3 - best_x[2]) ** 2
+        return float(offset + weight * bowl + 0.1 * math.log2(n / best_n) ** 2)
+
+
+class HiddenBranchObjective:
+    """Objective of ``conditional_hidden``: the best branch looks worst until it is tuned.
+
+    - ``"plain"`` (``a``, ``b`` in ``[0, 1]``): ``0.3 + 0.2 ((a - 0.6)^2 + (b - 0.4)^2)``,
+      at least 0.3 and never far from it;
+    - ``"tuned"`` (``lr`` in ``[1e-5, 1]``, log-scaled, and ``c`` in ``[0, 1]``):
+      ``1 - 1 / (1 + 8 (log10(lr) + 3.3)^2) + 0.5 (c - 0.25)^2 + 0.04 (width - 6)^2``
+      (``width`` an integer in ``[1, 8]``): close to 1 almost everywhere, 0 at
+      ``lr=10^-3.3, c=0.25, width=6``;
+    - ``"none"``: 0.8.
+    """
+
+    def __call__(self, branch: str, **params: Any) -> float:
+        """Evaluate the objective (at least 0)."""
+        if branch == "plain":
+            return float(0.3 + 0.2 * ((params["a"] - 0.6) ** 2 + (params["b"] - 0.4) ** 2))
+        if branch == "tuned":
+            well = 1.0 / (1.0 + 8.0 * (math.log10(params["lr"]) + 3.3) ** 2)
+            value = 1.0 - well + 0.5 * (params["c"] - 0.25) ** 2
+            return float(value + 0.04 * (params["width"] - 6) ** 2)
+        return 0.8

@@ -9,15 +9,27 @@ regrets are never negative; they round to the values usually quoted (branin
 0.397887, hartmann3 -3.86278, hartmann6 -3.32237, and 0 for ackley,
 rosenbrock and levy). :func:`get_problem` builds a problem by name.
 
-Two problems exercise what the numeric ones cannot:
+The numeric problems include ill-conditioned ones (``ellipsoid`` and
+``rotellipsoid``: condition number 1e6, separable or rotated) and multimodal
+separable ones (``styblinski``, ``rastrigin``). Four problems exercise what
+the numeric ones cannot:
 
 ``mixed``
     A categorical, an integer and two floats; the best integer and float
     settings depend on the category.
+``mixed_interaction``
+    Five categories, a log-scaled integer and three floats; each category has
+    its own optimum, and the best one has a narrow basin, so that it looks
+    no better than the others at random points.
 ``conditional``
     A categorical ``branch`` that switches parameters on and off, with a
     nested condition (``momentum`` exists only when ``use_momentum`` is true,
     which exists only on the ``"right"`` branch).
+``conditional_hidden``
+    The best branch looks worst until its own (log-scaled) parameter and
+    integer are tuned.
+
+:attr:`Problem.default_budget` is ``15 d + 20`` evaluations, at most 120.
 """
 
 from __future__ import annotations
@@ -30,8 +42,13 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+import numpy as np
+
 from rushopt.benchmarks.objectives import (
     ConditionalObjective,
+    Ellipsoid,
+    HiddenBranchObjective,
+    InteractionObjective,
     MixedObjective,
     VectorObjective,
     ackley,
@@ -39,7 +56,9 @@ from rushopt.benchmarks.objectives import (
     hartmann3,
     hartmann6,
     levy,
+    rastrigin,
     rosenbrock,
+    styblinski_tang,
 )
 from rushopt.optimizers.space import Categorical, Float, Int, Space
 
@@ -86,8 +105,8 @@ class Problem:
 
     @property
     def default_budget(self) -> int:
-        """The default number of evaluations of a benchmark run: ``15 * dim + 20``."""
-        return 15 * self.dim + 20
+        """The default number of evaluations of a benchmark run: ``15 * dim + 20``, at most 120."""
+        return min(15 * self.dim + 20, 120)
 
     def regret(self, value: float) -> float:
         """Return how far ``value`` is above the optimum."""
@@ -181,6 +200,97 @@ def _levy(dim: int = 4) -> Problem:
     )
 
 
+def _ellipsoid(dim: int = 5) -> Problem:
+    dim = _check_dim("ellipsoid", dim, 2)
+    fun = Ellipsoid(dim)
+    return Problem(
+        f"ellipsoid{dim}",
+        _box([(-5.0, 5.0)] * dim),
+        VectorObjective(fun, dim),
+        optimum=0.0,
+        optimal_params=_point(list(fun.optimum_x)),
+        description=f"separable ellipsoid, {dim}-d, condition number 1e6",
+    )
+
+
+def _rotellipsoid(dim: int = 5) -> Problem:
+    dim = _check_dim("rotellipsoid", dim, 2)
+    fun = Ellipsoid(dim, rotated=True)
+    return Problem(
+        f"rotellipsoid{dim}",
+        _box([(-5.0, 5.0)] * dim),
+        VectorObjective(fun, dim),
+        optimum=0.0,
+        optimal_params=_point(list(fun.optimum_x)),
+        description=f"rotated ellipsoid, {dim}-d, condition number 1e6",
+    )
+
+
+def _styblinski(dim: int = 5) -> Problem:
+    dim = _check_dim("styblinski", dim, 1)
+    return Problem(
+        f"styblinski{dim}",
+        _box([(-5.0, 5.0)] * dim),
+        VectorObjective(styblinski_tang, dim),
+        optimum=styblinski_tang(np.full(dim, -2.903534027771177)),
+        optimal_params=_point([-2.903534027771177] * dim),
+        description=f"Styblinski-Tang, {dim}-d, separable, 2^d local minima",
+    )
+
+
+def _rastrigin(dim: int = 4) -> Problem:
+    dim = _check_dim("rastrigin", dim, 1)
+    return Problem(
+        f"rastrigin{dim}",
+        _box([(-5.12, 5.12)] * dim),
+        VectorObjective(rastrigin, dim),
+        optimum=0.0,
+        optimal_params=_point([1.2] * dim),
+        description=f"Rastrigin shifted to 1.2, {dim}-d, a grid of local minima",
+    )
+
+
+def _mixed_interaction() -> Problem:
+    space = Space(
+        {
+            "kind": Categorical(["c0", "c1", "c2", "c3", "c4"]),
+            "n": Int(1, 32, log=True),
+            "x1": Float(0.0, 1.0),
+            "x2": Float(0.0, 1.0),
+            "x3": Float(0.0, 1.0),
+        }
+    )
+    return Problem(
+        "mixed_interaction",
+        space,
+        InteractionObjective(),
+        optimum=0.0,
+        optimal_params={"kind": "c3", "n": 8, "x1": 0.7, "x2": 0.2, "x3": 0.55},
+        description="five categories with their own optima; the best has a narrow basin",
+    )
+
+
+def _conditional_hidden() -> Problem:
+    space = Space(
+        {
+            "branch": Categorical(["plain", "tuned", "none"]),
+            "a": Float(0.0, 1.0, when={"branch": ["plain"]}),
+            "b": Float(0.0, 1.0, when={"branch": ["plain"]}),
+            "lr": Float(1e-5, 1.0, log=True, when={"branch": ["tuned"]}),
+            "c": Float(0.0, 1.0, when={"branch": ["tuned"]}),
+            "width": Int(1, 8, when={"branch": ["tuned"]}),
+        }
+    )
+    return Problem(
+        "conditional_hidden",
+        space,
+        HiddenBranchObjective(),
+        optimum=0.0,
+        optimal_params={"branch": "tuned", "lr": 10**-3.3, "c": 0.25, "width": 6},
+        description="the best branch looks worst until its own parameters are tuned",
+    )
+
+
 def _mixed() -> Problem:
     space = Space(
         {
@@ -233,14 +343,21 @@ PROBLEMS: Mapping[str, Callable[..., Problem]] = MappingProxyType(
         "ackley": _ackley,
         "branin": _branin,
         "conditional": _conditional,
+        "conditional_hidden": _conditional_hidden,
+        "ellipsoid": _ellipsoid,
         "hartmann3": _hartmann3,
         "hartmann6": _hartmann6,
         "levy": _levy,
         "mixed": _mixed,
+        "mixed_interaction": _mixed_interaction,
+        "rastrigin": _rastrigin,
         "rosenbrock": _rosenbrock,
+        "rotellipsoid": _rotellipsoid,
+        "styblinski": _styblinski,
     }
 )
-"""Problem name to factory; ``ackley``, ``levy`` and ``rosenbrock`` take ``dim``."""
+"""Problem name to factory; ``ackley``, ``ellipsoid``, ``levy``, ``rastrigin``,
+``rosenbrock``, ``rotellipsoid`` and ``styblinski`` take ``dim``."""
 
 _WITH_DIM = re.compile(r"^([a-z]+)(\d+)$")
 
@@ -295,7 +412,7 @@ def get_problem(name: str, **kwargs: Any) -> Problem:
     if factory is None:
         raise ValueError(
             f"unknown problem {name!r}; available: {', '.join(list_problems())} "
-            "(ackley, levy and rosenbrock also as e.g. ackley10)"
+            "(the problems that take dim also as e.g. ackley10)"
         )
     accepted = inspect.signature(factory).parameters
     unknown = sorted(set(kwargs) - set(accepted))

@@ -12,9 +12,10 @@ reduces them to the final regret per optimizer and problem
 (:func:`rushopt.cli.bench.bench_main`) does all three.
 
 Optimizer names: ``"random"`` (:class:`~rushopt.optimizers.random_search.RandomSearch`),
-``"bo"`` (:class:`~rushopt.optimizers.bayesian.BayesianOptimization`) and
-``"tpe"`` (Optuna's TPE sampler, through
-:class:`~rushopt.benchmarks.tpe.OptunaTPE`; needs ``pip install optuna``).
+``"bo"`` (:class:`~rushopt.optimizers.bayesian.BayesianOptimization`),
+``"bo-rf"`` (the same with the random-forest surrogate), ``"tpe"`` (Optuna's
+TPE sampler, through :class:`~rushopt.benchmarks.tpe.OptunaTPE`; needs ``pip
+install optuna``) and ``"gpsampler"`` (Optuna's GPSampler; needs PyTorch too).
 Each run of optimizer ``o`` on problem ``p`` with seed ``s`` builds ``o`` with
 ``seed=s``, so a run is reproducible and all optimizers see the same seeds.
 """
@@ -102,13 +103,14 @@ def make_optimizer(name: str, space: Space, seed: int) -> Optimizer:
         from rushopt.optimizers.random_search import RandomSearch
 
         return RandomSearch(space, seed=seed)
-    if name == "bo":
+    if name in ("bo", "bo-rf"):
         from rushopt.optimizers.bayesian import BayesianOptimization
 
-        return BayesianOptimization(space, seed=seed)
+        surrogate = "rf" if name == "bo-rf" else "auto"
+        return BayesianOptimization(space, surrogate=surrogate, seed=seed)
     from rushopt.benchmarks.tpe import OptunaTPE
 
-    return OptunaTPE(space, seed=seed)
+    return OptunaTPE(space, seed=seed, sampler="gp" if name == "gpsampler" else "tpe")
 
 
 def _as_problem(problem: Problem | str) -> Problem:
@@ -136,7 +138,8 @@ def run_once(
     seed : int
         Seed of the optimizer.
     budget : int, optional
-        Number of evaluations (default: ``problem.default_budget``, ``15 * dim + 20``).
+        Number of evaluations (default: ``problem.default_budget``,
+        ``15 * dim + 20`` at most 120).
     name : str, optional
         The ``optimizer`` column (default: the name, or the factory's ``__name__``).
 
@@ -273,7 +276,7 @@ def run_benchmark(
     seeds : int or sequence of int, default 10
         A count ``n`` (seeds ``0, ..., n - 1``) or the seeds themselves.
     budget : int, optional
-        Evaluations per run (default: ``15 * dim + 20`` for each problem).
+        Evaluations per run (default: ``15 * dim + 20``, at most 120, for each problem).
     progress : callable, optional
         Called with one line of text after each problem and optimizer.
 

@@ -1,7 +1,9 @@
-"""Optuna's TPE sampler behind rushopt's ask/tell interface, as a baseline for benchmarks.
+"""Optuna's samplers behind rushopt's ask/tell interface, as baselines for benchmarks.
 
-Optuna is optional (``pip install rushopt[bench]``); this module imports it
-only when an :class:`OptunaTPE` starts its first study.
+:class:`OptunaTPE` runs Optuna's TPE sampler (or, with ``sampler="gp"``, its
+GPSampler, which needs PyTorch). Optuna is optional (``pip install
+rushopt[bench]``); this module imports it only when an :class:`OptunaTPE`
+starts its first study.
 """
 
 from __future__ import annotations
@@ -83,7 +85,11 @@ class OptunaTPE(Optimizer):
     seed : int, optional
         Seed of the sampler; the same seed gives the same proposals.
     sampler_kwargs : dict, optional
-        More arguments of ``TPESampler`` (e.g. ``{"multivariate": True}``).
+        More arguments of the sampler (e.g. ``{"multivariate": True}``).
+    sampler : {"tpe", "gp"}, default "tpe"
+        ``TPESampler`` or ``GPSampler`` (which needs PyTorch; Optuna's
+        GPSampler ignores conditions, and samples parameters outside its
+        fixed search space at random).
 
     Attributes
     ----------
@@ -101,16 +107,21 @@ class OptunaTPE(Optimizer):
         space: Space | Mapping[str, Any],
         seed: int | None = None,
         sampler_kwargs: Mapping[str, Any] | None = None,
+        sampler: str = "tpe",
     ) -> None:
         super().__init__(space, seed=seed)
         self.sampler_kwargs = sampler_kwargs
+        self.sampler = sampler
 
     def _ensure_state(self) -> None:
         super()._ensure_state()
         if not hasattr(self, "study_"):
             import optuna
 
-            sampler = optuna.samplers.TPESampler(seed=self.seed, **(self.sampler_kwargs or {}))
+            kinds = {"tpe": optuna.samplers.TPESampler, "gp": optuna.samplers.GPSampler}
+            if self.sampler not in kinds:
+                raise ValueError(f"sampler must be one of {list(kinds)}, got {self.sampler!r}")
+            sampler = kinds[self.sampler](seed=self.seed, **(self.sampler_kwargs or {}))
             verbosity = optuna.logging.get_verbosity()
             optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study" line per run
             try:

@@ -1,17 +1,31 @@
 """Acquisition optimization: where the Bayesian optimizer looks for its next point.
 
-The acquisition (:func:`acquisition_scorer`) is minimized over the ``[0, 1]``
-encoding of :meth:`~rushopt.optimizers.space.Space.encode`:
+The acquisition (:func:`acquisition_scorer`) is minimized over canonical
+encoded rows (:class:`~rushopt.optimizers.encoding.Encoding`) by
+:func:`search`:
 
-- numeric spaces (Gaussian process, :func:`search_numeric`): score
-  ``N_SOBOL`` scrambled Sobol points plus perturbations of the best
-  evaluations, then run L-BFGS-B with analytic gradients from the best
-  ``N_STARTS``, all of them in one batched problem (:func:`refine`);
-- mixed and conditional spaces (random forest, :func:`search_mixed`): score
-  samples of the space and neighbors of the best evaluations, then a short
-  local search of mutations
-  (:meth:`~rushopt.optimizers.space.Space.neighbors`) around the best
-  candidates.
+1. **Candidates.** ``N_SOBOL`` scrambled Sobol points of the space, plus
+   perturbations of the best evaluations (numeric steps at three scales, and
+   now and then a random value for one whole parameter: another category,
+   integer, or basin of a float), all scored.
+   A finite space with at most
+   :data:`~rushopt.optimizers.encoding.ENUMERATION_LIMIT` configurations is
+   scored whole instead, and nothing else is needed.
+2. **Local search** from the ``N_STARTS`` best candidates, in rounds that
+   alternate a continuous step and a discrete step:
+
+   - with the Gaussian process, L-BFGS-B with analytic gradients over the
+     active numeric features, categoricals and inactive parameters held
+     fixed, all starts in one batched problem (:func:`refine`); integers are
+     relaxed there and rounded afterwards;
+   - every start moves to its best discrete neighbor
+     (:meth:`~rushopt.optimizers.encoding.Encoding.neighbors`: each other
+     choice of a categorical, each integer one step up or down) if that
+     improves the acquisition; with the random forest, whose prediction has
+     no gradient, numeric perturbations join the neighbors.
+
+   A start is refined again only after a discrete move; the rounds stop
+   when no start moves, after ``N_ROUNDS``.
 
 Every function draws from the random generator it is given, in a fixed order,
 so the optimizer's proposals stay reproducible.
@@ -20,8 +34,8 @@ so the optimizer's proposals stay reproducible.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from scipy.optimize import minimize
@@ -35,40 +49,52 @@ from rushopt.optimizers.acquisition import (
 from rushopt.optimizers.base import config_key
 
 if TYPE_CHECKING:
-    from rushopt.optimizers.forest import RandomForestSurrogate
-    from rushopt.optimizers.gp import GPSurrogate
-    from rushopt.optimizers.space import Space
+    from rushopt.optimizers.encoding import Encoding
 
 __all__ = [
     "MAX_ITER",
-    "N_NEIGHBORS",
-    "N_SAMPLES",
+    "N_ROUNDS",
     "N_SOBOL",
     "N_STARTS",
     "N_TOP",
     "acquisition_scorer",
     "refine",
-    "search_mixed",
-    "search_numeric",
+    "search",
     "unique_configs",
 ]
 
-N_SOBOL = 1024  # candidates scored before the gradient-based refinement (a power of 2)
-N_STARTS = 5  # best candidates refined by L-BFGS-B
+N_SOBOL = 512  # quasi-random candidates scored first (a power of 2)
+N_STARTS = 5  # best candidates the local search starts from
+N_TOP = 5  # best evaluations perturbed into candidates
+N_ROUNDS = 3  # rounds of continuous and discrete steps
 MAX_ITER = 40  # L-BFGS-B iterations of the acquisition optimizer
-N_SAMPLES = 512  # random candidates in mixed spaces
-N_TOP = 5  # best evaluations (and candidates) that local searches start from
-N_NEIGHBORS = 20  # mutations per start and round in mixed spaces
+_PER_INCUMBENT = 32  # perturbations of each of the best evaluations
+
+
+class Predictor(Protocol):
+    """A surrogate on encoded rows: ``predict(X, return_std=True)`` gives mean and std."""
+
+    def predict(self, X: np.ndarray, return_std: bool = False) -> Any:
+        """Predict the mean (and standard deviation)."""
+
+
+class GradientPredictor(Predictor, Protocol):
+    """A surrogate that also gives the gradients of its mean and std."""
+
+    def predict_with_gradient(
+        self, X: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Predict mean and std with their gradients."""
 
 
 def acquisition_scorer(
-    model: GPSurrogate | RandomForestSurrogate, kappa: float | None, best: float
+    model: Predictor, kappa: float | None, best: float
 ) -> Callable[[np.ndarray], np.ndarray]:
     """Return the acquisition to minimize, as a function of encoded points.
 
     Parameters
     ----------
-    model : GPSurrogate or RandomForestSurrogate
+    model : object with ``predict(X, return_std=True)``
         The fitted surrogate.
     kappa : float or None
         Exploration weight of the lower confidence bound ``mu - kappa sigma``;
@@ -84,6 +110,8 @@ def acquisition_scorer(
     """
 
     def score(X: np.ndarray) -> np.ndarray:
+        if len(X) == 0:
+            return np.empty(0)
         mu, sd = model.predict(X, return_std=True)
         if kappa is None:
             return -log_expected_improvement(mu, sd, best)
@@ -92,72 +120,145 @@ def acquisition_scorer(
     return score
 
 
-def search_numeric(
-    model: GPSurrogate,
+def _candidates(encoding: Encoding, top: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    d = encoding.space.n_dims
+    sobol = qmc.Sobol(d, scramble=True, seed=rng).random(N_SOBOL)
+    parts = [encoding.snap(sobol, raw=True)]
+    if len(top):
+        m = len(top) * _PER_INCUMBENT
+        local = np.repeat(top, _PER_INCUMBENT, axis=0)
+        scale = rng.choice([0.01, 0.05, 0.2], size=(m, 1))
+        numeric = encoding.numeric[None, :] & (local >= 0.0)
+        local = np.where(numeric, np.clip(local + scale * rng.normal(size=(m, d)), 0, 1), local)
+        # now and then a random value for a whole parameter (a categorical's other choice, a
+        # float's other basin): global moves along one coordinate, which separable
+        # multimodal objectives need
+        noise = encoding.snap(rng.random((m, d)), raw=True)
+        for col in encoding.columns:
+            swap = rng.random(m) < 1.0 / max(len(encoding.columns), 2)
+            local[swap, col.cols] = noise[swap, col.cols]
+        parts.append(encoding.snap(local))
+    return np.vstack(parts)
+
+
+def search(
+    model: Predictor,
     kappa: float | None,
     best: float,
+    encoding: Encoding,
     top: np.ndarray,
     rng: np.random.Generator,
+    gradient: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Score Sobol points and perturbed incumbents, then refine the best with L-BFGS-B.
+    """Minimize the acquisition over a mixed space (see the module docstring).
 
     Parameters
     ----------
-    model : GPSurrogate
-        The fitted Gaussian process.
+    model : Predictor
+        The fitted surrogate on encoded rows; with ``gradient=True`` it also
+        has ``predict_with_gradient``.
     kappa : float or None
         As in :func:`acquisition_scorer`.
     best : float
         The incumbent.
+    encoding : Encoding
+        The space's encoding.
     top : numpy.ndarray of shape (n_top, n_dims)
-        Encoded best evaluations, perturbed at several scales.
+        Encoded best evaluations, best first.
     rng : numpy.random.Generator
         Random source (the optimizer's stream).
+    gradient : bool, default True
+        Refine the numeric features with L-BFGS-B.
 
     Returns
     -------
     candidates : numpy.ndarray of shape (n, n_dims)
-        The refined points first, then every point scored.
+        Canonical rows: the local search's optima first, then every point
+        scored.
     scores : numpy.ndarray of shape (n,)
         Their acquisition values (smaller is better).
     """
-    d = top.shape[1]
-    sobol = qmc.Sobol(d, scramble=True, seed=rng).random(N_SOBOL)
-    per_point = 32
-    scale = rng.choice([0.01, 0.05, 0.2], size=(len(top) * per_point, 1))
-    local = np.repeat(top, per_point, axis=0) + scale * rng.normal(size=(len(top) * per_point, d))
-    candidates = np.vstack([sobol, np.clip(local, 0.0, 1.0)])
-    scores = acquisition_scorer(model, kappa, best)(candidates)
-    starts = candidates[np.argsort(scores, kind="stable")[:N_STARTS]]
-    refined = refine(model, kappa, starts, best)
-    refined_scores = acquisition_scorer(model, kappa, best)(refined)
-    return np.vstack([refined, candidates]), np.concatenate([refined_scores, scores])
+    score = acquisition_scorer(model, kappa, best)
+    finite = encoding.enumerate()
+    if finite is not None:
+        return finite, score(finite)
+    candidates = _candidates(encoding, top, rng)
+    scores = score(candidates)
+    seen_X, seen_s = [candidates], [scores]
+    order = np.argsort(scores, kind="stable")
+    starts, start_scores = candidates[order[:N_STARTS]], scores[order[:N_STARTS]]
+    to_refine = np.ones(len(starts), dtype=bool)
+    for _ in range(N_ROUNDS):
+        if gradient and (to_refine[:, None] & encoding.active_numeric(starts)).any():
+            refined = encoding.snap(refine(model, kappa, starts[to_refine], best, encoding))  # type: ignore[arg-type]
+            refined_scores = score(refined)
+            seen_X.append(refined)
+            seen_s.append(refined_scores)
+            rows = np.flatnonzero(to_refine)
+            better = refined_scores < start_scores[rows]
+            starts[rows[better]] = refined[better]
+            start_scores[rows[better]] = refined_scores[better]
+        moved = np.zeros(len(starts), dtype=bool)
+        for i in range(len(starts)):
+            neighbors = encoding.neighbors(starts[i], rng)
+            if not gradient:  # the forest has no gradient: numeric steps are neighbors too
+                steps = np.repeat(starts[i : i + 1], 16, axis=0)
+                numeric = encoding.active_numeric(steps)
+                steps = np.where(numeric, steps + 0.05 * rng.normal(size=steps.shape), steps)
+                neighbors = np.vstack([neighbors, encoding.snap(np.clip(steps, -1, 1))])
+            if not len(neighbors):
+                continue
+            neighbor_scores = score(neighbors)
+            seen_X.append(neighbors)
+            seen_s.append(neighbor_scores)
+            j = int(np.argmin(neighbor_scores))
+            if neighbor_scores[j] < start_scores[i]:
+                starts[i], start_scores[i] = neighbors[j], neighbor_scores[j]
+                moved[i] = True
+        if not moved.any():
+            break
+        to_refine = moved  # only a start that moved discretely has new numeric optima
+    return np.vstack([starts, *seen_X]), np.concatenate([start_scores, *seen_s])
 
 
-def refine(model: GPSurrogate, kappa: float | None, starts: np.ndarray, best: float) -> np.ndarray:
+def refine(
+    model: GradientPredictor,
+    kappa: float | None,
+    starts: np.ndarray,
+    best: float,
+    encoding: Encoding | None = None,
+) -> np.ndarray:
     """Minimize the acquisition from each start, as one batched L-BFGS-B problem.
 
     The starts do not interact, so the sum of their acquisition values
     has a block-separable gradient and one L-BFGS-B run replaces several
-    (far fewer Python round trips).
+    (far fewer Python round trips). Only the active numeric features move;
+    the others are held by equal bounds.
 
     Parameters
     ----------
-    model : GPSurrogate
-        The fitted Gaussian process (its gradients are analytic).
+    model : GradientPredictor
+        The fitted Gaussian process on encoded rows (gradients are analytic).
     kappa : float or None
         As in :func:`acquisition_scorer`.
     starts : numpy.ndarray of shape (q, n_dims)
         Encoded starting points.
     best : float
         The incumbent.
+    encoding : Encoding, optional
+        Tells which features may move; without it, all of them.
 
     Returns
     -------
     numpy.ndarray of shape (q, n_dims)
-        The local minima found, clipped to ``[0, 1]``.
+        The local minima found (not snapped).
     """
     q, d = starts.shape
+    free = (
+        np.ones((q, d), dtype=bool) if encoding is None else encoding.active_numeric(starts)
+    ).ravel()
+    flat0 = starts.ravel()
+    bounds = [(0.0, 1.0) if f else (v, v) for f, v in zip(free, flat0, strict=True)]
 
     def objective(flat: np.ndarray) -> tuple[float, np.ndarray]:
         x = flat.reshape(q, d)
@@ -167,75 +268,24 @@ def refine(model: GPSurrogate, kappa: float | None, starts: np.ndarray, best: fl
             value, g_mu, g_sd = -value, -g_mu, -g_sd
         else:
             value, g_mu, g_sd = mu - kappa * sd, np.ones_like(mu), np.full_like(sd, -kappa)
-        grad = g_mu[:, None] * d_mu + g_sd[:, None] * d_sd
+        grad = (g_mu[:, None] * d_mu + g_sd[:, None] * d_sd).ravel()
+        grad[~free] = 0.0
         if not np.all(np.isfinite(value)) or not np.all(np.isfinite(grad)):
             return 1e300, np.zeros_like(flat)
-        return float(np.sum(value)), grad.ravel()
+        return float(np.sum(value)), grad
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = minimize(
             objective,
-            starts.ravel(),
+            flat0,
             jac=True,
             method="L-BFGS-B",
-            bounds=[(0.0, 1.0)] * (q * d),
+            bounds=bounds,
             options={"maxiter": MAX_ITER},
         )
-    x: np.ndarray = np.clip(np.asarray(result.x, dtype=float).reshape(q, d), 0.0, 1.0)
-    return x
-
-
-def search_mixed(
-    model: GPSurrogate | RandomForestSurrogate,
-    kappa: float | None,
-    best: float,
-    space: Space,
-    incumbents: Sequence[Mapping[str, Any]],
-    rng: np.random.Generator,
-    clamp: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
-) -> tuple[list[dict[str, Any]], np.ndarray]:
-    """Score samples and neighbors of the incumbents, then mutate the best few.
-
-    Parameters
-    ----------
-    model : GPSurrogate or RandomForestSurrogate
-        The fitted surrogate.
-    kappa : float or None
-        As in :func:`acquisition_scorer`.
-    best : float
-        The incumbent value.
-    space : Space
-        The search space.
-    incumbents : sequence of dict
-        The best evaluations (at most ``N_TOP``), best first.
-    rng : numpy.random.Generator
-        Random source (the optimizer's stream).
-    clamp : callable
-        Puts the configurations' floats back into their bounds, in place,
-        and returns the list.
-
-    Returns
-    -------
-    configs : list of dict
-        Every distinct configuration scored.
-    scores : numpy.ndarray
-        Their acquisition values (smaller is better).
-    """
-    score = acquisition_scorer(model, kappa, best)
-    configs = space.sample(N_SAMPLES, rng)
-    for incumbent in incumbents:
-        configs += space.neighbors(incumbent, N_NEIGHBORS, rng)
-    configs = unique_configs(clamp(configs))
-    scores = score(space.encode(configs))
-    for scale in (0.1, 0.05, 0.02):
-        starts = [configs[i] for i in np.argsort(scores, kind="stable")[:N_TOP]]
-        new = unique_configs(
-            clamp([c for s in starts for c in space.neighbors(s, N_NEIGHBORS, rng, scale)])
-        )
-        configs += new
-        scores = np.concatenate([scores, score(space.encode(new))])
-    return configs, scores
+    x = np.asarray(result.x, dtype=float).reshape(q, d)
+    return np.where(free.reshape(q, d), np.clip(x, 0.0, 1.0), starts)
 
 
 def unique_configs(configs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

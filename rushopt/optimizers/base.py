@@ -13,17 +13,19 @@ optimizer with its own random stream.
 from __future__ import annotations
 
 import copy
+import hashlib
 import inspect
+import json
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from rushopt.optimizers.space import Param, Space, as_space
 
-__all__ = ["Optimizer", "config_key"]
+__all__ = ["Optimizer", "config_fingerprint", "config_key"]
 
 
 def config_key(config: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -40,6 +42,37 @@ def config_key(config: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
         The ``(name, repr(value))`` pairs, sorted by name.
     """
     return tuple(sorted((name, repr(value)) for name, value in config.items()))
+
+
+def config_fingerprint(config: Mapping[str, Any]) -> str:
+    """Return a short, stable text identity of a configuration, for duplicate checks anywhere.
+
+    Two configurations have the same fingerprint exactly when they have the
+    same :func:`config_key`: the same parameter names with values of the same
+    ``repr`` (so ``0.1`` and ``0.1000000001`` differ, ``3`` and ``3.0`` too).
+    It is the SHA-1 of the JSON array of the sorted ``[name, repr(value)]``
+    pairs (no spaces), in hexadecimal: the same in every process and on every
+    machine, so a task-creating script can compare fingerprints of tasks
+    made by different workers.
+
+    Parameters
+    ----------
+    config : dict
+        A validated configuration (active parameters only).
+
+    Returns
+    -------
+    str
+        40 hexadecimal digits.
+
+    Examples
+    --------
+    >>> config_fingerprint({"b": 1, "a": "x"}) == config_fingerprint({"a": "x", "b": 1})
+    True
+    """
+    pairs = [list(pair) for pair in config_key(config)]
+    text = json.dumps(pairs, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha1(text.encode("ascii")).hexdigest()
 
 
 class Optimizer(ABC):
@@ -116,6 +149,28 @@ class Optimizer(ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if k != "space")
         return f"{type(self).__name__}({args})"
+
+    def join_network(
+        self, index: int, claim: Callable[[], int] | None = None, design_seed: int | None = None
+    ) -> None:
+        """Take part in a decentralized network as its loop number ``index`` (default: nothing).
+
+        The decentralized worker loop calls this once on every worker's copy,
+        before the first ``ask``. Optimizers with an initial design may take
+        it from one network-wide sequence: ``claim()`` returns the next index
+        of the network's design (0, 1, ... across all workers, atomically) and
+        ``design_seed`` is the same on every worker.
+
+        Parameters
+        ----------
+        index : int
+            The loop's index on the network (0 for the first worker).
+        claim : callable, optional
+            Returns the next network-wide index of the initial design.
+        design_seed : int, optional
+            Seed of the network's initial design.
+        """
+        return  # an optimizer without an initial design has nothing to share
 
     # ------------------------------------------------------------ ask/tell
     @abstractmethod

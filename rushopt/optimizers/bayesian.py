@@ -1,10 +1,13 @@
-"""Bayesian optimization with a Gaussian-process or random-forest surrogate.
+"""Bayesian optimization with a mixed-variable Gaussian-process (or random-forest) surrogate.
 
 One :class:`BayesianOptimization` proposes configurations in three phases:
 
 1. **Initial design.** While fewer than ``n_initial`` configurations are told
    or pending, it hands out points of a scrambled Sobol sequence (or uniform
-   random points), seeded by the optimizer's own random stream.
+   random points). On a rush network (:meth:`join_network`) the design is
+   the network's: the ``i``-th initial point of the run is the ``i``-th
+   point of one Sobol sequence seeded by the run, whichever worker takes it,
+   the index coming from an atomic counter.
 2. **Fallback.** While fewer than two evaluations have succeeded (failed ones,
    told as ``None``/``nan``/``inf``, are never trained on), it samples randomly.
 3. **Model-based.** It fits the surrogate on the successful evaluations,
@@ -13,15 +16,19 @@ One :class:`BayesianOptimization` proposes configurations in three phases:
    count as pending), refits on both, and picks the best candidate of the
    acquisition function that was neither evaluated nor pending.
 
-For numeric spaces the Gaussian process is fitted on the ``[0, 1]`` encoding
-of :meth:`~rushopt.optimizers.space.Space.encode` (log-scaled parameters are
-thus modelled in log space), and the acquisition is optimized by scoring 1024
-Sobol points plus perturbations of the best evaluations, then running L-BFGS-B
-with analytic gradients from the best five, all five in one batched problem.
-Mixed and conditional spaces use the random forest, scoring samples of the
-space and neighbors of the best evaluations, then a short local search of
-mutations (:meth:`~rushopt.optimizers.space.Space.neighbors`) around the best
-candidates.
+The Gaussian process works on every kind of space: the kernel features of
+:mod:`rushopt.optimizers.features` (ARD Matérn 5/2 over numeric parameters
+in the unit cube, log-scaled ones in log space, an overlap kernel for
+categoricals, conditional parameters that do not pollute the kernel when
+inactive), fitted on targets standardized and, when skewed, power-warped
+(:func:`~rushopt.optimizers.targets.warp_targets`). The acquisition is
+optimized by :func:`~rushopt.optimizers.acquisition_search.search`:
+quasi-random and local candidates, then rounds of L-BFGS-B over the numeric
+parameters interleaved with moves to categorical and integer neighbors. A
+finite space small enough to enumerate is scored whole; once all of its
+configurations are evaluated or pending, ``ask`` returns fewer
+configurations (none at all when nothing is left) and logs a warning: an
+optimizer never proposes a configuration twice.
 
 Refitting the Gaussian process's hyperparameters costs ``O(n^3)`` per
 likelihood evaluation, so they are re-optimized on every ask only while at
@@ -33,19 +40,25 @@ is recomputed.
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
-from rushopt.optimizers.acquisition_search import N_TOP, search_mixed, search_numeric
+from rushopt.optimizers.acquisition_search import N_TOP, search, unique_configs
 from rushopt.optimizers.base import Optimizer
+from rushopt.optimizers.encoding import Encoding
+from rushopt.optimizers.features import KernelFeatures, SpaceModel
 from rushopt.optimizers.forest import RandomForestSurrogate
 from rushopt.optimizers.gp import GPSurrogate
 from rushopt.optimizers.linalg import single_blas_thread
 from rushopt.optimizers.parameters import Float, Param
 from rushopt.optimizers.space import Space
+from rushopt.optimizers.targets import warp_targets
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["BayesianOptimization"]
 
@@ -58,6 +71,10 @@ _ACQUISITIONS = ("auto", "ei", "lcb", "stochastic_lcb")
 _DESIGNS = ("sobol", "random")
 _MODES = ("decentralized", "centralized")
 _FULL_FIT_UNTIL = 20  # re-optimize GP hyperparameters on every ask up to this many successes
+# with "auto", the first workers of a network use EI (imputed pending points spread them out
+# enough: with 4 workers, 3 on stochastic LCB lost the best category of the mixed problem in
+# 3 runs of 5), later ones ADBO's stochastic LCB
+_EI_WORKERS = 4
 
 
 def _acquisition_error(value: Any) -> ValueError:
@@ -72,12 +89,13 @@ class BayesianOptimization(Optimizer):
     space : Space or dict
         The search space.
     surrogate : {"auto", "gp", "rf"}, default "auto"
-        ``"gp"``: :class:`~rushopt.optimizers.surrogates.GPSurrogate`
-        (Matérn 5/2 with automatic relevance determination, hyperparameters
-        fitted by marginal likelihood); ``"rf"``:
+        ``"gp"``: :class:`~rushopt.optimizers.surrogates.GPSurrogate` on
+        the mixed-variable kernel features (Matérn 5/2 with automatic
+        relevance determination per parameter, hyperparameters fitted by
+        marginal likelihood with priors); ``"rf"``:
         :class:`~rushopt.optimizers.surrogates.RandomForestSurrogate`;
-        ``"auto"``: the Gaussian process for numeric spaces without
-        conditions, the random forest otherwise.
+        ``"auto"``: the Gaussian process, for every kind of space (it beat
+        the forest on the mixed and conditional benchmark problems).
     acquisition : {"auto", "ei", "lcb", "stochastic_lcb"}, default "auto"
         ``"ei"``: expected improvement, maximized in log space; ``"lcb"``:
         lower confidence bound ``mu - 1.96 sigma``; ``"stochastic_lcb"``: as
@@ -86,8 +104,11 @@ class BayesianOptimization(Optimizer):
         exponential distribution with mean 1.96, and uses
         ``kappa * exp(-0.1 * (t mod 25))`` for its ``t``-th model-based
         proposal, so that workers explore to different degrees and each
-        periodically turns greedy. ``"auto"``: ``"stochastic_lcb"`` in
-        decentralized mode, ``"ei"`` in centralized mode.
+        periodically turns greedy. ``"auto"``: ``"ei"``, except for the
+        fifth and later workers of a decentralized network
+        (:meth:`join_network` with ``index >= 4``), which use
+        ``"stochastic_lcb"``, so that a network of many workers has a few
+        greedy workers and others exploring to different degrees.
     n_initial : int, optional
         Size of the initial design; default ``min(max(10, 2 d + 2), 30)``
         for ``d`` parameters.
@@ -109,7 +130,8 @@ class BayesianOptimization(Optimizer):
     n_initial_ : int
         Size of the initial design.
     initial_design_ : list of dict
-        The initial design's configurations.
+        The initial design's configurations (distinct; fewer than
+        ``n_initial`` in a small finite space).
     kappa_ : float or None
         Exploration weight of the confidence bound before decay (drawn per
         instance for ``"stochastic_lcb"``); None for ``"ei"``.
@@ -168,6 +190,30 @@ class BayesianOptimization(Optimizer):
         if not isinstance(self.mode, str) or self.mode not in _MODES:
             raise ValueError(f"mode must be one of {list(_MODES)}, got {self.mode!r}")
 
+    def join_network(
+        self, index: int, claim: Callable[[], int] | None = None, design_seed: int | None = None
+    ) -> None:
+        """Take part in a decentralized network as its loop number ``index``.
+
+        With ``claim`` and ``design_seed`` the initial design is the
+        network's: the ``i``-th claimed index gives the ``i``-th point of one
+        scrambled Sobol sequence seeded by ``design_seed``, on whichever
+        worker claims it, until ``n_initial`` indices are claimed. With
+        ``index >= 4`` and ``acquisition="auto"``, the stochastic LCB is used.
+
+        Parameters
+        ----------
+        index : int
+            The loop's index on the network (0 for the first worker).
+        claim : callable, optional
+            ``claim()`` returns the next network-wide index of the initial
+            design (0, 1, ...), atomically; with it (and ``design_seed``) the
+            initial design is one Sobol sequence for the whole network.
+        design_seed : int, optional
+            Seed of the network's Sobol sequence, the same on every worker.
+        """
+        self._network = (int(index), claim, design_seed)
+
     def _setup(self) -> None:
         space = self.space_
         self._floats = {
@@ -175,12 +221,14 @@ class BayesianOptimization(Optimizer):
             for name, p in space.params.items()
             if isinstance(p, Float)
         }
+        index, claim, design_seed = getattr(self, "_network", (None, None, None))
         kind = self.surrogate
         if kind == "auto":
-            kind = "gp" if space.is_numeric else "rf"
+            kind = "gp"
         acquisition = self.acquisition
         if acquisition == "auto":
-            acquisition = "stochastic_lcb" if self.mode == "decentralized" else "ei"
+            many = self.mode == "decentralized" and index is not None and index >= _EI_WORKERS
+            acquisition = "stochastic_lcb" if many else "ei"
         self.acquisition_ = acquisition
         self.kappa_: float | None = {
             "ei": None,
@@ -189,17 +237,25 @@ class BayesianOptimization(Optimizer):
         }[acquisition]
         d = len(space)
         self.n_initial_ = int(self.n_initial or min(max(10, 2 * d + 2), 30))
+        self._claim = claim if design_seed is not None else None
+        design_rng = np.random.default_rng(design_seed) if self._claim else self.rng_
         if self.initial_design == "sobol":
-            self.initial_design_ = self._clamp(space.sobol(self.n_initial_, self.rng_))
+            design = self._clamp(space.sobol(self.n_initial_, design_rng))
         else:
-            self.initial_design_ = self._clamp(space.sample(self.n_initial_, self.rng_))
+            design = self._clamp(space.sample(self.n_initial_, design_rng))
+        # distinct points, so that distinct claimed indices never give the same point
+        self.initial_design_ = unique_configs(design)
+        self._design_done = False
+        self.encoding_ = Encoding(space)
+        self.features_ = KernelFeatures(space)
         self.surrogate_: GPSurrogate | RandomForestSurrogate
         if kind == "gp":
-            self.surrogate_ = GPSurrogate(warm_start=True)
+            self.surrogate_ = GPSurrogate(warm_start=True, groups=self.features_.groups)
         else:
             self.surrogate_ = RandomForestSurrogate()
         self.n_model_proposals_ = 0
-        self._gradient_search = kind == "gp" and space.is_numeric
+        self._finite_configs: list[dict[str, Any]] | None = None
+        self._warned_exhausted = False
         self._X_cache = np.empty((0, space.n_dims))
         self._gp_restart_n: int | None = None  # successes at the last fit with restarts
         self._gp_fit_n = 0  # successes at the last hyperparameter fit
@@ -225,9 +281,12 @@ class BayesianOptimization(Optimizer):
         with single_blas_thread(), np.errstate(all="ignore"):
             for _ in range(n):
                 config: dict[str, Any] | None = None
-                if len(self.configs_) + len(self.pending_) + len(out) < self.n_initial_:
+                if self._claim is not None:
+                    if not self._design_done:
+                        config = self._claimed_point(out)
+                elif len(self.configs_) + len(self.pending_) + len(out) < self.n_initial_:
                     config = self._initial_point(out)
-                elif n_success >= 2:
+                if config is None and n_success >= 2:
                     try:
                         if batch is None:
                             batch = _Batch(*self._fit_base(), self.space_.n_dims)
@@ -236,8 +295,21 @@ class BayesianOptimization(Optimizer):
                     except np.linalg.LinAlgError:
                         config = None
                     self.n_model_proposals_ += 1
-                out.append(config if config is not None else self._random_point(out))
+                if config is None:
+                    config = self._random_point(out)
+                if config is None:  # a finite space, all of it evaluated or pending
+                    self._warn_exhausted()
+                    break
+                out.append(config)
         return out
+
+    def _warn_exhausted(self) -> None:
+        if not self._warned_exhausted:
+            self._warned_exhausted = True
+            logger.warning(
+                "every configuration of the finite search space is evaluated or pending: "
+                "no new configuration to propose"
+            )
 
     def _clamp(self, configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Clamp floats into their bounds.
@@ -260,12 +332,33 @@ class BayesianOptimization(Optimizer):
                 return dict(config)
         return None
 
-    def _random_point(self, taken: list[dict[str, Any]]) -> dict[str, Any]:
+    def _claimed_point(self, taken: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """Claim network-wide design indices until one gives a new point (None: design done)."""
+        assert self._claim is not None
+        while True:
+            i = self._claim()
+            if i >= len(self.initial_design_):
+                self._design_done = True
+                return None
+            config = self.initial_design_[i]
+            if self._is_new(config) and config not in taken:
+                return dict(config)
+
+    def _random_point(self, taken: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """Return a random new configuration, or None when a finite space has none left."""
+        finite = self.encoding_.enumerate()
+        if finite is not None:
+            if self._finite_configs is None:
+                self._finite_configs = self.space_.decode(finite)
+            new = [c for c in self._finite_configs if self._is_new(c) and c not in taken]
+            return dict(new[int(self.rng_.integers(len(new)))]) if new else None
         for _ in range(10):
             for config in self._clamp(self.space_.sample(16, self.rng_)):
                 if self._is_new(config) and config not in taken:
                     return config
-        return self._clamp(self.space_.sample(1, self.rng_))[0]  # the space is exhausted
+        if not self._floats:  # a large finite space, nearly exhausted
+            return None
+        return self._clamp(self.space_.sample(1, self.rng_))[0]  # floats never repeat
 
     # ------------------------------------------------------------ models
     def _training_data(self) -> tuple[np.ndarray, np.ndarray]:
@@ -277,24 +370,31 @@ class BayesianOptimization(Optimizer):
         ok = np.isfinite(y)
         return self._X_cache[ok], y[ok]
 
+    def _model_input(self, X: np.ndarray) -> np.ndarray:
+        if isinstance(self.surrogate_, GPSurrogate):
+            return self.features_.transform(X)
+        return X
+
     def _fit_base(self) -> tuple[np.ndarray, np.ndarray]:
-        """Fit the surrogate on the successful evaluations and return them."""
+        """Fit the surrogate on the successful evaluations; return them, targets warped."""
         X, y = self._training_data()
+        y = warp_targets(y)
         model = self.surrogate_
+        Z = self._model_input(X)
         if isinstance(model, GPSurrogate):
             n = len(y)
             restart = self._gp_restart_n
             if restart is None or n <= _FULL_FIT_UNTIL or n >= 2 * restart:
                 seed = int(self.rng_.integers(2**31))
-                model.set_params(n_restarts=2, seed=seed).fit(X, y)
+                model.set_params(n_restarts=2, seed=seed).fit(Z, y)
                 self._gp_restart_n = self._gp_fit_n = n
             elif n - self._gp_fit_n >= min(20, max(1, n // 10)):
-                model.set_params(n_restarts=0).fit(X, y)
+                model.set_params(n_restarts=0).fit(Z, y)
                 self._gp_fit_n = n
             else:
-                model.fit(X, y, optimize=False)
+                model.fit(Z, y, optimize=False)
         else:
-            model.set_params(seed=int(self.rng_.integers(2**31))).fit(X, y)
+            model.set_params(seed=int(self.rng_.integers(2**31))).fit(Z, y)
         return X, y
 
     def _impute(self, batch: _Batch, pending: list[dict[str, Any]]) -> None:
@@ -313,9 +413,9 @@ class BayesianOptimization(Optimizer):
         model = self.surrogate_
         Xp = self.space_.encode(pending[batch.n_imputed :])
         batch.X_imputed = np.vstack([batch.X_imputed, Xp])
-        batch.y_imputed = np.append(batch.y_imputed, model.predict(Xp))
+        batch.y_imputed = np.append(batch.y_imputed, model.predict(self._model_input(Xp)))
         batch.n_imputed = len(pending)
-        X = np.vstack([batch.X, batch.X_imputed])
+        X = self._model_input(np.vstack([batch.X, batch.X_imputed]))
         y = np.concatenate([batch.y, batch.y_imputed])
         if isinstance(model, GPSurrogate):
             model.fit(X, y, optimize=False)
@@ -325,23 +425,15 @@ class BayesianOptimization(Optimizer):
     def _model_point(self, batch: _Batch, taken: list[dict[str, Any]]) -> dict[str, Any] | None:
         """Return the best new candidate of the acquisition, or None if all were taken."""
         best = float(min(np.min(batch.y), np.min(batch.y_imputed, initial=np.inf)))
-        model, kappa = self.surrogate_, self.kappa
+        model = self.surrogate_
         order = np.argsort(batch.y, kind="stable")[:N_TOP]
-        if self._gradient_search:
-            assert isinstance(model, GPSurrogate)
-            candidates, scores = search_numeric(model, kappa, best, batch.X[order], self.rng_)
-            for i in np.argsort(scores, kind="stable"):
-                (config,) = self._clamp(self.space_.decode(candidates[i : i + 1]))
-                if self._is_new(config) and config not in taken:
-                    return config
-            return None
-        finished = [self.configs_[i] for i in np.flatnonzero(np.isfinite(self.values_))]
-        incumbents = [finished[i] for i in order]
-        configs, scores = search_mixed(
-            model, kappa, best, self.space_, incumbents, self.rng_, self._clamp
+        gp = isinstance(model, GPSurrogate)
+        predictor: Any = SpaceModel(model, self.features_) if gp else model
+        candidates, scores = search(
+            predictor, self.kappa, best, self.encoding_, batch.X[order], self.rng_, gradient=gp
         )
         for i in np.argsort(scores, kind="stable"):
-            config = configs[int(i)]
+            (config,) = self._clamp(self.space_.decode(candidates[i : i + 1]))
             if self._is_new(config) and config not in taken:
                 return config
         return None

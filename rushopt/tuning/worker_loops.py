@@ -35,6 +35,7 @@ Both evaluate with the same runner: in the worker process (task timeouts by
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -54,7 +55,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LoopSettings",
+    "claim_design_index",
     "claim_index",
+    "design_seed",
     "evaluation_loop",
     "make_runner",
     "needs_history",
@@ -174,6 +177,39 @@ def evaluation_loop(rush: RushWorker, settings: LoopSettings) -> None:
 def needs_history(optimizer: Optimizer) -> bool:
     """Tell whether an optimizer learns from results (else the loop never reads them)."""
     return bool(getattr(optimizer, "needs_history", True))
+
+
+def claim_design_index(rush: RushWorker) -> int:
+    """Claim the next index of the network's initial design (0, 1, ...), atomically.
+
+    The count lives in the network's metadata hash (``initial_design_next``),
+    so the ``i``-th initial point of a run is evaluated once, by whichever
+    worker claims ``i``, and a resumed run carries on after the design.
+    """
+    return rush.increment_metadata("initial_design_next") - 1
+
+
+def design_seed(base: int | None, network_id: str) -> int:
+    """Seed of the network's initial design: the same on every worker of a run.
+
+    Parameters
+    ----------
+    base : int or None
+        The run's seed; without one, the network id is the seed.
+    network_id : str
+        The network.
+
+    Returns
+    -------
+    int
+        A seed in ``[0, 2**63)``.
+    """
+    if base is not None:
+        seed = worker_seed(base, 0, stream=2)
+        assert seed is not None
+        return seed
+    digest = hashlib.sha256(network_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
 
 
 def claim_index(rush: RushWorker) -> int:
@@ -325,7 +361,10 @@ def optimize_loop(rush: RushWorker, settings: LoopSettings) -> None:
     The worker clones ``settings.optimizer`` with a seed of its own (derived
     from the optimizer's seed, else the run's, and the loop's index), so
     workers do not propose the same points, and a seeded run on one worker is
-    reproducible. For optimizers that learn from results
+    reproducible. The copy joins the network
+    (:meth:`~rushopt.optimizers.base.Optimizer.join_network`): an initial
+    design is one sequence for the whole network, its indices claimed with
+    :func:`claim_design_index`. For optimizers that learn from results
     the next configuration is proposed while the current one is evaluated
     (see :class:`_Proposer`). The loop returns when asked to stop, or when
     the optimizer has nothing more to propose; once the budget is spent it
@@ -343,11 +382,17 @@ def optimize_loop(rush: RushWorker, settings: LoopSettings) -> None:
         raise ValueError("optimize_loop needs settings.optimizer")
     index = claim_index(rush)
     params = prototype.get_params()
+    base = settings.seed
     if "seed" in params:
         base = params["seed"] if params["seed"] is not None else settings.seed
         optimizer = prototype.clone(seed=worker_seed(base, index))
     else:
         optimizer = prototype.clone()
+    optimizer.join_network(
+        index,
+        claim=lambda: claim_design_index(rush),
+        design_seed=design_seed(base, rush.network_id),
+    )
     proposer = _Proposer(rush, optimizer, settings, ahead=True)
     try:
         _optimize(rush, settings, proposer, _task_seeds(settings.seed, index))
