@@ -570,8 +570,9 @@ class RushSearchCV(BaseSearchCV):  # type: ignore[misc]  # sklearn ships no stub
             # the evaluation failed as a whole: no scores, the fits' errors or its message
             message = str(row.get("message") or "evaluation failed")
             errors = [message] * len(splits)
-            if message.startswith(_ALL_FAILED):
-                errors = json.loads(message[len(_ALL_FAILED) :])
+            at = message.find(_ALL_FAILED)  # after the exception type ("ValueError: ...")
+            if at >= 0:
+                errors = json.loads(message[at + len(_ALL_FAILED) :])
             out.extend(
                 self._failed_split(test, scorers, err)
                 for (_, test), err in zip(splits, errors, strict=True)
