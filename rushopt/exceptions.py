@@ -30,6 +30,7 @@ import warnings
 
 __all__ = [
     "ConfigError",
+    "DuplicateTaskError",
     "EvaluationError",
     "InputError",
     "OptimizerError",
@@ -126,6 +127,19 @@ class TaskError(RushError):
 
     .. versionadded:: 0.1.0
     """
+
+
+class DuplicateTaskError(TaskError):
+    """A task's configuration was created before in the network (fingerprints).
+
+    ``index`` is the position, in the push, of the first such task.
+
+    .. versionadded:: 0.2.0
+    """
+
+    def __init__(self, message: str, index: int = 0) -> None:
+        super().__init__(message)
+        self.index = index
 
 
 class TaskNotFoundError(TaskError, KeyError):

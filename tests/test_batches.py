@@ -136,3 +136,49 @@ def test_bad_batch_size_and_unknown_loop_arguments_fail_at_start(rush: Rush) -> 
     with pytest.raises(TypeError, match="fun"):
         rush.start_local_workers(n_workers=1)
     assert rush.n_workers == 0
+
+
+def test_a_configuration_fingerprint_is_created_once_in_the_network(
+    rush: Rush, redis_url: str
+) -> None:
+    from rushopt.exceptions import DuplicateTaskError
+
+    # Given two workers of one network
+    first = RushWorker(rush.network_id, config=redis_url)
+    second = RushWorker(rush.network_id, config=redis_url)
+
+    # When both create a running task with the same configuration fingerprint
+    (key,) = first.push_running_tasks([{"x": 1}], fingerprints=["fp-1"])
+    with pytest.raises(DuplicateTaskError) as refused:
+        second.push_running_tasks([{"x": 1}], fingerprints=["fp-1"])
+
+    # Then only the first exists; the refusal names the task and created nothing
+    assert refused.value.index == 0
+    assert rush.tasks == [key] and rush.running_tasks == [key]
+    # and another fingerprint goes through
+    assert len(second.push_running_tasks([{"x": 2}], fingerprints=["fp-2"])) == 1
+    for worker in (first, second):
+        worker.set_terminated()
+
+
+def test_tune_with_four_workers_never_evaluates_a_configuration_twice(
+    redis_url: str, network_id: str
+) -> None:
+    from rushopt import Float, Int, tune
+
+    # Given a small mixed space where workers are likely to meet at the same corner
+    result = tune(
+        lambda x, k: {"y": (x - 1.0) ** 2 + k},
+        {"x": Float(-1.0, 1.0), "k": Int(0, 3)},
+        optimizer="bo",
+        n_evals=40,
+        n_workers=4,
+        config=redis_url,
+        network_id=network_id,
+        progress=False,
+        seed=4,
+    )
+    # Then every evaluation has its own configuration
+    archive = result.archive
+    assert len(archive) == 40
+    assert not archive.duplicated(["x", "k"]).any()

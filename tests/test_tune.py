@@ -303,7 +303,8 @@ def test_all_evaluations_failing_warns(redis_url: str, network_id: str) -> None:
     def objective(x: float) -> float:
         raise RuntimeError("always")
 
-    with pytest.warns(RushWarning, match="no evaluation finished; the first failure: always"):
+    expected = "no evaluation finished; the first failure: RuntimeError: always"
+    with pytest.warns(RushWarning, match=expected):
         result = _run(redis_url, network_id, objective, n_evals=3)
     assert result.best_params is None
     assert math.isnan(result.best_value)

@@ -46,6 +46,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rushopt.core import InProcessRunner, IsolatedRunner, Outcome, StopServing, serve_tasks
+from rushopt.exceptions import DuplicateTaskError
+from rushopt.optimizers.base import config_fingerprint
 from rushopt.optimizers.space import as_space
 from rushopt.tuning.objective import Objective, signed_value
 
@@ -67,6 +69,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: Proposals in a row another worker had started first, before a worker stops proposing.
+_DUPLICATE_TRIES = 10
 
 
 #: Seconds an idle worker blocks on the queue before it checks its stop flag
@@ -324,6 +329,15 @@ class _Proposer:
         configs = optimizer.ask(1)
         return configs[0] if configs else None
 
+    def instead_of(self, config: dict[str, Any]) -> dict[str, Any] | None:
+        """Propose again, ``config`` counted as pending (another worker started it)."""
+        if not self.history:  # an optimizer that learns nothing: it only must not repeat it
+            self.optimizer.set_pending([config])
+            configs = self.optimizer.ask(1)
+            return configs[0] if configs else None
+        failed, self.failed = self.failed, []
+        return self._propose(failed, ("", config))
+
     def take(self) -> dict[str, Any] | None:
         """Return the next configuration (``None``: the optimizer has nothing left)."""
         if self._next is not None:
@@ -417,13 +431,24 @@ def _optimize(
         if slow and rush.terminated:  # asked to stop while the optimizer was busy
             raise StopServing
         seed = next(seeds)
-        keys = rush.push_running_tasks(
-            [config],
-            seeds=None if seed is None else [seed],
-            timeouts=timeout,
-            max_retries=max_retries,
-            limit=settings.n_evals,
-        )
+        for _ in range(_DUPLICATE_TRIES):
+            try:
+                keys = rush.push_running_tasks(
+                    [config],
+                    seeds=None if seed is None else [seed],
+                    timeouts=timeout,
+                    max_retries=max_retries,
+                    limit=settings.n_evals,
+                    fingerprints=[config_fingerprint(config)],
+                )
+                break
+            except DuplicateTaskError:  # another worker started it first: propose again
+                config = proposer.instead_of(config)
+                if config is None:
+                    raise StopServing from None
+        else:
+            logger.warning("the optimizer proposed only configurations evaluated before")
+            raise StopServing
         if not keys:  # the budget is spent: serve requeued evaluations only
             proposer.close()
             return None

@@ -9,7 +9,7 @@ from typing import Any
 from rushopt.core.arguments import broadcast, check_dicts, check_numbers, dumps_dicts
 from rushopt.core.network import Network
 from rushopt.core.serialize import DICT_FIELDS, SCALAR_FIELDS, dumps
-from rushopt.exceptions import InputError
+from rushopt.exceptions import DuplicateTaskError, InputError
 
 __all__ = ["TaskService", "new_task_ids"]
 
@@ -59,6 +59,7 @@ class TaskService:
         priority: Sequence[str | None] | None = None,
         running_worker: str | None = None,
         limit: int | None = None,
+        fingerprints: Sequence[str] | None = None,
     ) -> list[str]:
         """Validate, serialize and write new tasks with one script call.
 
@@ -71,9 +72,19 @@ class TaskService:
         -------
         list of str
             The keys of the tasks created (fewer than ``xss`` when ``limit`` stops them).
+
+        Raises
+        ------
+        DuplicateTaskError
+            With ``fingerprints`` (running tasks only): when the network has
+            seen one of them; nothing is created.
         """
         xss = check_dicts("xss", xss)
         n = len(xss)
+        if fingerprints is not None:
+            fingerprints = [str(f) for f in broadcast("fingerprints", fingerprints, n)]
+            if running_worker is None:
+                raise InputError("fingerprints are checked for running tasks only")
         extras = check_dicts("extra", broadcast("extra", extra, n), allow_none=True)
         if seeds is not None and isinstance(seeds, bool):
             raise TypeError("seeds must be integers")
@@ -111,8 +122,13 @@ class TaskService:
         scripts = self.network.scripts
         if running_worker is not None:
             created = scripts.push_running_tasks(
-                running_worker, hash_keys, _PUSH_FIELDS, rows, limit, stream_seed
+                running_worker, hash_keys, _PUSH_FIELDS, rows, limit, stream_seed, fingerprints
             )
+            if created < 0:
+                raise DuplicateTaskError(
+                    f"configuration {-created} of the push was created before in the network",
+                    index=-created - 1,
+                )
         else:
             created = scripts.push_tasks(
                 hash_keys, _PUSH_FIELDS, rows, queue_of, limit, stream_seed

@@ -18,6 +18,7 @@ Layout (``P`` is the prefix)::
     P log                     list    JSON log records written by workers
     P metadata                hash    what the network is for (e.g. tune's metric), JSON values
     P controller              string  lease of the controller running the network (expires)
+    P fingerprints            set     fingerprints of the configurations workers created
     P worker_ids              set     every registered worker
     P worker_states:<state>   set     workers in that state
     P worker:<id>:info        hash    pid, hostname, remote, heartbeat
@@ -182,6 +183,7 @@ class KeySchema:
         "base",
         "controller",
         "failed_tasks",
+        "fingerprints",
         "finished_tasks",
         "log",
         "metadata",
@@ -208,6 +210,7 @@ class KeySchema:
         self.log = self.base + "log"
         self.metadata = self.base + "metadata"
         self.controller = self.base + "controller"
+        self.fingerprints = self.base + "fingerprints"
         self.worker_ids = self.base + "worker_ids"
         self.task_prefix = self.base + "task:"
         self.routing_key = self.worker_ids

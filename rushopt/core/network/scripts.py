@@ -152,14 +152,28 @@ class Scripts:
         rows: Sequence[Sequence[Any]],
         limit: int | None,
         seed: int | None,
+        fingerprints: Sequence[str] | None = None,
     ) -> int:
-        """Create tasks running under ``worker_id``; return how many ``limit`` allowed."""
+        """Create tasks running under ``worker_id``; return how many ``limit`` allowed.
+
+        With ``fingerprints`` (one per task, ``""`` for none), nothing is
+        created when one was seen before: the result is then ``-i`` for the
+        i-th task (1-based).
+        """
         k = self._keys
         args: list[Any] = ["" if limit is None else int(limit), "" if seed is None else seed]
         args += [len(fields), *fields]
         for row in rows:
             args += row
-        keys = [k.all_tasks, k.task_counter, k.worker_running(worker_id), *hash_keys]
+        if fingerprints is not None:
+            args += fingerprints
+        keys = [
+            k.all_tasks,
+            k.task_counter,
+            k.worker_running(worker_id),
+            k.fingerprints,
+            *hash_keys,
+        ]
         return int(self._run("push_running_tasks", keys, args))
 
     def write_hashes(

@@ -156,6 +156,7 @@ class RushWorker(Rush):
         timeouts: float | Sequence[float | None] | None = None,
         max_retries: int | Sequence[int | None] | None = None,
         limit: int | None = None,
+        fingerprints: Sequence[str] | None = None,
     ) -> list[str]:
         """Create tasks that this worker is already running (decentralized loops).
 
@@ -172,6 +173,12 @@ class RushWorker(Rush):
             Budget: create tasks only while the network holds fewer than
             ``limit`` tasks, checked atomically (decentralized optimizers use
             it to start exactly ``n_evals`` evaluations across all workers).
+        fingerprints : list of str, optional
+            A text identity of each task's configuration (e.g.
+            :func:`rushopt.optimizers.base.config_fingerprint`): a push with a
+            fingerprint the network has seen creates nothing and raises
+            :class:`~rushopt.exceptions.DuplicateTaskError`, checked atomically,
+            so no two workers ever start the same configuration.
 
         Returns
         -------
@@ -187,6 +194,7 @@ class RushWorker(Rush):
             max_retries=max_retries,
             running_worker=self.worker_id,
             limit=limit,
+            fingerprints=fingerprints,
         )
         self._held.update(keys)
         return keys
