@@ -167,7 +167,7 @@ class ASHA(Optimizer):
     --------
     >>> from rushopt.optimizers.parameters import Float
     >>> opt = ASHA({"x": Float(0, 1)}, min_budget=1, max_budget=9, seed=0)
-    >>> for _ in range(12):
+    >>> for _ in range(20):
     ...     (config,) = opt.ask()
     ...     opt.tell(config, (config["x"] - 0.3) ** 2 + 1 / config["budget"])
     >>> sorted({c["budget"] for c in opt.configs_})
