@@ -230,10 +230,7 @@ class RushWorker(Rush):
             ``{"key": ..., <field>: ...}``, or ``None`` when no task came or
             the worker should stop (see :attr:`stop_requested`).
         """
-        if fields is not self._fields_given:  # serve_tasks passes the same list every time
-            self._fields_checked = check_fields(fields)
-            self._fields_given = fields
-        fields = self._fields_checked
+        fields = self._checked_fields(fields)
         reconnector = self.network.reconnector
         if reconnector.outages != self._outages:
             self._reconcile()
@@ -242,14 +239,7 @@ class RushWorker(Rush):
             self._rejoin()
             result = self._pop(b"", fields, None)
         if result is None and self._status == "empty" and timeout > 0:
-            keys = self.network.keys
-            key = self.network.redis.blmove(
-                keys.queued_tasks,
-                keys.pending(self.worker_id),
-                timeout,  # type: ignore[arg-type]  # Redis takes float seconds
-                "LEFT",
-                "RIGHT",
-            )
+            key = self._wait_for_task(timeout)
             if key is not None:
                 result = self._pop(key, fields, None)
         if reconnector.outages != self._outages:  # a reply may have been lost meanwhile
@@ -294,10 +284,7 @@ class RushWorker(Rush):
         """
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise InputError(f"n must be a positive integer, got {n!r}")
-        if fields is not self._fields_given:
-            self._fields_checked = check_fields(fields)
-            self._fields_given = fields
-        fields = self._fields_checked
+        fields = self._checked_fields(fields)
         reconnector = self.network.reconnector
         if reconnector.outages != self._outages:
             self._reconcile()
@@ -306,19 +293,31 @@ class RushWorker(Rush):
             self._rejoin()
             tasks = self._pop_batch(b"", n, fields, ())
         if not tasks and self._status == "empty" and timeout > 0:
-            keys = self.network.keys
-            key = self.network.redis.blmove(
-                keys.queued_tasks,
-                keys.pending(self.worker_id),
-                timeout,  # type: ignore[arg-type]  # Redis takes float seconds
-                "LEFT",
-                "RIGHT",
-            )
+            key = self._wait_for_task(timeout)
             if key is not None:
                 tasks = self._pop_batch(key, n, fields, ())
         if reconnector.outages != self._outages:
             self._reconcile()
         return tasks
+
+    def _checked_fields(self, fields: Sequence[str]) -> list[str]:
+        """Validate ``fields`` once per list object (serve_tasks passes the same list each time)."""
+        if fields is not self._fields_given:
+            self._fields_checked = check_fields(fields)
+            self._fields_given = fields
+        return self._fields_checked
+
+    def _wait_for_task(self, timeout: float) -> bytes | str | None:
+        """Block up to ``timeout`` s on the shared queue, moving a key into the pending slot."""
+        keys = self.network.keys
+        key: bytes | str | None = self.network.redis.blmove(
+            keys.queued_tasks,
+            keys.pending(self.worker_id),
+            timeout,  # type: ignore[arg-type]  # Redis takes float seconds
+            "LEFT",
+            "RIGHT",
+        )
+        return key
 
     def _pop_batch(
         self,
