@@ -31,8 +31,12 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture(autouse=True)
-def clean_environ(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def clean_environ(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
     monkeypatch.delenv("REDIS_URL", raising=False)
+    # tune(network_id=...) on the embedded server keeps data there: never in the user's home
+    monkeypatch.setenv("RUSHOPT_HOME", str(tmp_path_factory.getbasetemp() / "rushopt-home"))
     remove_rush_plan()
     yield
     remove_rush_plan()

@@ -263,7 +263,7 @@ class RedisConfig:
 ConfigLike = str | RedisConfig | None
 
 
-def resolve_config(config: ConfigLike) -> RedisConfig:
+def resolve_config(config: ConfigLike, persist_network: str | None = None) -> RedisConfig:
     """Turn a ``config`` argument into a :class:`RedisConfig`.
 
     Parameters
@@ -271,6 +271,10 @@ def resolve_config(config: ConfigLike) -> RedisConfig:
     config : str, RedisConfig or None
         A URL, a config, or ``None`` for the resolution order of the module
         docstring (plan, ``REDIS_URL``, embedded server).
+    persist_network : str or None, default None
+        Where the embedded server would be used, use the one that keeps this
+        network's data on disk instead
+        (:func:`~rushopt.core.server.persistent.persistent_server`).
 
     Returns
     -------
@@ -298,9 +302,9 @@ def resolve_config(config: ConfigLike) -> RedisConfig:
     from_env = RedisConfig.from_env()
     if from_env is not None:
         return from_env
-    from rushopt.core.server import embedded_server
+    from rushopt.core.server import embedded_server, persistent_server
 
-    server = embedded_server()
+    server = embedded_server() if persist_network is None else persistent_server(persist_network)
     return RedisConfig(server.unix_url or server.url)
 
 

@@ -24,11 +24,12 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from rushopt.core import plan
-from rushopt.core.config import ConfigLike
+from rushopt.core.config import ConfigLike, RedisConfig, resolve_config
 from rushopt.core.controller import Rush
 from rushopt.core.controller.lease import LEASE_TTL_S, ControllerLease
 from rushopt.core.network import validate_network_id
 from rushopt.core.serialize import dumps_code
+from rushopt.core.server import network_data_dir, release_persistent_server
 from rushopt.exceptions import InputError, warn
 from rushopt.optimizers.asha import ASHA, Hyperband
 from rushopt.optimizers.base import Optimizer
@@ -85,6 +86,13 @@ def _check_positive_number(name: str, value: Any) -> None:
 def _check_bool(name: str, value: Any) -> None:
     if not isinstance(value, bool):
         raise InputError(f"{name} must be True or False, got {value!r}")
+
+
+def _persistent_default(network_id: str) -> RedisConfig | None:
+    """Return the config of the server keeping ``network_id``'s data if no Redis is configured."""
+    if plan.planned_config() is not None or RedisConfig.from_env() is not None:
+        return None
+    return resolve_config(None, persist_network=network_id)
 
 
 def _resolve_callbacks(callbacks: Any) -> list[Callable[..., Any]]:
@@ -282,7 +290,10 @@ def tune(
         memory) fails only that evaluation.
     config : str, RedisConfig or None
         How to reach Redis (default: the plan, ``REDIS_URL``, else an embedded
-        server).
+        server). With the embedded server and an explicit ``network_id``, the
+        network's data persist under ``$RUSHOPT_HOME/networks/<network_id>``
+        (default ``~/.cache/rushopt``), so ``resume=True`` works after the
+        controller was killed.
     network_id : str, optional
         The network to run on; a fresh one by default.
     resume : bool, default False
@@ -423,7 +434,16 @@ def tune(
         checkpoint_path=plan.planned("large_objects_path"),
     )
 
-    rush = Rush(network_id=network_id, config=config, seed=seed)
+    data_dir = None  # where the embedded server keeps this network's data
+    if network_id is not None and config is None:
+        config = _persistent_default(network_id)
+        data_dir = None if config is None else network_data_dir(network_id)
+    try:
+        rush = Rush(network_id=network_id, config=config, seed=seed)
+    except BaseException:
+        if data_dir is not None:
+            release_persistent_server(str(network_id))
+        raise
     lease = ControllerLease(rush.network)
     try:
         # a resumed run waits for the lease of a controller that just died to expire
@@ -431,12 +451,14 @@ def tune(
         if resume and not rush.n_tasks:
             raise InputError(
                 f"resume=True but network_id {network_id!r} holds no run on "
-                f"{rush.config.redacted_url}; check the network_id and config, or drop resume"
+                f"{rush.config.redacted_url if data_dir is None else f'disk ({data_dir})'}; "
+                "check the network_id and config, or drop resume"
             )
         if not resume and network_id is not None and rush.n_tasks:
             raise InputError(
-                f"network_id {network_id!r} already holds {rush.n_tasks} tasks; pass "
-                "resume=True to continue that run, or use another network_id"
+                f"network_id {network_id!r} already holds {rush.n_tasks} tasks"
+                + ("" if data_dir is None else f" (kept in {data_dir}; delete it to start over)")
+                + "; pass resume=True to continue that run, or use another network_id"
             )
         limits: dict[str, Any] = {"n_evals": n_evals} if n_evals is not None else {}
         if total_budget is not None:
@@ -469,6 +491,8 @@ def tune(
     finally:
         lease.release()
         rush.close()
+        if data_dir is not None:  # flush the data to disk and let another process resume
+            release_persistent_server(str(network_id))
     if result.best_params is None and result.n_evals:
         warn(f"no evaluation finished; the first failure: {_first_message(result.archive)}")
     return result

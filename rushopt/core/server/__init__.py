@@ -11,6 +11,8 @@ Modules:
 - :mod:`~rushopt.core.server.redis_server`: :class:`RedisServer`, one owned child process.
 - :mod:`~rushopt.core.server.process`: the steps of running it (redis.conf, launch, readiness).
 - :mod:`~rushopt.core.server.embedded`: the process-wide :func:`embedded_server`.
+- :mod:`~rushopt.core.server.persistent`: :func:`persistent_server`, an embedded server that
+  keeps one network's data under ``$RUSHOPT_HOME`` (what ``tune(network_id=...)`` uses).
 - :mod:`~rushopt.core.server.cluster`: :class:`LocalCluster`, a Redis Cluster on this machine.
 - :mod:`~rushopt.core.server.watchdog`: the script that stops Redis when its owner dies.
 """
@@ -20,6 +22,12 @@ from __future__ import annotations
 from rushopt.core.server.binary import ENV_REDIS_SERVER, find_redis_server
 from rushopt.core.server.cluster import LocalCluster
 from rushopt.core.server.embedded import embedded_server
+from rushopt.core.server.persistent import (
+    network_data_dir,
+    persistent_server,
+    release_persistent_server,
+    rushopt_home,
+)
 from rushopt.core.server.redis_server import RedisServer
 
 __all__ = [
@@ -28,4 +36,8 @@ __all__ = [
     "RedisServer",
     "embedded_server",
     "find_redis_server",
+    "network_data_dir",
+    "persistent_server",
+    "release_persistent_server",
+    "rushopt_home",
 ]
