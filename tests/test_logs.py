@@ -351,3 +351,50 @@ def test_plan_log_thresholds_are_the_default_for_workers(rush: Rush, redis_url: 
     finally:
         detach_log_handler(worker.log_handler)
         worker.set_terminated()
+
+
+_EXIT_AFTER_REDIS_WENT_AWAY = """
+import logging
+from rushopt import RedisServer, Rush, RushWorker
+from rushopt.core.worker.log_handler import RedisHandler
+
+server = RedisServer().start()
+rush = Rush("exit-log", config=server.url)
+handler = RedisHandler(RushWorker("exit-log", config=server.url), buffer_size=10)
+logging.getLogger("user").addHandler(handler)
+logging.getLogger("user").warning("buffered, never written")
+server.stop()  # Redis goes away before the handler flushed at exit
+"""
+
+
+def test_records_lost_at_exit_give_one_line_and_no_wait() -> None:
+    # The default reconnect_timeout is 60 s: a flush at exit that waited would time out here
+    proc = subprocess.run(
+        [sys.executable, "-c", _EXIT_AFTER_REDIS_WENT_AWAY],
+        capture_output=True,
+        text=True,
+        timeout=45,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Logging error" not in proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if "dropped" in line]
+    assert len(lines) == 1
+    assert "dropped 1 log record(s): RedisUnavailableError" in lines[0]
+
+
+def test_a_handler_counts_records_it_could_not_write() -> None:
+    with rushopt.RedisServer() as server:
+        worker = RushWorker("drops", config=rushopt.RedisConfig(server.url, reconnect_timeout=0))
+        handler = RedisHandler(worker, buffer_size=2)
+        logger = logging.getLogger("test.drops")
+        logger.addHandler(handler)
+        try:
+            logger.warning("one")
+            logger.warning("two")
+            server.stop()
+            logger.error("three")  # an error writes at once: all three are lost
+            handler.flush(once=True)
+        finally:
+            logger.removeHandler(handler)
+    assert handler.n_dropped == 3

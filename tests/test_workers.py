@@ -782,3 +782,35 @@ def test_local_workers_run_numerical_libraries_single_threaded(
     # Then thread pools default to one thread, and the user's own setting is kept
     assert row["OMP_NUM_THREADS"] == "1"
     assert row["MKL_NUM_THREADS"] == "3"
+
+
+_USER_CODE = '''
+def check(x):
+    if x == "raise":
+        raise ValueError("bad x")
+
+
+def fun(x):
+    check(x)
+    return {"y": 1.0}
+'''
+
+
+def test_traceback_names_the_file_of_a_function_pickled_by_value(
+    rush: Rush, tmp_path: Path
+) -> None:
+    # Given a function defined in a user's script (pickled by value, as __main__'s are)
+    path = tmp_path / "user_script.py"
+    path.write_text(_USER_CODE)
+    namespace: dict[str, Any] = {"__name__": "user_script_not_importable"}
+    exec(compile(_USER_CODE, str(path), "exec"), namespace)
+    rush.start_local_workers(n_workers=1, fun=namespace["fun"])
+    # When it raises on a worker
+    (key,) = rush.push_tasks([{"x": "raise"}])
+    assert rush.wait_for_tasks([key], timeout=30)
+    # Then the traceback shows the user's file, lines and source, not <dynamic-code>
+    tb = _failed_row(rush, key)["traceback"]
+    assert f'File "{path}", line 8, in fun' in tb
+    assert f'File "{path}", line 4, in check' in tb
+    assert 'raise ValueError("bad x")' in tb
+    assert "<dynamic-code>" not in tb

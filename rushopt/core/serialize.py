@@ -17,8 +17,12 @@ Code (``fun``, worker loops, start arguments) always travels with cloudpickle.
 
 from __future__ import annotations
 
+import io
 import pickle
-from typing import Any
+import types
+from collections import ChainMap
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import cloudpickle
 
@@ -72,8 +76,37 @@ def dumps(value: Any) -> bytes:
 
 
 def dumps_code(value: Any) -> bytes:
-    """Serialize code (functions, closures, start arguments) with cloudpickle."""
-    return bytes(cloudpickle.dumps(value, _PROTOCOL))
+    """Serialize code (functions, closures, start arguments) with cloudpickle.
+
+    Functions pickled by value (those of ``__main__``, notebooks and closures) keep the
+    file they were defined in, so a traceback on a worker names the user's file and
+    line, and shows the line where the file exists there (cloudpickle alone writes
+    ``<dynamic-code>``).
+    """
+    with io.BytesIO() as buffer:
+        _CodePickler(buffer, protocol=_PROTOCOL).dump(value)
+        return buffer.getvalue()
+
+
+def _reduce_code(code: types.CodeType) -> tuple[Callable[..., types.CodeType], tuple[Any, ...]]:
+    """Reduce ``code`` as cloudpickle does, plus its file name."""
+    constructor, args = cloudpickle.Pickler.dispatch_table[types.CodeType](code)
+    return _code_in_file, (constructor, args, code.co_filename)
+
+
+def _code_in_file(
+    constructor: Callable[..., types.CodeType], args: tuple[Any, ...], filename: str
+) -> types.CodeType:
+    """Rebuild a code object reduced by :func:`_reduce_code`."""
+    return constructor(*args).replace(co_filename=filename)
+
+
+class _CodePickler(cloudpickle.Pickler):  # type: ignore[misc]
+    """cloudpickle's pickler, keeping the file name of the code it pickles by value."""
+
+    dispatch_table: ClassVar[ChainMap[Any, Any]] = ChainMap(
+        {types.CodeType: _reduce_code}, cloudpickle.Pickler.dispatch_table
+    )
 
 
 def encode_seed(seed: int | tuple[int, int]) -> str:

@@ -15,9 +15,11 @@ reads that list back with ``Rush.read_log`` and ``Rush.print_log``
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import logging
 import os
+import sys
 import threading
 import weakref
 from collections.abc import Mapping
@@ -43,8 +45,10 @@ class RedisHandler(logging.Handler):
     above, and on :meth:`flush` and :meth:`close`. An ``atexit`` hook flushes
     what is left when the process exits; a forked child drops the records it
     inherited (its parent writes them). Records that cannot be written (Redis
-    unreachable) are dropped and reported through :meth:`handleError`; the
-    handler never raises from :meth:`emit`.
+    unreachable) are dropped; the first such loss prints one line to stderr
+    (:meth:`handleError`, no traceback) and later ones are only counted in
+    :attr:`n_dropped`. The handler never raises from :meth:`emit`, and the
+    flush at exit tries once, without waiting for Redis to come back.
 
     Parameters
     ----------
@@ -97,6 +101,9 @@ class RedisHandler(logging.Handler):
         self._writing = threading.local()
         # logger name -> (level before attach, level set by attach), for detach_log_handler
         self.attached: dict[str, tuple[int, int]] = {}
+        #: records that could not be written
+        self.n_dropped = 0
+        self._pending = 0  # records of the write in progress, dropped if it fails
         atexit.register(self._flush_at_exit)
 
     def __repr__(self) -> str:
@@ -145,33 +152,67 @@ class RedisHandler(logging.Handler):
         except Exception:
             self.handleError(record)
 
-    def _write(self) -> None:
-        """Write and clear the buffer (the caller holds the lock and handles errors)."""
+    def _write(self, once: bool = False) -> None:
+        """Write and clear the buffer (the caller holds the lock and handles errors).
+
+        ``once`` sends the command a single time, not riding out an outage.
+        """
         if not self._buffer:
             return
         records, self._buffer = self._buffer, []
+        self._pending = len(records)
         self._writing.active = True
+        network = self.worker.network
         try:
-            self.worker.network.redis.rpush(self._key, *records)
+            if once:
+                with network.errors():
+                    network.client.rpush(self._key, *records)
+            else:
+                network.redis.rpush(self._key, *records)
+            self._pending = 0
         finally:
             self._writing.active = False
 
-    def flush(self) -> None:
-        """Write the buffered records now."""
+    def flush(self, once: bool = False) -> None:
+        """Write the buffered records now.
+
+        Parameters
+        ----------
+        once : bool, default False
+            Try a single time instead of waiting for Redis to come back.
+        """
         self.acquire()
         try:
             self._check_fork()
-            n = len(self._buffer)
-            self._write()
+            self._write(once)
         except Exception:
             self.handleError(
-                logging.makeLogRecord({"msg": "could not write %d log records", "args": (n,)})
+                logging.makeLogRecord({"msg": "could not write the buffered log records"})
             )
         finally:
             self.release()
 
+    def handleError(self, record: logging.LogRecord) -> None:
+        """Count the records lost with a failed write; report the first loss in one line.
+
+        Parameters
+        ----------
+        record : logging.LogRecord
+            The record being handled when the write failed.
+        """
+        lost, self._pending = max(self._pending, 1), 0
+        first = self.n_dropped == 0
+        self.n_dropped += lost
+        if first and logging.raiseExceptions and sys.stderr is not None:
+            error = sys.exc_info()[1]
+            with contextlib.suppress(Exception):
+                sys.stderr.write(
+                    f"rushopt: worker {self.worker_id} dropped {lost} log record(s): "
+                    f"{type(error).__name__}: {error}; later losses are not reported\n"
+                )
+
     def _flush_at_exit(self) -> None:
-        self.flush()
+        self.flush(once=True)
 
     def close(self) -> None:
         """Flush the buffered records and release the handler."""
