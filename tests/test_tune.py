@@ -847,7 +847,7 @@ except KeyboardInterrupt as exc:
 
 
 def test_ctrl_c_raises_keyboard_interrupt_with_the_partial_result(
-    redis_url: str, network_id: str
+    redis_url: str, network_id: str, tmp_path: Path
 ) -> None:
     # Given a long run in a controller process
     proc = subprocess.Popen(
@@ -855,6 +855,7 @@ def test_ctrl_c_raises_keyboard_interrupt_with_the_partial_result(
         cwd=os.path.dirname(os.path.dirname(__file__)),
         stdout=subprocess.PIPE,
         text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
     )
     rush = Rush(network_id, config=redis_url)
     try:
@@ -870,6 +871,9 @@ def test_ctrl_c_raises_keyboard_interrupt_with_the_partial_result(
     _, n, reason = line.split()
     assert int(n) >= 5 and reason == "interrupted"
     eventually(lambda: rush.n_running_workers == 0, timeout=60)
+    # And neither it nor its workers left a temporary directory behind
+    assert proc.returncode == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_what_the_objective_prints_and_logs_reaches_the_controller(
