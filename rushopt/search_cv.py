@@ -18,7 +18,8 @@ Redis as its index, never by value. A finite space with no more points than
 order (with a warning when smaller, as scikit-learn warns). scikit-learn's
 configuration (``set_config``, metadata routing) at ``fit`` is applied on the
 workers, and the checks, warnings and callback hooks of ``BaseSearchCV.fit``
-are those of scikit-learn.
+are those of scikit-learn; auto-propagated callbacks reach the estimators fitted
+on workers of this machine (see :class:`_CrossValidate`).
 
 The training data travels inside the objective, which rushopt stores once per
 fit in Redis (or in a file with ``rush_plan(large_objects_path=...)``): each
@@ -31,7 +32,9 @@ import json
 import math
 import numbers
 import os
+import socket
 import time
+import uuid
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -39,6 +42,7 @@ from typing import Any
 import numpy as np
 import sklearn
 from sklearn.base import _fit_context, clone, is_classifier
+from sklearn.callback import AutoPropagatedCallback
 from sklearn.exceptions import FitFailedWarning
 from sklearn.model_selection import check_cv
 from sklearn.model_selection._search import BaseSearchCV
@@ -60,6 +64,7 @@ __all__ = ["RushSearchCV"]
 
 _METRIC = "cv_score"  # what the optimizer maximizes: the mean test score of the refit metric
 _ALL_FAILED = "every split failed: "  # a failed evaluation's message, then its fit errors
+_PROPAGATED = "_rushopt_propagated"  # a split's result key: callbacks ran in its estimator
 
 
 def _optimized_score(scores: Any, refit: Any) -> float:
@@ -75,6 +80,15 @@ class _CrossValidate:
 
     It holds the data, the choices and scikit-learn's configuration of the
     controller, so they reach each worker once, with the start arguments.
+
+    With ``search_ctx`` (the search's callback context, when callbacks are set),
+    a worker on the controller's machine propagates the auto-propagated
+    callbacks into each split's estimator, as sklearn does in its own parallel
+    workers: their hooks reach the controller's callback objects through
+    sklearn's callback transport (a local socket). Each split's result then says
+    whether it did (``_PROPAGATED``), so that the controller calls the split's
+    own hooks for the other callbacks only. Elsewhere, the controller calls every
+    split's hooks once the results are in.
     """
 
     def __init__(
@@ -86,6 +100,7 @@ class _CrossValidate:
         fit_and_score_kwargs: dict[str, Any],
         refit: Any,
         space: SearchCVSpace,
+        search_ctx: Any = None,
     ) -> None:
         self.estimator = estimator
         self.X = X
@@ -95,30 +110,62 @@ class _CrossValidate:
         self.refit = refit
         self.space = space
         self.sklearn_config = sklearn.get_config()
+        self.search_ctx = search_ctx
+        self.host = socket.gethostname()
 
     def __call__(self, **params: Any) -> dict[str, Any]:
         params.pop("rng", None)
         parameters = self.space.decode(params)
         with sklearn.config_context(**self.sklearn_config):
-            out = [
-                _fit_and_score(
-                    clone(self.estimator),
-                    self.X,
-                    self.y,
-                    train=train,
-                    test=test,
-                    parameters=parameters,
-                    **self.kwargs,
-                )
-                for train, test in self.splits
-            ]
+            out = [self._fit_and_score(parameters, train, test) for train, test in self.splits]
         scores = [_optimized_score(o["test_scores"], self.refit) for o in out]
         finite = [s for s in scores if math.isfinite(s)]
         if not finite:  # nothing to tell the optimizer: fail, keeping the fits' errors
-            raise ValueError(_ALL_FAILED + json.dumps([o["fit_error"] for o in out]))
+            failed = {
+                "errors": [o["fit_error"] for o in out],
+                "propagated": [o.get(_PROPAGATED, False) for o in out],
+            }
+            raise ValueError(_ALL_FAILED + json.dumps(failed))
         # sklearn keeps the finite splits of a candidate (its mean is nan, with
         # a warning); the optimizer learns from their mean
         return {_METRIC: float(np.mean(finite)), "cv_out": out}
+
+    def _fit_and_score(
+        self, parameters: dict[str, Any], train: np.ndarray, test: np.ndarray
+    ) -> dict[str, Any]:
+        """Fit and score one split, with the callbacks propagated where they can be."""
+        estimator = clone(self.estimator)
+        if self.search_ctx is None or socket.gethostname() != self.host:
+            return dict(
+                _fit_and_score(
+                    estimator, self.X, self.y, train=train, test=test, parameters=parameters,
+                    **self.kwargs,
+                )
+            )
+        # a leaf of the search's task tree, as sklearn makes one per candidate and split
+        ctx = self.search_ctx.subcontext(
+            task_name="candidate-split-evaluation", task_id=uuid.uuid4().int >> 66
+        )
+        with ctx.propagate_callback_context(estimator):
+            result = dict(
+                _fit_and_score(
+                    estimator, self.X, self.y, train=train, test=test, parameters=parameters,
+                    **self.kwargs,
+                )
+            )
+        result[_PROPAGATED] = bool(getattr(ctx, "_propagated_callbacks", None))
+        return result
+
+
+def _propagating(ctx: Any) -> list[Any]:
+    """Return the callbacks that sklearn's ``propagate_callback_context`` passes on."""
+    depth = ctx._propagation_depth  # noqa: SLF001 (sklearn's rule, in its private state)
+    return [
+        callback
+        for callback in ctx._callbacks  # noqa: SLF001
+        if isinstance(callback, AutoPropagatedCallback)
+        and (callback.max_propagation_depth is None or depth < callback.max_propagation_depth)
+    ]
 
 
 def _print_end(
@@ -417,8 +464,16 @@ class RushSearchCV(BaseSearchCV):  # type: ignore[misc]  # sklearn ships no stub
             "verbose": 0,
         }
         base_estimator = clone(self.estimator)
+        has_callbacks = bool(getattr(self, "_skl_callbacks", None))
         objective = _CrossValidate(
-            base_estimator, X, y, splits, fit_and_score_kwargs, self.refit, space
+            base_estimator,
+            X,
+            y,
+            splits,
+            fit_and_score_kwargs,
+            self.refit,
+            space,
+            search_ctx if has_callbacks else None,
         )
         with warnings.catch_warnings():
             # sklearn reports failed fits itself (FitFailedWarning, or "All the fits failed")
@@ -431,7 +486,8 @@ class RushSearchCV(BaseSearchCV):  # type: ignore[misc]  # sklearn ships no stub
         candidates = [space.decode(c) for c in internal]
         if self.verbose > 1:
             self._print_fits(candidates, out)
-        self._call_split_hooks(search_ctx, X, y, splits, len(candidates), routed)
+        propagated = [bool(o.pop(_PROPAGATED, False)) for o in out]
+        self._call_split_hooks(search_ctx, X, y, splits, propagated, routed)
         search_ctx.call_on_fit_task_end(estimator=self)
         if self.error_score == "raise" and any(o["fit_error"] is not None for o in out):
             self._raise_first_failure(internal, out, objective)
@@ -500,27 +556,32 @@ class RushSearchCV(BaseSearchCV):  # type: ignore[misc]  # sklearn ships no stub
         ctx.call_on_fit_task_end(estimator=self, X=X, y=y, metadata=metadata)
 
     def _call_split_hooks(
-        self, search_ctx: Any, X: Any, y: Any, splits: list[Any], n_candidates: int, routed: Any
+        self, search_ctx: Any, X: Any, y: Any, splits: list[Any], propagated: list[bool],
+        routed: Any,
     ) -> None:
         """Call sklearn's callback hooks of every candidate-split evaluation.
 
         The fits ran on the workers, which cannot reach the callback objects
         of this process; the hooks are called here once the results are in,
-        with the arguments ``_fit_and_score`` passes them.
+        with the arguments ``_fit_and_score`` passes them. Where a worker
+        propagated the auto-propagated callbacks into the split's estimator
+        (``propagated``), those were called there, by the estimator's root task
+        that stands for the split, and are left out here.
         """
         if not getattr(self, "_skl_callbacks", None):
             return
-        task_id = 0
-        for _ in range(n_candidates):
-            for train, _test in splits:
-                X_train, y_train = _safe_split(self.estimator, X, y, train)
-                fit_params = _check_method_params(X, params=routed.estimator.fit, indices=train)
-                weight = fit_params.get("sample_weight")
-                metadata = {"sample_weight": weight} if weight is not None else None
-                ctx = search_ctx.subcontext(task_name="candidate-split-evaluation", task_id=task_id)
-                ctx.call_on_fit_task_begin(estimator=self, X=X_train, y=y_train, metadata=metadata)
-                ctx.call_on_fit_task_end(estimator=self, X=X_train, y=y_train, metadata=metadata)
-                task_id += 1
+        n_splits = len(splits)
+        for task_id, was_propagated in enumerate(propagated):
+            train, _test = splits[task_id % n_splits]
+            X_train, y_train = _safe_split(self.estimator, X, y, train)
+            fit_params = _check_method_params(X, params=routed.estimator.fit, indices=train)
+            weight = fit_params.get("sample_weight")
+            metadata = {"sample_weight": weight} if weight is not None else None
+            ctx = search_ctx.subcontext(task_name="candidate-split-evaluation", task_id=task_id)
+            if was_propagated:  # what propagate_callback_context set on the worker's copy
+                ctx._propagated_callbacks = _propagating(ctx)  # noqa: SLF001
+            ctx.call_on_fit_task_begin(estimator=self, X=X_train, y=y_train, metadata=metadata)
+            ctx.call_on_fit_task_end(estimator=self, X=X_train, y=y_train, metadata=metadata)
 
     def _print_fits(self, candidates: list[dict[str, Any]], out: list[dict[str, Any]]) -> None:
         n, n_candidates = self.n_splits_, len(candidates)
@@ -569,14 +630,14 @@ class RushSearchCV(BaseSearchCV):  # type: ignore[misc]  # sklearn ships no stub
                 continue
             # the evaluation failed as a whole: no scores, the fits' errors or its message
             message = str(row.get("message") or "evaluation failed")
-            errors = [message] * len(splits)
+            errors, propagated = [message] * len(splits), [False] * len(splits)
             at = message.find(_ALL_FAILED)  # after the exception type ("ValueError: ...")
             if at >= 0:
-                errors = json.loads(message[at + len(_ALL_FAILED) :])
-            out.extend(
-                self._failed_split(test, scorers, err)
-                for (_, test), err in zip(splits, errors, strict=True)
-            )
+                failed = json.loads(message[at + len(_ALL_FAILED) :])
+                errors, propagated = failed["errors"], failed["propagated"]
+            for (_, test), err, was_propagated in zip(splits, errors, propagated, strict=True):
+                out.append(self._failed_split(test, scorers, err))
+                out[-1][_PROPAGATED] = was_propagated
         if not out:
             raise ValueError("no candidate was evaluated")
         if points is not None:
@@ -610,6 +671,7 @@ class RushSearchCV(BaseSearchCV):  # type: ignore[misc]  # sklearn ships no stub
     ) -> None:
         """Re-run the first failed candidate here, so the fit's own exception is raised."""
         n = self.n_splits_
+        objective.search_ctx = None  # its hooks were called: not again for the re-run
         for i, candidate in enumerate(candidates):
             if any(o["fit_error"] is not None for o in out[i * n : (i + 1) * n]):
                 with warnings.catch_warnings():

@@ -335,11 +335,6 @@ def test_search_callbacks_no_propagation(search_cv: Any, refit: bool) -> None:
 
 @pytest.mark.parametrize("refit", [True, False])
 def test_search_callbacks_propagation(search_cv: Any, refit: bool) -> None:
-    if _is_rush(search_cv):
-        pytest.skip(
-            "auto-propagated callbacks are objects of this process: the inner "
-            "estimators' hooks run in the worker processes and cannot reach them"
-        )
     search = _callback_search(search_cv, sk.MaxIterEstimator, "r2")
     sk.test_search_callbacks_propagation(search, refit)
 
