@@ -260,7 +260,9 @@ class RushSearchCV(BaseSearchCV):  # type: ignore[misc]  # sklearn ships no stub
     network_id : str, optional
         The rush network to run on; workers waiting there (``rushopt worker
         --network-id ...`` on other machines) join the search. A fresh network
-        by default.
+        by default. Each fit needs a network of its own: as in
+        :func:`rushopt.tune`, a network that holds tasks is refused (with no
+        ``config``, its data persist under ``$RUSHOPT_HOME``).
     pool : str, optional
         Run on idle workers of this pool (``rushopt worker --pool NAME``)
         instead of local ones (see :func:`rushopt.tune`); they go back to the
