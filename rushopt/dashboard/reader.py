@@ -42,6 +42,7 @@ __all__ = [
     "FAILURES_RECHECK_S",
     "HISTORY_FIELDS",
     "MAX_FAILURES",
+    "MAX_HISTORY_ROWS",
     "NetworkGoneError",
     "NetworkNotFoundError",
     "NetworkReader",
@@ -55,6 +56,9 @@ FAILURE_FIELDS = ("xs", "worker_extra", "condition")
 
 MAX_FAILURES = 100
 """Failures kept and shown: the newest ones."""
+
+MAX_HISTORY_ROWS = 5000
+"""Rows of the history in one answer: a page opened on a long run reads it in pages."""
 
 FAILURES_RECHECK_S = 30.0
 """Seconds after which the failed keys are read again even if their number did not change."""
@@ -342,20 +346,24 @@ class NetworkReader:
             )
         return workers
 
-    def history_after(self, after: int) -> list[dict[str, Any]]:
-        """Return the history rows numbered ``after`` and higher.
+    def history_after(self, after: int, limit: int | None = None) -> list[dict[str, Any]]:
+        """Return the history rows numbered ``after`` and higher, at most ``limit`` of them.
 
         Parameters
         ----------
         after : int
             The number of rows the caller has.
+        limit : int, optional
+            The most rows returned (default :data:`MAX_HISTORY_ROWS`); the
+            caller asks again for the rest.
 
         Returns
         -------
         list of dict
             The rows, oldest first.
         """
-        return self.history[max(0, after) :]
+        start = max(0, after)
+        return self.history[start : start + (MAX_HISTORY_ROWS if limit is None else limit)]
 
 
 def jsonable_text(value: Any) -> str | None:

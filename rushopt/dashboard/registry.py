@@ -221,7 +221,9 @@ class Dashboard:
         dict
             ``after``, ``n`` (rows in all), ``x_names``, ``y_names``,
             ``objective`` and ``rows`` (each ``i``, ``key``, ``worker_id``,
-            ``x``, ``y``).
+            ``x``, ``y``): at most
+            :data:`~rushopt.dashboard.reader.MAX_HISTORY_ROWS`, the caller asks
+            again after the last for more.
 
         Raises
         ------

@@ -133,9 +133,9 @@
     const s = r.body;
     state.summary = s;
     if (s.history.n < state.rows.length) { state.rows = []; state.drawn = -1; }
-    if (s.history.n > state.rows.length) {
+    while (s.history.n > state.rows.length) {  // one page of rows per request
       const h = await getJSON(api(id) + "/history?after=" + state.rows.length);
-      if (id !== state.id || !h.ok) return;
+      if (id !== state.id || !h.ok || !h.body.rows.length) return;
       for (const row of h.body.rows) if (row.i === state.rows.length) state.rows.push(row);
     }
     const kept = new Set(s.failures.keys);
@@ -401,11 +401,11 @@
 
   function renderFailures(s) {
     $("n-failed").textContent = s.failures.n;
-    const ol = $("failures");
+    const list = $("failures");
     const shown = [...state.failures.values()].sort((a, b) => b.seq - a.seq);
-    if (ol.dataset.shown === shown.map((f) => f.seq).join(",")) return;
-    ol.dataset.shown = shown.map((f) => f.seq).join(",");
-    ol.replaceChildren();
+    if (list.dataset.shown === shown.map((f) => f.seq).join(",")) return;
+    list.dataset.shown = shown.map((f) => f.seq).join(",");
+    list.replaceChildren();
     for (const f of shown) {
       const li = el("li", { "data-key": f.key });
       li.append(el("span", { class: "message" }, f.message || "(no message)"));
@@ -417,10 +417,10 @@
         det.append(el("summary", {}, "traceback"), el("pre", { class: "traceback" }, f.traceback));
         li.append(det);
       }
-      ol.append(li);
+      list.append(li);
     }
     if (s.failures.n > shown.length && shown.length) {
-      ol.append(el("li", { class: "muted" }, "... " + (s.failures.n - shown.length) + " older failures not shown"));
+      list.append(el("li", { class: "muted" }, "... " + (s.failures.n - shown.length) + " older failures not shown"));
     }
   }
 
