@@ -147,7 +147,9 @@ def _run_dashboard(args: argparse.Namespace) -> int:
     shown = f"[{host}]" if ":" in host else host
     print(f"rushopt dashboard: http://{shown}:{port}/ shows {config.redacted_url}", flush=True)
     server = uvicorn.Server(
-        uvicorn.Config(create_app(dashboard), log_level="warning", access_log=False)
+        uvicorn.Config(
+            create_app(dashboard), log_level="warning", access_log=False, ws="none", lifespan="off"
+        )
     )
     try:
         server.run(sockets=[sock])
