@@ -45,6 +45,23 @@ Run 'rushopt COMMAND --help' for the options of a command.
 """
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keep each command's help on its name's line.
+
+    argparse indents the names of subcommands one level deeper than it
+    counts when it places the help column, so a name as long as
+    ``dashboard`` pushed its help to a line of its own.
+    """
+
+    def add_argument(self, action: argparse.Action) -> None:
+        super().add_argument(action)
+        if action.help is argparse.SUPPRESS:
+            return
+        for sub in self._iter_indented_subactions(action):  # indented while it yields
+            width = len(self._format_action_invocation(sub)) + self._current_indent
+            self._action_max_length = max(self._action_max_length, width)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of the ``rushopt`` command.
 
@@ -66,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="rushopt",
         description=_DESCRIPTION,
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument(
         "--version", action="version", version=f"rushopt {__version__}", help="print the version"
