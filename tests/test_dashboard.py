@@ -353,8 +353,8 @@ def _dashboard_cli(*args: str) -> subprocess.Popen[str]:
 
 
 @contextlib.contextmanager
-def dashboard_process(redis_url: str) -> Iterator[str]:
-    """Run ``rushopt dashboard --port 0``; yield the URL it prints."""
+def dashboard_process(redis_url: str, stderr: list[str] | None = None) -> Iterator[str]:
+    """Run ``rushopt dashboard --port 0`` and yield its URL; its stderr lines go to ``stderr``."""
     proc = _dashboard_cli("--url", redis_url, "--port", "0")
     try:
         assert proc.stdout is not None
@@ -363,7 +363,9 @@ def dashboard_process(redis_url: str) -> Iterator[str]:
         yield line.split()[2].rstrip("/")
     finally:
         proc.terminate()
-        proc.communicate(timeout=30)
+        _out, err = proc.communicate(timeout=30)
+        if stderr is not None:
+            stderr += err.splitlines()
 
 
 def test_the_command_serves_the_page_its_assets_and_the_api(redis_url: str, rush: Rush) -> None:
@@ -383,6 +385,17 @@ def test_the_command_serves_the_page_its_assets_and_the_api(redis_url: str, rush
         shipped = (STATIC_DIR / name).read_text()
         assert "http://" not in shipped.replace("http://www.w3.org/2000/svg", "")
         assert "https://" not in shipped and "//cdn" not in shipped
+
+
+def test_the_command_logs_one_line_while_redis_is_unreachable() -> None:
+    lines: list[str] = []
+    with dashboard_process(f"redis://127.0.0.1:{_free_port()}/0", stderr=lines) as base:
+        for path in ("/api/networks", "/api/networks/x", "/api/networks"):
+            status, body = _get(base + path)
+            assert (status, body["error"]) == (503, "redis_unavailable")
+    assert len(lines) == 1, lines
+    assert " WARNING rushopt.dashboard: Redis unavailable: " in lines[0]
+    assert "Traceback" not in lines[0]
 
 
 def test_the_command_on_a_taken_port_fails_in_one_line(redis_url: str) -> None:

@@ -26,6 +26,7 @@ metadata).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -202,7 +203,9 @@ class NetworkReader:
         for row in rows:
             unknown = set(row) - _ROW_COLUMNS - self._x_names.keys() - self._y_names.keys()
             if unknown - self._other_names:
-                self._classify(row["key"], unknown)
+                with contextlib.suppress(RushError, ConnectionError):
+                    # the rows are read already: a failed lookup must not lose them
+                    self._classify(row["key"], unknown)
             worker_id = row.get("worker_id")
             if worker_id is not None:
                 self._tasks_done[str(worker_id)] += 1

@@ -157,7 +157,10 @@ class Dashboard:
         except (RushError, ConnectionError, OSError) as exc:
             raise self._failed(exc) from None
         with self._lock:
-            return self._readers.setdefault(network_id, NetworkReader(rush))
+            reader = self._readers.setdefault(network_id, NetworkReader(rush))
+        if reader.rush is not rush:  # another request made one first
+            rush.close()
+        return reader
 
     @contextlib.contextmanager
     def _view(self, network_id: str) -> Iterator[NetworkReader]:
