@@ -110,6 +110,7 @@ def _objective() -> Callable[..., dict[str, float]]:
 
 
 # ------------------------------------------------------------------ the API
+@pytest.mark.slow
 def test_api_shows_networks_workers_counts_history_and_failures(
     rush: Rush, serve: Callable[..., str]
 ) -> None:
@@ -190,6 +191,7 @@ def test_history_after_a_cursor_returns_only_the_new_rows(
     assert _get(f"{url}?after=two")[0] == 400
 
 
+@pytest.mark.slow
 def test_a_tune_run_shows_its_metric_direction_and_budget(
     redis_url: str, network_id: str, serve: Callable[..., str]
 ) -> None:
@@ -368,6 +370,7 @@ def dashboard_process(redis_url: str, stderr: list[str] | None = None) -> Iterat
             stderr += err.splitlines()
 
 
+@pytest.mark.slow
 def test_the_command_serves_the_page_its_assets_and_the_api(redis_url: str, rush: Rush) -> None:
     rush.push_tasks([{"x": 1}])
     with dashboard_process(redis_url) as base:
@@ -387,6 +390,7 @@ def test_the_command_serves_the_page_its_assets_and_the_api(redis_url: str, rush
         assert "https://" not in shipped and "//cdn" not in shipped
 
 
+@pytest.mark.slow
 def test_the_command_logs_one_line_while_redis_is_unreachable() -> None:
     lines: list[str] = []
     with dashboard_process(f"redis://127.0.0.1:{_free_port()}/0", stderr=lines) as base:
@@ -398,6 +402,7 @@ def test_the_command_logs_one_line_while_redis_is_unreachable() -> None:
     assert "Traceback" not in lines[0]
 
 
+@pytest.mark.slow
 def test_the_command_on_a_taken_port_fails_in_one_line(redis_url: str) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
