@@ -108,6 +108,13 @@ def _listen(bind: str, port: int) -> socket.socket:
 
 
 def _run_dashboard(args: argparse.Namespace) -> int:
+    """Serve the dashboard until SIGINT or SIGTERM.
+
+    uvicorn shuts the server down gracefully on either signal; then SIGINT
+    ends the command with exit code 130 and SIGTERM ends it as SIGTERM does.
+    Exit code 1: the extra is missing or the port cannot be listened on (one
+    line on stderr each); 2: no URL or a bad one.
+    """
     parser: argparse.ArgumentParser = args.parser
     try:
         import starlette  # noqa: F401

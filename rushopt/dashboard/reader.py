@@ -312,6 +312,12 @@ class NetworkReader:
 
     # ------------------------------------------------------------ workers
     def _workers(self) -> list[dict[str, Any]]:
+        """One dict per worker; ``heartbeat`` is ``alive``, ``expired``, ``none`` or ``stopped``.
+
+        ``stopped``: the worker is terminated, killed or lost, so its beat does not
+        matter; ``dead`` marks a running (or pre) worker whose heartbeat expired.
+        ``heartbeat_age`` estimates the seconds since the last beat.
+        """
         info = self.rush.worker_info
         ids = [str(w) for w in info["worker_id"]]
         ttls = self.rush.heartbeat_ttls(ids)
@@ -327,7 +333,9 @@ class NetworkReader:
                     self._expire.get(worker_id, 0), math.ceil(ttl)
                 )
                 age = round(max(0.0, expire - ttl), 1)
-            if not has_beat:
+            if state not in ("running", "pre"):
+                heartbeat = "stopped"  # a stopped worker's beat may linger or expire: moot
+            elif not has_beat:
                 heartbeat = "none"
             elif ttl is not None:
                 heartbeat = "alive"

@@ -202,7 +202,7 @@
     for (const w of workers) {
       const tr = el("tr", { "data-worker": w.worker_id });
       const st = el("td", { class: w.dead ? "dead" : "state-" + w.state }, w.dead ? w.state + " DEAD" : w.state);
-      let beat = w.heartbeat;
+      let beat = { none: "no heartbeat", stopped: "-" }[w.heartbeat] || w.heartbeat;
       if (w.heartbeat === "alive") {
         beat = "alive" + (w.heartbeat_age !== null ? ", beat ≈" + fmt(w.heartbeat_age) + " s ago" : "")
           + " (" + fmt(w.heartbeat_ttl) + " s left)";
@@ -371,8 +371,10 @@
     dims.forEach((dim, k) => {
       axes.append(el("svg:line", { x1: xs(k), y1: T, x2: xs(k), y2: H - B }),
         el("svg:text", { x: xs(k), y: T - 12, "text-anchor": "middle", class: "pc-axis" }, dim));
+      const last = k === dims.length - 1 && dims.length > 1;  // labels inside the plot
       for (const [p, label] of scales[k].labels) {
-        axes.append(el("svg:text", { x: xs(k) + 4, y: ys(p) + 4 }, label));
+        axes.append(el("svg:text", { x: xs(k) + (last ? -4 : 4), y: ys(p) + 4,
+          "text-anchor": last ? "end" : "start" }, label));
       }
     });
     svg.append(axes);
