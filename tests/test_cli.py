@@ -72,7 +72,7 @@ def _exit_code_and_error(capsys: pytest.CaptureFixture[str], *argv: str) -> tupl
 
 
 # ------------------------------------------------------------------ help and errors
-_COMMANDS = ("worker", "server", "status", "bench")
+_COMMANDS = ("worker", "server", "status", "bench", "dashboard")
 _RST = ("``", ":func:", ":class:", ":meth:", ":mod:", ":data:", ":attr:")
 
 

@@ -1,4 +1,4 @@
-"""The ``rushopt`` command line: ``rushopt worker``, ``rushopt server`` and ``rushopt bench``.
+"""The ``rushopt`` command line: ``worker``, ``server``, ``bench``, ``status`` and ``dashboard``.
 
 ``rushopt worker`` runs one worker of a network (what
 :meth:`~rushopt.core.controller.Rush.create_worker_script` prints);
@@ -7,12 +7,14 @@ and the workers of other machines to share. ``python -m rushopt`` is the same
 command. ``rushopt bench`` compares optimizers on test problems with known
 optima (:mod:`rushopt.benchmarks`). ``rushopt status`` shows what a network's
 workers and tasks are doing, or lists the networks on a server.
+``rushopt dashboard`` serves a live web page of the networks on a server.
 
 Output into a closed pipe (``rushopt status | head``) ends the command quietly
 with exit code 1, without a ``BrokenPipeError`` traceback.
 
 Each subcommand lives in its own module (:mod:`rushopt.cli.worker`,
-:mod:`rushopt.cli.server`, :mod:`rushopt.cli.bench`, :mod:`rushopt.cli.status`),
+:mod:`rushopt.cli.server`, :mod:`rushopt.cli.bench`, :mod:`rushopt.cli.status`,
+:mod:`rushopt.cli.dashboard`),
 with the argument types they share in :mod:`rushopt.cli.options`.
 """
 
@@ -24,6 +26,7 @@ import os
 import sys
 
 from rushopt.cli.bench import add_bench_parser
+from rushopt.cli.dashboard import add_dashboard_parser
 from rushopt.cli.options import URL_ENV, whole_number
 from rushopt.cli.server import add_server_parser
 from rushopt.cli.status import add_status_parser
@@ -34,12 +37,29 @@ __all__ = ["URL_ENV", "build_parser", "main", "whole_number", "worker_config"]
 _DESCRIPTION = """\
 rushopt: parallel and distributed hyperparameter optimization on Redis. The
 controller (rushopt.Rush, rushopt.tune) runs in Python; these commands run
-workers and a Redis server, inspect networks and compare optimizers.
+workers and a Redis server, inspect and watch networks and compare optimizers.
 """
 
 _EPILOG = """\
 Run 'rushopt COMMAND --help' for the options of a command.
 """
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keep each command's help on its name's line.
+
+    argparse indents the names of subcommands one level deeper than it
+    counts when it places the help column, so a name as long as
+    ``dashboard`` pushed its help to a line of its own.
+    """
+
+    def add_argument(self, action: argparse.Action) -> None:
+        super().add_argument(action)
+        if action.help is argparse.SUPPRESS:
+            return
+        for sub in self._iter_indented_subactions(action):  # indented while it yields
+            width = len(self._format_action_invocation(sub)) + self._current_indent
+            self._action_max_length = max(self._action_max_length, width)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     -------
     argparse.ArgumentParser
         The parser, with ``--version`` and the subcommands ``worker``, ``server``,
-        ``bench`` and ``status``.
+        ``bench``, ``status`` and ``dashboard``.
 
     Examples
     --------
@@ -63,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="rushopt",
         description=_DESCRIPTION,
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument(
         "--version", action="version", version=f"rushopt {__version__}", help="print the version"
@@ -75,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_server_parser(commands)
     add_bench_parser(commands)
     add_status_parser(commands)
+    add_dashboard_parser(commands)
     return parser
 
 
