@@ -58,6 +58,7 @@ from sklearn.utils.validation import _check_method_params, indexable
 from rushopt.exceptions import RushWarning
 from rushopt.optimizers.base import config_key
 from rushopt.optimizers.space import Space
+from rushopt.search_cv_halving import Halving, halving_best_index, resolve_halving
 from rushopt.search_cv_space import _MAX_POINTS, PointList, SearchCVSpace
 
 __all__ = ["RushSearchCV"]
@@ -101,6 +102,7 @@ class _CrossValidate:
         refit: Any,
         space: SearchCVSpace,
         search_ctx: Any = None,
+        halving: Halving | None = None,
     ) -> None:
         self.estimator = estimator
         self.X = X
@@ -112,12 +114,18 @@ class _CrossValidate:
         self.sklearn_config = sklearn.get_config()
         self.search_ctx = search_ctx
         self.host = socket.gethostname()
+        self.halving = halving
 
     def __call__(self, **params: Any) -> dict[str, Any]:
         params.pop("rng", None)
+        params.pop("checkpoint", None)  # (ASHA's; a CV fit starts over at every rung)
+        budget = params.pop("budget", None)
         parameters = self.space.decode(params)
+        splits = self.splits
+        if self.halving is not None and budget is not None:
+            parameters, splits = self.halving.apply(parameters, splits, budget)
         with sklearn.config_context(**self.sklearn_config):
-            out = [self._fit_and_score(parameters, train, test) for train, test in self.splits]
+            out = [self._fit_and_score(parameters, train, test) for train, test in splits]
         scores = [_optimized_score(o["test_scores"], self.refit) for o in out]
         finite = [s for s in scores if math.isfinite(s)]
         if not finite:  # nothing to tell the optimizer: fail, keeping the fits' errors
@@ -166,6 +174,13 @@ def _propagating(ctx: Any) -> list[Any]:
         if isinstance(callback, AutoPropagatedCallback)
         and (callback.max_propagation_depth is None or depth < callback.max_propagation_depth)
     ]
+
+
+def _rung_and_budget(row: Any) -> tuple[int, float]:
+    """Return the rung and the budget of an archive row (0 and nan without ASHA's)."""
+    rung, budget = row.get("rung"), row.get("budget")
+    missing = [v is None or (isinstance(v, float) and math.isnan(v)) for v in (rung, budget)]
+    return (0 if missing[0] else int(rung)), (math.nan if missing[1] else float(budget))
 
 
 def _print_end(
@@ -281,6 +296,22 @@ class RushSearchCV(BaseSearchCV):  # type: ignore[misc]  # sklearn ships no stub
         results arrive at the end).
     pre_dispatch : int or str, default "2*n_jobs"
         Accepted for compatibility; workers take one candidate at a time.
+    resource : str, optional
+        With ``optimizer="asha"`` (or ``"hyperband"``): successive halving as
+        ``HalvingRandomSearchCV``, asynchronous on the workers, over
+        ``"n_samples"`` (the folds are subsampled) or an estimator parameter
+        such as ``"max_iter"`` (see :mod:`rushopt.search_cv_halving`).
+        ``n_evals`` then counts evaluations at any resource.
+    min_resources : "smallest" or int, default "smallest"
+        The resource of the lowest rung; ``"smallest"`` as scikit-learn
+        (``2 * n_splits``, times the number of classes for a classifier, for
+        ``"n_samples"``; else 1).
+    max_resources : "auto" or int, default "auto"
+        The resource of the highest rung; ``"auto"``: the number of samples
+        (``resource="n_samples"`` only).
+    factor : float, default 3
+        Each rung keeps the best ``1/factor`` and evaluates them again with
+        ``factor`` times the resource.
 
     Attributes
     ----------
@@ -294,6 +325,11 @@ class RushSearchCV(BaseSearchCV):  # type: ignore[misc]  # sklearn ships no stub
         choices given as lists appear as their indices.
     network_id_ : str
         The rush network the search ran on.
+    n_resources_, n_candidates_, n_iterations_, n_possible_iterations_, \
+n_required_iterations_, n_remaining_candidates_, min_resources_, max_resources_
+        With ``resource``: as in ``HalvingRandomSearchCV`` (per rung reached:
+        its resource and its number of evaluations), and ``cv_results_`` has
+        its ``iter`` (the rung) and ``n_resources``.
     """
 
     def __init__(
@@ -321,6 +357,10 @@ class RushSearchCV(BaseSearchCV):  # type: ignore[misc]  # sklearn ships no stub
         random_state: Any = None,
         verbose: int = 0,
         pre_dispatch: Any = "2*n_jobs",
+        resource: str | None = None,
+        min_resources: Any = "smallest",
+        max_resources: Any = "auto",
+        factor: float = 3,
     ) -> None:
         self.estimator = estimator
         self.search_space = search_space
@@ -344,6 +384,10 @@ class RushSearchCV(BaseSearchCV):  # type: ignore[misc]  # sklearn ships no stub
         self.random_state = random_state
         self.verbose = verbose
         self.pre_dispatch = pre_dispatch
+        self.resource = resource
+        self.min_resources = min_resources
+        self.max_resources = max_resources
+        self.factor = factor
 
     # ------------------------------------------------------------ arguments
     def _resolved(self) -> tuple[SearchCVSpace, int, int | None, int | None]:
@@ -443,7 +487,11 @@ class RushSearchCV(BaseSearchCV):  # type: ignore[misc]  # sklearn ships no stub
             raise ValueError(
                 "No fits were performed. Was the CV iterator empty? Were there no candidates?"
             )
-        optimizer, n_evals, n_candidates = self._plan(space, n_evals)
+        halving = resolve_halving(self, X, y, self.n_splits_, space.space, seed)
+        if halving is not None:
+            optimizer, n_candidates = halving.optimizer(self.optimizer, space.space, seed), n_evals
+        else:
+            optimizer, n_evals, n_candidates = self._plan(space, n_evals)
         if self.verbose > 0:
             print(
                 f"Fitting {self.n_splits_} folds for each of {n_candidates} candidates,"
@@ -476,6 +524,7 @@ class RushSearchCV(BaseSearchCV):  # type: ignore[misc]  # sklearn ships no stub
             self.refit,
             space,
             search_ctx if has_callbacks else None,
+            halving,
         )
         with warnings.catch_warnings():
             # sklearn reports failed fits itself (FitFailedWarning, or "All the fits failed")
@@ -484,25 +533,39 @@ class RushSearchCV(BaseSearchCV):  # type: ignore[misc]  # sklearn ships no stub
         self.archive_ = result.archive
         self.network_id_ = result.network_id
         points = [dict(p) for p in optimizer.points] if isinstance(optimizer, PointList) else None
-        internal, out = self._collect(result.archive, space, splits, scorers, points)
+        internal, out, fidelity = self._collect(result.archive, space, splits, scorers, points)
         candidates = [space.decode(c) for c in internal]
+        more_results = None
+        if halving is not None:
+            rungs = [rung for rung, _ in fidelity]
+            more_results = halving.more_results(rungs, [budget for _, budget in fidelity])
+            if halving.resource != "n_samples":  # as sklearn: the resource is a parameter
+                candidates = [
+                    {**c, halving.resource: n}
+                    for c, n in zip(candidates, more_results["n_resources"], strict=True)
+                ]
+            for name, value in halving.attributes(rungs).items():
+                setattr(self, name, value)
         if self.verbose > 1:
             self._print_fits(candidates, out)
         propagated = [bool(o.pop(_PROPAGATED, False)) for o in out]
         self._call_split_hooks(search_ctx, X, y, splits, propagated, routed)
         search_ctx.call_on_fit_task_end(estimator=self)
         if self.error_score == "raise" and any(o["fit_error"] is not None for o in out):
-            self._raise_first_failure(internal, out, objective)
+            self._raise_first_failure(internal, out, objective, fidelity)
         _warn_or_raise_about_fit_failures(out, self.error_score)
         if callable(self.scoring):
             _insert_error_scores(out, self.error_score)
-        results = self._format_results(candidates, self.n_splits_, out)
+        results = self._format_results(candidates, self.n_splits_, out, more_results)
         self.multimetric_ = isinstance(out[0]["test_scores"], dict)
         if callable(self.scoring) and self.multimetric_:
             self._check_refit_for_multimetric(out[0]["test_scores"])
             refit_metric = self.refit
         if self.refit or not self.multimetric_:
-            self.best_index_ = self._select_best_index(self.refit, refit_metric, results)
+            if halving is not None and not callable(self.refit):  # the best of the top rung
+                self.best_index_ = halving_best_index(results, refit_metric)
+            else:
+                self.best_index_ = self._select_best_index(self.refit, refit_metric, results)
             if not callable(self.refit):
                 self.best_score_ = results[f"mean_test_{refit_metric}"][self.best_index_]
             self.best_params_ = results["params"][self.best_index_]
@@ -605,8 +668,8 @@ class RushSearchCV(BaseSearchCV):  # type: ignore[misc]  # sklearn ships no stub
         splits: list[Any],
         scorers: Any,
         points: list[dict[str, Any]] | None,
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Candidates (internal) and per-split results, failed ones too.
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[tuple[int, float]]]:
+        """Candidates (internal), per-split results (failed ones too), rungs and budgets.
 
         In the order of ``points`` when given (sklearn's order of a finite
         space), else in the order the evaluations started.
@@ -616,7 +679,9 @@ class RushSearchCV(BaseSearchCV):  # type: ignore[misc]  # sklearn ships no stub
         names = [name for name in space.space.names if name in archive]
         candidates: list[dict[str, Any]] = []
         out: list[dict[str, Any]] = []
+        fidelity: list[tuple[int, float]] = []  # rung and budget (ASHA's columns)
         for _, row in archive.iterrows():
+            fidelity.append(_rung_and_budget(row))
             candidate = {}
             for name in names:
                 value = row[name]
@@ -651,7 +716,8 @@ class RushSearchCV(BaseSearchCV):  # type: ignore[misc]  # sklearn ships no stub
             )
             candidates = [candidates[i] for i in order]
             out = [o for i in order for o in out[i * n : (i + 1) * n]]
-        return candidates, out
+            fidelity = [fidelity[i] for i in order]
+        return candidates, out, fidelity
 
     def _failed_split(self, test: np.ndarray, scorers: Any, message: str) -> dict[str, Any]:
         score: Any = self.error_score if self.error_score != "raise" else math.nan
@@ -669,7 +735,11 @@ class RushSearchCV(BaseSearchCV):  # type: ignore[misc]  # sklearn ships no stub
         return split
 
     def _raise_first_failure(
-        self, candidates: list[dict[str, Any]], out: list[dict[str, Any]], objective: Any
+        self,
+        candidates: list[dict[str, Any]],
+        out: list[dict[str, Any]],
+        objective: Any,
+        fidelity: list[tuple[int, float]],
     ) -> None:
         """Re-run the first failed candidate here, so the fit's own exception is raised."""
         n = self.n_splits_
@@ -678,5 +748,6 @@ class RushSearchCV(BaseSearchCV):  # type: ignore[misc]  # sklearn ships no stub
             if any(o["fit_error"] is not None for o in out[i * n : (i + 1) * n]):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", FitFailedWarning)
-                    objective(**candidate)
+                    budget = {"budget": fidelity[i][1]} if objective.halving else {}
+                    objective(**candidate, **budget)
                 raise ValueError(f"fitting failed for {candidate}: {out[i * n]['fit_error']}")
