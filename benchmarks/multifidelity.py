@@ -14,6 +14,10 @@ the parts are
   at full budget (``tune``), and Optuna TPE with ``SuccessiveHalvingPruner``
   and ``HyperbandPruner`` (``n_jobs`` threads). Also the wall time to reach a
   regret, against random search at full budget;
+- ``utilization``: ASHA (random base, promotion) with 8 workers on ``curves``
+  whose evaluations sleep 50 ms per budget unit (50 ms to 1.35 s): busy time
+  of the workers over ``8 x`` the wall time, between the first start and the
+  last finish and over the whole ``tune`` call (target: >= 95 %);
 - ``decision``: the cost of one rung decision (``asha_step.lua``: record a
   result, find the best promotable configuration, create its task) with 100
   and with 10,000 results in the rung.
@@ -249,6 +253,61 @@ def part_regret(seeds: int, workers: int, url: str, problems: list[str]) -> None
         )
 
 
+# ------------------------------------------------------------------ utilization
+UTIL_SLEEP_PER_UNIT_S = 0.05
+
+
+def _slow_curves(x: float, z: float, budget: float) -> float:
+    time.sleep(UTIL_SLEEP_PER_UNIT_S * budget)
+    return curves_value(x, z, budget)
+
+
+def part_utilization(url: str, workers: int = 8, total_budget: int = 3000) -> None:
+    lines = []
+    for seed in range(3):
+        opt = ASHA(CURVES_SPACE, MIN_BUDGET, MAX_BUDGET, ETA, seed=seed)
+        start = time.time()
+        result = tune(
+            _slow_curves,
+            CURVES_SPACE,
+            optimizer=opt,
+            total_budget=total_budget,
+            n_workers=workers,
+            seed=seed,
+            config=url,
+            progress=False,
+        )
+        wall = time.time() - start
+        archive = result.archive
+        busy = float(archive["runtime"].sum())
+        span = float(archive["finished_at"].max() - archive["started_at"].min())
+        lines.append(
+            (
+                str(seed),
+                str(len(archive)),
+                f"{busy:.1f}",
+                f"{span:.1f}",
+                f"{wall:.1f}",
+                f"{100 * busy / (workers * span):.1f}",
+                f"{100 * busy / (workers * wall):.1f}",
+            )
+        )
+    print_table(
+        f"ASHA utilization, {workers} workers, curves sleeping "
+        f"{1000 * UTIL_SLEEP_PER_UNIT_S:.0f} ms per budget unit, total budget {total_budget}",
+        (
+            "seed",
+            "evals",
+            "busy s",
+            "first start..last finish s",
+            "tune() s",
+            "util % (span)",
+            "util % (call)",
+        ),
+        lines,
+    )
+
+
 # ------------------------------------------------------------------ rung decisions
 def part_decision(url: str, sizes: tuple[int, ...] = (100, 10_000), calls: int = 300) -> None:
     lines = []
@@ -310,6 +369,8 @@ def main() -> None:
     with RedisServer() as server:
         if "decision" in args.only:
             part_decision(server.url)
+        if "utilization" in args.only:
+            part_utilization(server.url)
         if "regret" in args.only:
             part_regret(args.seeds, args.workers, server.url, args.problems)
 
