@@ -13,6 +13,11 @@ and the like) unless the controller's environment sets those variables: one
 worker per core is the parallelism, and nested thread pools would fight over
 the cores.
 
+Local workers are forks of a worker zygote (:mod:`rushopt.core.controller.zygote`)
+that imported rushopt's worker modules, and for :func:`~rushopt.tune` the optimizer
+stack, once: a worker starts in milliseconds. ``RUSHOPT_ZYGOTE=0`` turns it off,
+and a zygote that cannot start or dies falls back to separate processes.
+
 The log files live in a temporary directory, ``rushopt-workers-<pid>-*``, named
 after the controller's process id and removed when the workers are released. A
 controller that was killed cannot remove its own; the next controller that
@@ -23,6 +28,7 @@ starts local workers removes every such directory whose process is gone
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import pickle
 import shutil
@@ -30,18 +36,20 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 from rushopt.core.config import RedisConfig
+from rushopt.core.controller.zygote import Zygote, ZygoteProcess, zygote_enabled
 from rushopt.core.defaults import CONFIG_ENV
 
 __all__ = [
     "LOG_DIR_PREFIX",
     "LocalWorker",
     "LocalWorkers",
+    "WorkerProcess",
     "spawn_local_worker",
     "sweep_stale_log_dirs",
 ]
@@ -59,15 +67,49 @@ _THREAD_LIMITS = (
 )
 
 
+logger = logging.getLogger(__name__)
+
+
+class WorkerProcess(Protocol):
+    """What a controller uses of a local worker's process.
+
+    A :class:`subprocess.Popen` or a
+    :class:`~rushopt.core.controller.zygote.ZygoteProcess`.
+    """
+
+    @property
+    def pid(self) -> int:
+        """The process id."""
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit code (negative: killed by that signal), ``None`` while it runs."""
+
+    def poll(self) -> int | None:
+        """Return the exit code, or ``None`` while the process runs."""
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the exit; raise :class:`subprocess.TimeoutExpired` after ``timeout`` s."""
+
+    def send_signal(self, sig: int) -> None:
+        """Send a signal."""
+
+    def terminate(self) -> None:
+        """Send SIGTERM."""
+
+    def kill(self) -> None:
+        """Send SIGKILL."""
+
+
 @dataclass
 class LocalWorker:
-    """A local worker process started by a controller."""
+    """A local worker process started by a controller (``log_file``: ``None`` when forked)."""
 
     worker_id: str
-    process: subprocess.Popen[bytes]
+    process: WorkerProcess
     log_path: Path
     start_args_id: str
-    log_file: IO[bytes]
+    log_file: IO[bytes] | None
     supervise: bool
 
     def log_tail(self, n_lines: int = 20) -> str:
@@ -83,7 +125,12 @@ class LocalWorker:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
-        self.log_file.close()
+        self.close_log()
+
+    def close_log(self) -> None:
+        """Close the controller's copy of the output file (if it holds one)."""
+        if self.log_file is not None:
+            self.log_file.close()
 
 
 class _Supervisor:
@@ -103,6 +150,61 @@ class _Supervisor:
             return cls._read_fd
 
 
+class _ZygoteHolder:
+    """The zygote of this process, started on first use (one per controller process)."""
+
+    _lock = threading.Lock()
+    _zygote: Zygote | None = None
+    _pid: int | None = None
+    _failed = False
+
+    @classmethod
+    def get(cls, env: Mapping[str, str], log_dir: Path, preload: Sequence[str]) -> Zygote | None:
+        """Return a zygote that can fork a worker with ``env``, or ``None`` to use Popen."""
+        with cls._lock:
+            if cls._pid != os.getpid():  # a fork of a controller starts its own
+                cls._zygote, cls._pid, cls._failed = None, os.getpid(), False
+            if cls._zygote is not None and not cls._zygote.alive and not cls._failed:
+                cls._failed = True
+                logger.warning(
+                    "the worker zygote exited (code %s); local workers start as separate "
+                    "processes from now on",
+                    cls._zygote.process.returncode,
+                )
+            if cls._failed:
+                return None
+            if cls._zygote is None:
+                zygote_env = {k: v for k, v in env.items() if k != CONFIG_ENV}
+                # pyarrow's jemalloc starts a thread at import, which would make it unforkable
+                zygote_env.setdefault("JE_ARROW_MALLOC_CONF", "background_thread:false")
+                try:
+                    cls._zygote = Zygote.start(
+                        zygote_env, log_dir / "zygote.log", (_Supervisor.read_fd(),), preload
+                    )
+                except OSError as exc:
+                    cls._failed = True
+                    logger.warning(
+                        "could not start the worker zygote (%s); local workers start as "
+                        "separate processes",
+                        exc,
+                    )
+                    return None
+            return cls._zygote if cls._zygote.fits(env) else None
+
+
+def _worker_env(config: RedisConfig) -> dict[str, str]:
+    """Return the environment of a local worker: this one, thread limits, config, PYTHONPATH."""
+    env = dict(os.environ)
+    for name in _THREAD_LIMITS:
+        # n workers with a thread pool of n cores each would oversubscribe the machine
+        # (OpenMP's spinning made a HistGradientBoosting search 4x slower on 2 cores)
+        env.setdefault(name, "1")
+    env[CONFIG_ENV] = base64.b64encode(pickle.dumps(config)).decode()
+    script_dir = sys.path[0] if sys.path and sys.path[0] else os.getcwd()
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (script_dir, env.get("PYTHONPATH")) if p)
+    return env
+
+
 def spawn_local_worker(
     network_id: str,
     worker_id: str,
@@ -110,8 +212,13 @@ def spawn_local_worker(
     start_args_id: str,
     log_dir: Path,
     supervise: bool,
+    preload: Sequence[str] = (),
 ) -> LocalWorker:
     """Start one local worker process.
+
+    The worker is a fork of this process's zygote, unless ``RUSHOPT_ZYGOTE=0``
+    or the zygote is unavailable; then it is a new ``python -m rushopt worker``
+    process. Either way it runs the same code with the same arguments.
 
     Parameters
     ----------
@@ -125,16 +232,15 @@ def spawn_local_worker(
         Directory for the worker's output file.
     supervise : bool
         Whether the worker exits when this process exits.
+    preload : list of str, optional
+        Modules the zygote imports before it forks the worker (what its loop needs).
 
     Returns
     -------
     LocalWorker
         The handle of the started process.
     """
-    cmd = [
-        sys.executable,
-        "-m",
-        "rushopt",
+    argv = [
         "worker",
         "--network-id",
         network_id,
@@ -144,28 +250,29 @@ def spawn_local_worker(
         start_args_id,
         "--local",
     ]
-    pass_fds: tuple[int, ...] = ()
+    fd: int | None = None
     if supervise:
         fd = _Supervisor.read_fd()
-        cmd += ["--supervise-fd", str(fd)]
-        pass_fds = (fd,)
-    env = dict(os.environ)
-    for name in _THREAD_LIMITS:
-        # n workers with a thread pool of n cores each would oversubscribe the machine
-        # (OpenMP's spinning made a HistGradientBoosting search 4x slower on 2 cores)
-        env.setdefault(name, "1")
-    env[CONFIG_ENV] = base64.b64encode(pickle.dumps(config)).decode()
-    script_dir = sys.path[0] if sys.path and sys.path[0] else os.getcwd()
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (script_dir, env.get("PYTHONPATH")) if p)
+        argv += ["--supervise-fd", str(fd)]
+    env = _worker_env(config)
     log_path = log_dir / f"worker-{worker_id}.log"
+    if zygote_enabled():
+        zygote = _ZygoteHolder.get(env, log_dir, preload)
+        if zygote is not None:
+            try:
+                child: ZygoteProcess = zygote.spawn(worker_id, argv, env, log_path, fd, preload)
+            except OSError as exc:
+                logger.warning("the worker zygote could not fork a worker (%s); using Popen", exc)
+            else:
+                return LocalWorker(worker_id, child, log_path, start_args_id, None, supervise)
     log_file = open(log_path, "ab")  # noqa: SIM115 (owned by LocalWorker)
     process = subprocess.Popen(
-        cmd,
+        [sys.executable, "-m", "rushopt", *argv],
         stdin=subprocess.DEVNULL,
         stdout=log_file,
         stderr=subprocess.STDOUT,
         env=env,
-        pass_fds=pass_fds,
+        pass_fds=() if fd is None else (fd,),
         start_new_session=True,
     )
     return LocalWorker(worker_id, process, log_path, start_args_id, log_file, supervise)
@@ -229,13 +336,19 @@ class LocalWorkers:
         self.handles: dict[str, LocalWorker] = {}
         self.log_dir: Path | None = None
 
-    def spawn(self, worker_id: str, start_args_id: str, supervise: bool) -> LocalWorker:
-        """Start (or restart) one local worker process under ``worker_id``."""
+    def spawn(
+        self, worker_id: str, start_args_id: str, supervise: bool, preload: Sequence[str] = ()
+    ) -> LocalWorker:
+        """Start (or restart) one local worker process under ``worker_id``.
+
+        ``preload`` names the modules the worker's loop needs, which the zygote
+        imports once for every worker.
+        """
         if self.log_dir is None:
             sweep_stale_log_dirs()
             self.log_dir = Path(tempfile.mkdtemp(prefix=f"{LOG_DIR_PREFIX}{os.getpid()}-"))
         handle = spawn_local_worker(
-            self.network_id, worker_id, self.config, start_args_id, self.log_dir, supervise
+            self.network_id, worker_id, self.config, start_args_id, self.log_dir, supervise, preload
         )
         self.handles[worker_id] = handle
         return handle
@@ -292,7 +405,7 @@ class LocalWorkers:
             except subprocess.TimeoutExpired:
                 handle.process.kill()
                 handle.process.wait()
-            handle.log_file.close()
+            handle.close_log()
         self.handles.clear()
         self.remove_log_dir()
 
