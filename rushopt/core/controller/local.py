@@ -175,8 +175,6 @@ class _ZygoteHolder:
                 return None
             if cls._zygote is None:
                 zygote_env = {k: v for k, v in env.items() if k != CONFIG_ENV}
-                # pyarrow's jemalloc starts a thread at import, which would make it unforkable
-                zygote_env.setdefault("JE_ARROW_MALLOC_CONF", "background_thread:false")
                 try:
                     cls._zygote = Zygote.start(
                         zygote_env, log_dir / "zygote.log", (_Supervisor.read_fd(),), preload

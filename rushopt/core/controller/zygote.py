@@ -169,6 +169,9 @@ class Zygote:
         OSError
             If the zygote did not start, exited, or cannot fork safely.
         """
+        env = dict(env)
+        # pyarrow's jemalloc starts a thread at import, which would make the zygote unforkable
+        env.setdefault("JE_ARROW_MALLOC_CONF", "background_thread:false")
         read_fd, write_fd = os.pipe()
         with open(log_path, "ab") as log:
             try:
@@ -184,7 +187,7 @@ class Zygote:
                     stdin=subprocess.PIPE,
                     stdout=log,
                     stderr=subprocess.STDOUT,
-                    env=dict(env),
+                    env=env,
                     pass_fds=(write_fd, *pass_fds),
                     start_new_session=True,
                 )
