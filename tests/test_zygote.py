@@ -173,7 +173,7 @@ def test_a_zygote_that_cannot_start_falls_back_with_one_warning(
     def broken(*args: Any, **kwargs: Any) -> Zygote:
         raise OSError("no zygote today")
 
-    monkeypatch.setattr(Zygote, "start", broken)
+    monkeypatch.setattr(Zygote, "launch", broken)
     # When workers start, then they are separate processes and one warning says why
     with caplog.at_level(logging.WARNING, logger="rushopt"):
         worker_ids = rush.start_local_workers(2, fun=_draw_fun())

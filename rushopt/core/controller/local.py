@@ -27,6 +27,7 @@ starts local workers removes every such directory whose process is gone
 
 from __future__ import annotations
 
+import atexit
 import base64
 import logging
 import os
@@ -47,9 +48,11 @@ from rushopt.core.defaults import CONFIG_ENV
 
 __all__ = [
     "LOG_DIR_PREFIX",
+    "TUNING_MODULES",
     "LocalWorker",
     "LocalWorkers",
     "WorkerProcess",
+    "prestart_zygote",
     "spawn_local_worker",
     "sweep_stale_log_dirs",
 ]
@@ -150,54 +153,113 @@ class _Supervisor:
             return cls._read_fd
 
 
+#: What the workers of :func:`~rushopt.tune` import besides their loop: the optimizer stack.
+TUNING_MODULES = (
+    "numpy",
+    "scipy.stats",
+    "sklearn.base",
+    "rushopt.optimizers",
+    "rushopt.optimizers.bayesian",
+    "rushopt.optimizers.gp",
+    "rushopt.optimizers.forest",
+    "rushopt.tuning",
+    "rushopt.tuning.worker_loops",
+)
+
+
 class _ZygoteHolder:
-    """The zygote of this process, started on first use (one per controller process)."""
+    """The zygote of this process, started on first use (one per controller process).
+
+    Its own output goes to ``rushopt-workers-<pid>-*/zygote.log``, removed at exit.
+    """
 
     _lock = threading.Lock()
     _zygote: Zygote | None = None
     _pid: int | None = None
     _failed = False
+    _log_dir: Path | None = None
 
     @classmethod
-    def get(cls, env: Mapping[str, str], log_dir: Path, preload: Sequence[str]) -> Zygote | None:
+    def _launch(cls, env: Mapping[str, str], preload: Sequence[str]) -> Zygote | None:
+        """Launch the zygote unless one runs or failed (the caller holds the lock)."""
+        if cls._pid != os.getpid():  # a fork of a controller starts its own
+            cls._zygote, cls._pid, cls._failed, cls._log_dir = None, os.getpid(), False, None
+        if cls._zygote is None and not cls._failed:
+            if cls._log_dir is None:
+                sweep_stale_log_dirs()
+                cls._log_dir = Path(tempfile.mkdtemp(prefix=f"{LOG_DIR_PREFIX}{os.getpid()}-"))
+                atexit.register(cls._at_exit)
+            zygote_env = {k: v for k, v in env.items() if k != CONFIG_ENV}
+            try:
+                cls._zygote = Zygote.launch(
+                    zygote_env, cls._log_dir / "zygote.log", (_Supervisor.read_fd(),), preload
+                )
+            except OSError as exc:
+                cls._fail(f"could not start the worker zygote ({exc})")
+        return cls._zygote
+
+    @classmethod
+    def _fail(cls, reason: str) -> None:
+        cls._failed = True
+        logger.warning("%s; local workers start as separate processes from now on", reason)
+
+    @classmethod
+    def prestart(cls, preload: Sequence[str]) -> None:
+        """Launch the zygote now, without waiting for its imports."""
+        with cls._lock:
+            cls._launch(_worker_env(None), preload)
+
+    @classmethod
+    def get(cls, env: Mapping[str, str], preload: Sequence[str]) -> Zygote | None:
         """Return a zygote that can fork a worker with ``env``, or ``None`` to use Popen."""
         with cls._lock:
-            if cls._pid != os.getpid():  # a fork of a controller starts its own
-                cls._zygote, cls._pid, cls._failed = None, os.getpid(), False
-            if cls._zygote is not None and not cls._zygote.alive and not cls._failed:
-                cls._failed = True
-                logger.warning(
-                    "the worker zygote exited (code %s); local workers start as separate "
-                    "processes from now on",
-                    cls._zygote.process.returncode,
-                )
-            if cls._failed:
+            zygote = cls._launch(env, preload)
+            if zygote is None or cls._failed:
                 return None
-            if cls._zygote is None:
-                zygote_env = {k: v for k, v in env.items() if k != CONFIG_ENV}
-                try:
-                    cls._zygote = Zygote.start(
-                        zygote_env, log_dir / "zygote.log", (_Supervisor.read_fd(),), preload
-                    )
-                except OSError as exc:
-                    cls._failed = True
-                    logger.warning(
-                        "could not start the worker zygote (%s); local workers start as "
-                        "separate processes",
-                        exc,
-                    )
-                    return None
-            return cls._zygote if cls._zygote.fits(env) else None
+            if zygote.ready and not zygote.alive:
+                cls._fail(f"the worker zygote exited (code {zygote.process.poll()})")
+                return None
+            try:
+                zygote.wait_ready()
+            except OSError as exc:
+                cls._fail(f"could not start the worker zygote ({exc})")
+                return None
+            return zygote if zygote.fits(env) else None
+
+    @classmethod
+    def _at_exit(cls) -> None:
+        if cls._pid != os.getpid():
+            return
+        if cls._zygote is not None:
+            cls._zygote.close()
+        if cls._log_dir is not None:
+            shutil.rmtree(cls._log_dir, ignore_errors=True)
 
 
-def _worker_env(config: RedisConfig) -> dict[str, str]:
+def prestart_zygote(preload: Sequence[str] = TUNING_MODULES) -> None:
+    """Start this process's worker zygote now, so its imports overlap the caller's work.
+
+    The next :func:`spawn_local_worker` waits for it. Does nothing when
+    ``RUSHOPT_ZYGOTE=0`` or a zygote runs already.
+
+    Parameters
+    ----------
+    preload : list of str, default TUNING_MODULES
+        Modules the zygote imports before its first fork.
+    """
+    if zygote_enabled():
+        _ZygoteHolder.prestart(preload)
+
+
+def _worker_env(config: RedisConfig | None) -> dict[str, str]:
     """Return the environment of a local worker: this one, thread limits, config, PYTHONPATH."""
     env = dict(os.environ)
     for name in _THREAD_LIMITS:
         # n workers with a thread pool of n cores each would oversubscribe the machine
         # (OpenMP's spinning made a HistGradientBoosting search 4x slower on 2 cores)
         env.setdefault(name, "1")
-    env[CONFIG_ENV] = base64.b64encode(pickle.dumps(config)).decode()
+    if config is not None:
+        env[CONFIG_ENV] = base64.b64encode(pickle.dumps(config)).decode()
     script_dir = sys.path[0] if sys.path and sys.path[0] else os.getcwd()
     env["PYTHONPATH"] = os.pathsep.join(p for p in (script_dir, env.get("PYTHONPATH")) if p)
     return env
@@ -255,7 +317,7 @@ def spawn_local_worker(
     env = _worker_env(config)
     log_path = log_dir / f"worker-{worker_id}.log"
     if zygote_enabled():
-        zygote = _ZygoteHolder.get(env, log_dir, preload)
+        zygote = _ZygoteHolder.get(env, preload)
         if zygote is not None:
             try:
                 child: ZygoteProcess = zygote.spawn(worker_id, argv, env, log_path, fd, preload)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from rushopt.core import plan
 from rushopt.core.config import WorkerSettings
 from rushopt.core.controller.failures import FailureService
-from rushopt.core.controller.local import LocalWorkers, WorkerProcess
+from rushopt.core.controller.local import TUNING_MODULES, LocalWorkers, WorkerProcess
 from rushopt.core.controller.start_args import store_start_args
 from rushopt.core.network import Network, text
 from rushopt.core.states import KILLED_MESSAGE, WORKER_STATES, WorkerState
@@ -23,26 +23,13 @@ if TYPE_CHECKING:
 
 __all__ = ["WorkerService"]
 
-#: What the workers of :func:`~rushopt.tune` import besides their loop: the optimizer stack.
-_TUNING_MODULES = (
-    "numpy",
-    "scipy.stats",
-    "sklearn.base",
-    "rushopt.optimizers",
-    "rushopt.optimizers.bayesian",
-    "rushopt.optimizers.gp",
-    "rushopt.optimizers.forest",
-    "rushopt.tuning",
-    "rushopt.tuning.worker_loops",
-)
-
 
 def _preload_for(worker_loop: Callable[..., Any], packages: Sequence[str] | None) -> list[str]:
     """Return the modules a zygote imports once for workers running ``worker_loop``."""
     module = getattr(worker_loop, "__module__", None)
     modules = [module] if isinstance(module, str) and module != "__main__" else []
     if isinstance(module, str) and module.startswith("rushopt.tuning"):
-        modules += _TUNING_MODULES
+        modules += TUNING_MODULES
     modules += [packages] if isinstance(packages, str) else list(packages or [])
     return modules
 

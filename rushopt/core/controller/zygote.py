@@ -139,8 +139,8 @@ class Zygote:
         self._children: dict[int, ZygoteProcess] = {}
         self._early_exits: dict[int, int] = {}
         self.alive = True
+        self.ready = False
         self._reader = threading.Thread(target=self._read, name="rushopt-zygote", daemon=True)
-        self._reader.start()
 
     # ------------------------------------------------------------------ start
     @classmethod
@@ -151,7 +151,26 @@ class Zygote:
         pass_fds: Sequence[int],
         preload: Sequence[str],
     ) -> Zygote:
-        """Launch a zygote and wait until it imported ``preload``.
+        """Launch a zygote and wait until it imported ``preload`` (see :meth:`launch`).
+
+        Raises
+        ------
+        OSError
+            If the zygote did not start, exited, or cannot fork safely.
+        """
+        zygote = cls.launch(env, log_path, pass_fds, preload)
+        zygote.wait_ready()
+        return zygote
+
+    @classmethod
+    def launch(
+        cls,
+        env: Mapping[str, str],
+        log_path: Path,
+        pass_fds: Sequence[int],
+        preload: Sequence[str],
+    ) -> Zygote:
+        """Launch a zygote that imports ``preload``; :meth:`wait_ready` waits for it.
 
         Parameters
         ----------
@@ -167,7 +186,7 @@ class Zygote:
         Raises
         ------
         OSError
-            If the zygote did not start, exited, or cannot fork safely.
+            If the process could not be started.
         """
         env = dict(env)
         # pyarrow's jemalloc starts a thread at import, which would make the zygote unforkable
@@ -193,23 +212,38 @@ class Zygote:
                 )
             finally:
                 os.close(write_fd)
-        status = os.fdopen(read_fd, "rb")
+        return cls(process, os.fdopen(read_fd, "rb"), env)
+
+    def wait_ready(self, timeout: float = _READY_TIMEOUT_S) -> None:
+        """Wait until the zygote imported its modules and can fork (at once if it did).
+
+        Raises
+        ------
+        OSError
+            If it exited, took longer than ``timeout`` s, or cannot fork safely.
+        """
+        if self.ready:
+            return
+        if not self.alive:
+            raise OSError("the zygote exited")
         try:
-            ready = _read_ready(status, _READY_TIMEOUT_S)
-            if ready.get("unforkable"):
-                raise OSError(str(ready["unforkable"]))
+            report = _read_ready(self._status, timeout)
+            if report.get("unforkable"):
+                raise OSError(str(report["unforkable"]))
         except BaseException:
-            status.close()
-            process.kill()
-            process.wait()
-            if process.stdin is not None:
-                process.stdin.close()
+            self.alive = False
+            self._status.close()
+            self.process.kill()
+            self.process.wait()
+            if self.process.stdin is not None:
+                self.process.stdin.close()
             raise
-        return cls(process, status, env)
+        self.ready = True
+        self._reader.start()
 
     def fits(self, env: Mapping[str, str]) -> bool:
         """Tell whether a worker with ``env`` can be forked (same import-time settings)."""
-        return self.alive and self._key == _key_of(env)
+        return self.alive and self.ready and self._key == _key_of(env)
 
     # ------------------------------------------------------------------ spawn
     def spawn(
@@ -313,6 +347,8 @@ class Zygote:
         with self._lock:
             self.alive = False
             stdin = self.process.stdin
+        if not self.ready:
+            self._status.close()
         if stdin is not None:
             with contextlib.suppress(OSError):
                 stdin.close()
