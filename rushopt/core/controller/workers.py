@@ -112,6 +112,18 @@ class WorkerService:
             If a worker process exits before it registers.
         TimeoutError
             If the workers do not register within ``timeout``.
+
+        Notes
+        -----
+        The workers are forks of a zygote process (one per controller) that
+        imported rushopt's worker modules, the loop's module, ``packages`` and,
+        for the loops of :func:`~rushopt.tune`, numpy, scipy and scikit-learn
+        once; they run the same code as ``python -m rushopt worker``.
+        ``processes`` then holds :class:`~rushopt.core.controller.zygote.ZygoteProcess`
+        handles, with the methods of :class:`subprocess.Popen` (``pid``,
+        ``poll``, ``wait``, ``returncode``, ``send_signal``, ``terminate``,
+        ``kill``). With ``RUSHOPT_ZYGOTE=0`` in the environment, or when the
+        zygote cannot start, each worker is a separate process.
         """
         if worker_loop is None:
             from rushopt.core.worker.loops import worker_loop_default
