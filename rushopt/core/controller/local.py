@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from rushopt.core.config import RedisConfig
-from rushopt.core.controller.zygote import Zygote, ZygoteProcess, zygote_enabled
+from rushopt.core.controller.zygote import SpawnRequest, Zygote, ZygoteProcess, zygote_enabled
 from rushopt.core.defaults import CONFIG_ENV
 
 __all__ = [
@@ -54,6 +54,7 @@ __all__ = [
     "WorkerProcess",
     "prestart_zygote",
     "spawn_local_worker",
+    "spawn_local_workers",
     "sweep_stale_log_dirs",
 ]
 
@@ -274,68 +275,115 @@ def spawn_local_worker(
     supervise: bool,
     preload: Sequence[str] = (),
 ) -> LocalWorker:
-    """Start one local worker process.
-
-    The worker is a fork of this process's zygote, unless ``RUSHOPT_ZYGOTE=0``
-    or the zygote is unavailable; then it is a new ``python -m rushopt worker``
-    process. Either way it runs the same code with the same arguments.
-
-    Parameters
-    ----------
-    network_id, worker_id : str
-        Identify the worker.
-    config : RedisConfig
-        How the worker reaches Redis.
-    start_args_id : str
-        Which stored start arguments the worker runs.
-    log_dir : Path
-        Directory for the worker's output file.
-    supervise : bool
-        Whether the worker exits when this process exits.
-    preload : list of str, optional
-        Modules the zygote imports before it forks the worker (what its loop needs).
+    """Start one local worker process (see :func:`spawn_local_workers`).
 
     Returns
     -------
     LocalWorker
         The handle of the started process.
     """
-    argv = [
-        "worker",
-        "--network-id",
-        network_id,
-        "--worker-id",
-        worker_id,
-        "--start-args-id",
-        start_args_id,
-        "--local",
+    (handle,) = spawn_local_workers(
+        network_id, [worker_id], config, start_args_id, log_dir, supervise, preload
+    )
+    return handle
+
+
+def spawn_local_workers(
+    network_id: str,
+    worker_ids: Sequence[str],
+    config: RedisConfig,
+    start_args_id: str,
+    log_dir: Path,
+    supervise: bool,
+    preload: Sequence[str] = (),
+) -> list[LocalWorker]:
+    """Start local worker processes.
+
+    The workers are forks of this process's zygote, unless ``RUSHOPT_ZYGOTE=0``
+    or the zygote is unavailable; then each is a new ``python -m rushopt
+    worker`` process. Either way they run the same code with the same arguments.
+
+    Parameters
+    ----------
+    network_id : str
+        The network they join.
+    worker_ids : list of str
+        Their ids.
+    config : RedisConfig
+        How the workers reach Redis.
+    start_args_id : str
+        Which stored start arguments the workers run.
+    log_dir : Path
+        Directory for the workers' output files.
+    supervise : bool
+        Whether the workers exit when this process exits.
+    preload : list of str, optional
+        Modules the zygote imports before it forks the workers (what their loop needs).
+
+    Returns
+    -------
+    list of LocalWorker
+        The handles of the started processes, in the order of ``worker_ids``.
+    """
+    fd = _Supervisor.read_fd() if supervise else None
+    requests = [
+        SpawnRequest(
+            worker_id,
+            [
+                "worker",
+                "--network-id",
+                network_id,
+                "--worker-id",
+                worker_id,
+                "--start-args-id",
+                start_args_id,
+                "--local",
+                *([] if fd is None else ["--supervise-fd", str(fd)]),
+            ],
+            log_dir / f"worker-{worker_id}.log",
+            fd,
+        )
+        for worker_id in worker_ids
     ]
-    fd: int | None = None
-    if supervise:
-        fd = _Supervisor.read_fd()
-        argv += ["--supervise-fd", str(fd)]
     env = _worker_env(config)
-    log_path = log_dir / f"worker-{worker_id}.log"
+    forked: list[ZygoteProcess | OSError] = [OSError("the zygote is off")] * len(requests)
     if zygote_enabled():
         zygote = _ZygoteHolder.get(env, preload)
         if zygote is not None:
-            try:
-                child: ZygoteProcess = zygote.spawn(worker_id, argv, env, log_path, fd, preload)
-            except OSError as exc:
-                logger.warning("the worker zygote could not fork a worker (%s); using Popen", exc)
-            else:
-                return LocalWorker(worker_id, child, log_path, start_args_id, None, supervise)
-    log_file = open(log_path, "ab")  # noqa: SIM115 (owned by LocalWorker)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "rushopt", *argv],
-        stdin=subprocess.DEVNULL,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        env=env,
-        pass_fds=() if fd is None else (fd,),
-        start_new_session=True,
-    )
-    return LocalWorker(worker_id, process, log_path, start_args_id, log_file, supervise)
+            forked = zygote.spawn_many(requests, env, preload)
+            refused = [str(f) for f in forked if isinstance(f, OSError)]
+            if refused:
+                logger.warning(
+                    "the worker zygote did not fork %d workers (%s); they start as separate "
+                    "processes",
+                    len(refused),
+                    refused[0],
+                )
+    handles = []
+    for request, child in zip(requests, forked, strict=True):
+        if isinstance(child, ZygoteProcess):
+            handles.append(
+                LocalWorker(
+                    request.worker_id, child, request.log_path, start_args_id, None, supervise
+                )
+            )
+            continue
+        log_file = open(request.log_path, "ab")  # noqa: SIM115 (owned by LocalWorker)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "rushopt", *request.argv],
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=env,
+            pass_fds=() if fd is None else (fd,),
+            start_new_session=True,
+        )
+        handles.append(
+            LocalWorker(
+                request.worker_id, process, request.log_path, start_args_id, log_file, supervise
+            )
+        )
+    return handles
 
 
 def _process_exists(pid: int) -> bool:
@@ -399,19 +447,37 @@ class LocalWorkers:
     def spawn(
         self, worker_id: str, start_args_id: str, supervise: bool, preload: Sequence[str] = ()
     ) -> LocalWorker:
-        """Start (or restart) one local worker process under ``worker_id``.
+        """Start (or restart) one local worker process under ``worker_id``."""
+        (handle,) = self.spawn_many([worker_id], start_args_id, supervise, preload)
+        return handle
 
-        ``preload`` names the modules the worker's loop needs, which the zygote
-        imports once for every worker.
+    def spawn_many(
+        self,
+        worker_ids: Sequence[str],
+        start_args_id: str,
+        supervise: bool,
+        preload: Sequence[str] = (),
+    ) -> list[LocalWorker]:
+        """Start local worker processes under ``worker_ids``.
+
+        ``preload`` names the modules the workers' loop needs, which the zygote
+        imports once for all of them.
         """
         if self.log_dir is None:
             sweep_stale_log_dirs()
             self.log_dir = Path(tempfile.mkdtemp(prefix=f"{LOG_DIR_PREFIX}{os.getpid()}-"))
-        handle = spawn_local_worker(
-            self.network_id, worker_id, self.config, start_args_id, self.log_dir, supervise, preload
+        handles = spawn_local_workers(
+            self.network_id,
+            worker_ids,
+            self.config,
+            start_args_id,
+            self.log_dir,
+            supervise,
+            preload,
         )
-        self.handles[worker_id] = handle
-        return handle
+        for handle in handles:
+            self.handles[handle.worker_id] = handle
+        return handles
 
     def restart_local_workers(self, worker_ids: Sequence[str]) -> None:
         """Kill (if alive) and start again local workers under the same ids.

@@ -141,8 +141,7 @@ class WorkerService:
         store_start_args(self.network, key, worker_loop, loop_args, globals, packages, settings)
         worker_ids = [str(uuid.uuid4()) for _ in range(n_workers)]
         preload = _preload_for(worker_loop, packages)
-        for worker_id in worker_ids:
-            self.local.spawn(worker_id, start_args_id, supervise, preload)
+        self.local.spawn_many(worker_ids, start_args_id, supervise, preload)
         if wait_for_workers:
             self.wait_for_local(worker_ids, timeout)
         return worker_ids

@@ -30,9 +30,9 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
-__all__ = ["ZYGOTE_ENV", "Zygote", "ZygoteProcess", "zygote_enabled"]
+__all__ = ["ZYGOTE_ENV", "SpawnRequest", "Zygote", "ZygoteProcess", "zygote_enabled"]
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +121,15 @@ class ZygoteProcess:
         self.send_signal(signal.SIGKILL)
 
 
+class SpawnRequest(NamedTuple):
+    """One worker to fork: ``python -m rushopt <argv>`` writing to ``log_path``."""
+
+    worker_id: str
+    argv: list[str]
+    log_path: Path
+    keep_fd: int | None  # the supervise pipe, the one descriptor the worker keeps
+
+
 class Zygote:
     """A running zygote process and the reader of its reports.
 
@@ -134,6 +143,7 @@ class Zygote:
         self._status = status
         self._key = _key_of(env)
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._replies: dict[str, dict[str, Any]] = {}
         self._arrived = threading.Condition(self._lock)
         self._children: dict[int, ZygoteProcess] = {}
@@ -262,44 +272,84 @@ class Zygote:
         OSError
             If the zygote refused, died, or did not answer in time.
         """
-        request = {
-            "id": worker_id,
-            "argv": argv,
-            "env": dict(env),
-            "cwd": os.getcwd(),
-            "log": str(log_path),
-            "keep_fd": keep_fd,
-            "preload": list(preload),
-        }
-        line = (json.dumps(request) + "\n").encode()
+        (result,) = self.spawn_many(
+            [SpawnRequest(worker_id, argv, log_path, keep_fd)], env, preload
+        )
+        if isinstance(result, OSError):
+            raise result
+        return result
+
+    def spawn_many(
+        self, requests: Sequence[SpawnRequest], env: Mapping[str, str], preload: Sequence[str]
+    ) -> list[ZygoteProcess | OSError]:
+        """Fork workers, one per request, sending all requests before reading the answers.
+
+        Parameters
+        ----------
+        requests : list of SpawnRequest
+            The workers.
+        env : dict
+            Their environment.
+        preload : list of str
+            Modules the zygote imports before it forks them.
+
+        Returns
+        -------
+        list
+            Per request its handle, or the :class:`OSError` that says why the
+            zygote did not fork it (it refused, died or did not answer in time).
+        """
+        cwd, env_ = os.getcwd(), dict(env)
+        lines = b"".join(
+            (
+                json.dumps(
+                    {
+                        "id": r.worker_id,
+                        "argv": r.argv,
+                        "env": env_,
+                        "cwd": cwd,
+                        "log": str(r.log_path),
+                        "keep_fd": r.keep_fd,
+                        "preload": list(preload),
+                    }
+                )
+                + "\n"
+            ).encode()
+            for r in requests
+        )
         stdin = self.process.stdin
         assert stdin is not None
-        with self._lock:
+        with self._write_lock:  # one batch at a time; the reader never needs this lock
             if not self.alive:
-                raise OSError("the zygote exited")
+                return [OSError("the zygote exited") for _ in requests]
             try:
-                stdin.write(line)
+                stdin.write(lines)
                 stdin.flush()
             except (OSError, ValueError) as exc:
-                raise OSError(f"the zygote exited: {exc}") from exc
+                return [OSError(f"the zygote exited: {exc}") for _ in requests]
             deadline = time.monotonic() + _SPAWN_TIMEOUT_S
-            while worker_id not in self._replies and self.alive:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise OSError(f"the zygote did not fork within {_SPAWN_TIMEOUT_S:g} s")
-                self._arrived.wait(left)
-            reply = self._replies.pop(worker_id, None)
-            if reply is None:
-                raise OSError("the zygote exited")
-            if "error" in reply:
-                raise OSError(str(reply["error"]))
-            pid = int(reply["pid"])
-            child = ZygoteProcess(pid, [sys.executable, "-m", "rushopt", *argv])
-            if pid in self._early_exits:
-                child.set_exit(self._early_exits.pop(pid))
-            else:
-                self._children[pid] = child
-            return child
+            with self._lock:
+                return [self._answer(r, deadline) for r in requests]
+
+    def _answer(self, request: SpawnRequest, deadline: float) -> ZygoteProcess | OSError:
+        """Wait for the zygote's answer to one request (the caller holds ``_lock``)."""
+        while request.worker_id not in self._replies and self.alive:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return OSError(f"the zygote did not fork within {_SPAWN_TIMEOUT_S:g} s")
+            self._arrived.wait(left)
+        reply = self._replies.pop(request.worker_id, None)
+        if reply is None:
+            return OSError("the zygote exited")
+        if "error" in reply:
+            return OSError(str(reply["error"]))
+        pid = int(reply["pid"])
+        child = ZygoteProcess(pid, [sys.executable, "-m", "rushopt", *request.argv])
+        if pid in self._early_exits:
+            child.set_exit(self._early_exits.pop(pid))
+        else:
+            self._children[pid] = child
+        return child
 
     # ------------------------------------------------------------------ reports
     def _read(self) -> None:
