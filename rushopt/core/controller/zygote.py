@@ -12,8 +12,9 @@ their exit codes over a pipe, which a small thread reads.
 If the zygote cannot start, dies, or is not single-threaded after its imports,
 workers start as separate ``python -m rushopt worker`` processes again (one
 warning in the log). ``RUSHOPT_ZYGOTE=0`` in the environment turns the zygote
-off. The zygote ends with its controller: it exits on end-of-file on its stdin,
-whose write end only the controller holds.
+off; it is on by default on Linux only. The zygote ends with its controller:
+it exits on end-of-file on its stdin, whose write end only the controller
+holds. Forked workers show the zygote's command line in ``ps``.
 """
 
 from __future__ import annotations
@@ -58,9 +59,17 @@ _IMPORT_TIME_VARIABLES = (
 
 
 def zygote_enabled() -> bool:
-    """Tell whether local workers start as forks of a zygote (``RUSHOPT_ZYGOTE``, default on)."""
+    """Tell whether local workers start as forks of a zygote.
+
+    ``RUSHOPT_ZYGOTE=0`` (or ``false``, ``no``, ``off``) says no, ``1`` says
+    yes; by default they do on Linux, where the zygote can count its threads
+    before it forks, and not elsewhere (macOS's system libraries do not
+    support ``fork`` without ``exec``).
+    """
     value = os.environ.get(ZYGOTE_ENV, "").strip().lower()
-    return value not in ("0", "false", "no", "off")
+    if value in ("0", "false", "no", "off"):
+        return False
+    return bool(value) or sys.platform.startswith("linux")
 
 
 class ZygoteProcess:
