@@ -229,6 +229,9 @@ class Zygote:
                     pass_fds=(write_fd, *pass_fds),
                     start_new_session=True,
                 )
+            except BaseException:
+                os.close(read_fd)
+                raise
             finally:
                 os.close(write_fd)
         return cls(process, os.fdopen(read_fd, "rb"), env)
