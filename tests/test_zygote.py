@@ -185,6 +185,7 @@ def test_a_zygote_that_cannot_start_falls_back_with_one_warning(
         assert process.wait(timeout=60) == 0
 
 
+@pytest.mark.slow
 def test_workers_of_a_dead_zygote_are_lost_and_restarted_without_it(
     rush: Rush, fresh_zygote: None, caplog: pytest.LogCaptureFixture
 ) -> None:
