@@ -27,6 +27,7 @@ from rushopt.core import plan
 from rushopt.core.config import ConfigLike, RedisConfig, resolve_config
 from rushopt.core.controller import Rush
 from rushopt.core.controller.lease import LEASE_TTL_S, ControllerLease
+from rushopt.core.controller.local import prestart_zygote
 from rushopt.core.network import validate_network_id
 from rushopt.core.serialize import dumps_code
 from rushopt.core.server import network_data_dir, release_persistent_server
@@ -404,6 +405,8 @@ def tune(
             validate_network_id(pool)
         except (TypeError, ValueError) as exc:
             raise InputError(f"pool: {str(exc).replace('network_id', 'pool')}") from exc
+    if pool is None:  # local workers fork from a zygote: its imports overlap the setup below
+        prestart_zygote()
     callback_list = _resolve_callbacks(callbacks)
     fidelity = {"min_budget": min_budget, "max_budget": max_budget, "eta": eta}
     opt = _make_optimizer(optimizer, space_, seed, fidelity)

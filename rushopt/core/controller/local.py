@@ -13,6 +13,11 @@ and the like) unless the controller's environment sets those variables: one
 worker per core is the parallelism, and nested thread pools would fight over
 the cores.
 
+Local workers are forks of a worker zygote (:mod:`rushopt.core.controller.zygote`)
+that imported rushopt's worker modules, and for :func:`~rushopt.tune` the optimizer
+stack, once: a worker starts in milliseconds. ``RUSHOPT_ZYGOTE=0`` turns it off,
+and a zygote that cannot start or dies falls back to separate processes.
+
 The log files live in a temporary directory, ``rushopt-workers-<pid>-*``, named
 after the controller's process id and removed when the workers are released. A
 controller that was killed cannot remove its own; the next controller that
@@ -22,7 +27,9 @@ starts local workers removes every such directory whose process is gone
 
 from __future__ import annotations
 
+import atexit
 import base64
+import logging
 import os
 import pickle
 import shutil
@@ -30,19 +37,24 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 from rushopt.core.config import RedisConfig
+from rushopt.core.controller.zygote import SpawnRequest, Zygote, ZygoteProcess, zygote_enabled
 from rushopt.core.defaults import CONFIG_ENV
 
 __all__ = [
     "LOG_DIR_PREFIX",
+    "TUNING_MODULES",
     "LocalWorker",
     "LocalWorkers",
+    "WorkerProcess",
+    "prestart_zygote",
     "spawn_local_worker",
+    "spawn_local_workers",
     "sweep_stale_log_dirs",
 ]
 
@@ -59,15 +71,49 @@ _THREAD_LIMITS = (
 )
 
 
+logger = logging.getLogger(__name__)
+
+
+class WorkerProcess(Protocol):
+    """What a controller uses of a local worker's process.
+
+    A :class:`subprocess.Popen` or a
+    :class:`~rushopt.core.controller.zygote.ZygoteProcess`.
+    """
+
+    @property
+    def pid(self) -> int:
+        """The process id."""
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit code (negative: killed by that signal), ``None`` while it runs."""
+
+    def poll(self) -> int | None:
+        """Return the exit code, or ``None`` while the process runs."""
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the exit; raise :class:`subprocess.TimeoutExpired` after ``timeout`` s."""
+
+    def send_signal(self, sig: int) -> None:
+        """Send a signal."""
+
+    def terminate(self) -> None:
+        """Send SIGTERM."""
+
+    def kill(self) -> None:
+        """Send SIGKILL."""
+
+
 @dataclass
 class LocalWorker:
-    """A local worker process started by a controller."""
+    """A local worker process started by a controller (``log_file``: ``None`` when forked)."""
 
     worker_id: str
-    process: subprocess.Popen[bytes]
+    process: WorkerProcess
     log_path: Path
     start_args_id: str
-    log_file: IO[bytes]
+    log_file: IO[bytes] | None
     supervise: bool
 
     def log_tail(self, n_lines: int = 20) -> str:
@@ -83,7 +129,12 @@ class LocalWorker:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
-        self.log_file.close()
+        self.close_log()
+
+    def close_log(self) -> None:
+        """Close the controller's copy of the output file (if it holds one)."""
+        if self.log_file is not None:
+            self.log_file.close()
 
 
 class _Supervisor:
@@ -103,6 +154,118 @@ class _Supervisor:
             return cls._read_fd
 
 
+#: What the workers of :func:`~rushopt.tune` import besides their loop: the optimizer stack.
+TUNING_MODULES = (
+    "numpy",
+    "scipy.stats",
+    "sklearn.base",
+    "rushopt.optimizers",
+    "rushopt.optimizers.bayesian",
+    "rushopt.optimizers.gp",
+    "rushopt.optimizers.forest",
+    "rushopt.tuning",
+    "rushopt.tuning.worker_loops",
+)
+
+
+class _ZygoteHolder:
+    """The zygote of this process, started on first use (one per controller process).
+
+    Its own output goes to ``rushopt-workers-<pid>-*/zygote.log``, removed at exit.
+    """
+
+    _lock = threading.Lock()
+    _zygote: Zygote | None = None
+    _pid: int | None = None
+    _failed = False
+    _log_dir: Path | None = None
+
+    @classmethod
+    def _launch(cls, env: Mapping[str, str], preload: Sequence[str]) -> Zygote | None:
+        """Launch the zygote unless one runs or failed (the caller holds the lock)."""
+        if cls._pid != os.getpid():  # a fork of a controller starts its own
+            cls._zygote, cls._pid, cls._failed, cls._log_dir = None, os.getpid(), False, None
+        if cls._zygote is None and not cls._failed:
+            if cls._log_dir is None:
+                sweep_stale_log_dirs()
+                cls._log_dir = Path(tempfile.mkdtemp(prefix=f"{LOG_DIR_PREFIX}{os.getpid()}-"))
+                atexit.register(cls._at_exit)
+            zygote_env = {k: v for k, v in env.items() if k != CONFIG_ENV}
+            try:
+                cls._zygote = Zygote.launch(
+                    zygote_env, cls._log_dir / "zygote.log", (_Supervisor.read_fd(),), preload
+                )
+            except OSError as exc:
+                cls._fail(f"could not start the worker zygote ({exc})")
+        return cls._zygote
+
+    @classmethod
+    def _fail(cls, reason: str) -> None:
+        cls._failed = True
+        logger.warning("%s; local workers start as separate processes from now on", reason)
+
+    @classmethod
+    def prestart(cls, preload: Sequence[str]) -> None:
+        """Launch the zygote now, without waiting for its imports."""
+        with cls._lock:
+            cls._launch(_worker_env(None), preload)
+
+    @classmethod
+    def get(cls, env: Mapping[str, str], preload: Sequence[str]) -> Zygote | None:
+        """Return a zygote that can fork a worker with ``env``, or ``None`` to use Popen."""
+        with cls._lock:
+            zygote = cls._launch(env, preload)
+            if zygote is None or cls._failed:
+                return None
+            if zygote.ready and not zygote.alive:
+                cls._fail(f"the worker zygote exited (code {zygote.process.poll()})")
+                return None
+            try:
+                zygote.wait_ready()
+            except OSError as exc:
+                cls._fail(f"could not start the worker zygote ({exc})")
+                return None
+            return zygote if zygote.fits(env) else None
+
+    @classmethod
+    def _at_exit(cls) -> None:
+        if cls._pid != os.getpid():
+            return
+        if cls._zygote is not None:
+            cls._zygote.close()
+        if cls._log_dir is not None:
+            shutil.rmtree(cls._log_dir, ignore_errors=True)
+
+
+def prestart_zygote(preload: Sequence[str] = TUNING_MODULES) -> None:
+    """Start this process's worker zygote now, so its imports overlap the caller's work.
+
+    The next :func:`spawn_local_worker` waits for it. Does nothing when
+    ``RUSHOPT_ZYGOTE=0`` or a zygote runs already.
+
+    Parameters
+    ----------
+    preload : list of str, default TUNING_MODULES
+        Modules the zygote imports before its first fork.
+    """
+    if zygote_enabled():
+        _ZygoteHolder.prestart(preload)
+
+
+def _worker_env(config: RedisConfig | None) -> dict[str, str]:
+    """Return the environment of a local worker: this one, thread limits, config, PYTHONPATH."""
+    env = dict(os.environ)
+    for name in _THREAD_LIMITS:
+        # n workers with a thread pool of n cores each would oversubscribe the machine
+        # (OpenMP's spinning made a HistGradientBoosting search 4x slower on 2 cores)
+        env.setdefault(name, "1")
+    if config is not None:
+        env[CONFIG_ENV] = base64.b64encode(pickle.dumps(config)).decode()
+    script_dir = sys.path[0] if sys.path and sys.path[0] else os.getcwd()
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (script_dir, env.get("PYTHONPATH")) if p)
+    return env
+
+
 def spawn_local_worker(
     network_id: str,
     worker_id: str,
@@ -110,65 +273,117 @@ def spawn_local_worker(
     start_args_id: str,
     log_dir: Path,
     supervise: bool,
+    preload: Sequence[str] = (),
 ) -> LocalWorker:
-    """Start one local worker process.
-
-    Parameters
-    ----------
-    network_id, worker_id : str
-        Identify the worker.
-    config : RedisConfig
-        How the worker reaches Redis.
-    start_args_id : str
-        Which stored start arguments the worker runs.
-    log_dir : Path
-        Directory for the worker's output file.
-    supervise : bool
-        Whether the worker exits when this process exits.
+    """Start one local worker process (see :func:`spawn_local_workers`).
 
     Returns
     -------
     LocalWorker
         The handle of the started process.
     """
-    cmd = [
-        sys.executable,
-        "-m",
-        "rushopt",
-        "worker",
-        "--network-id",
-        network_id,
-        "--worker-id",
-        worker_id,
-        "--start-args-id",
-        start_args_id,
-        "--local",
-    ]
-    pass_fds: tuple[int, ...] = ()
-    if supervise:
-        fd = _Supervisor.read_fd()
-        cmd += ["--supervise-fd", str(fd)]
-        pass_fds = (fd,)
-    env = dict(os.environ)
-    for name in _THREAD_LIMITS:
-        # n workers with a thread pool of n cores each would oversubscribe the machine
-        # (OpenMP's spinning made a HistGradientBoosting search 4x slower on 2 cores)
-        env.setdefault(name, "1")
-    env[CONFIG_ENV] = base64.b64encode(pickle.dumps(config)).decode()
-    script_dir = sys.path[0] if sys.path and sys.path[0] else os.getcwd()
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (script_dir, env.get("PYTHONPATH")) if p)
-    log_path = log_dir / f"worker-{worker_id}.log"
-    log_file = open(log_path, "ab")  # noqa: SIM115 (owned by LocalWorker)
-    process = subprocess.Popen(
-        cmd,
-        stdin=subprocess.DEVNULL,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        env=env,
-        pass_fds=pass_fds,
-        start_new_session=True,
+    (handle,) = spawn_local_workers(
+        network_id, [worker_id], config, start_args_id, log_dir, supervise, preload
     )
-    return LocalWorker(worker_id, process, log_path, start_args_id, log_file, supervise)
+    return handle
+
+
+def spawn_local_workers(
+    network_id: str,
+    worker_ids: Sequence[str],
+    config: RedisConfig,
+    start_args_id: str,
+    log_dir: Path,
+    supervise: bool,
+    preload: Sequence[str] = (),
+) -> list[LocalWorker]:
+    """Start local worker processes.
+
+    The workers are forks of this process's zygote, unless ``RUSHOPT_ZYGOTE=0``
+    or the zygote is unavailable; then each is a new ``python -m rushopt
+    worker`` process. Either way they run the same code with the same arguments.
+
+    Parameters
+    ----------
+    network_id : str
+        The network they join.
+    worker_ids : list of str
+        Their ids.
+    config : RedisConfig
+        How the workers reach Redis.
+    start_args_id : str
+        Which stored start arguments the workers run.
+    log_dir : Path
+        Directory for the workers' output files.
+    supervise : bool
+        Whether the workers exit when this process exits.
+    preload : list of str, optional
+        Modules the zygote imports before it forks the workers (what their loop needs).
+
+    Returns
+    -------
+    list of LocalWorker
+        The handles of the started processes, in the order of ``worker_ids``.
+    """
+    fd = _Supervisor.read_fd() if supervise else None
+    requests = [
+        SpawnRequest(
+            worker_id,
+            [
+                "worker",
+                "--network-id",
+                network_id,
+                "--worker-id",
+                worker_id,
+                "--start-args-id",
+                start_args_id,
+                "--local",
+                *([] if fd is None else ["--supervise-fd", str(fd)]),
+            ],
+            log_dir / f"worker-{worker_id}.log",
+            fd,
+        )
+        for worker_id in worker_ids
+    ]
+    env = _worker_env(config)
+    forked: list[ZygoteProcess | OSError] = [OSError("the zygote is off")] * len(requests)
+    if zygote_enabled():
+        zygote = _ZygoteHolder.get(env, preload)
+        if zygote is not None:
+            forked = zygote.spawn_many(requests, env, preload)
+            refused = [str(f) for f in forked if isinstance(f, OSError)]
+            if refused:
+                logger.warning(
+                    "the worker zygote did not fork %d workers (%s); they start as separate "
+                    "processes",
+                    len(refused),
+                    refused[0],
+                )
+    handles = []
+    for request, child in zip(requests, forked, strict=True):
+        if isinstance(child, ZygoteProcess):
+            handles.append(
+                LocalWorker(
+                    request.worker_id, child, request.log_path, start_args_id, None, supervise
+                )
+            )
+            continue
+        log_file = open(request.log_path, "ab")  # noqa: SIM115 (owned by LocalWorker)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "rushopt", *request.argv],
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=env,
+            pass_fds=() if fd is None else (fd,),
+            start_new_session=True,
+        )
+        handles.append(
+            LocalWorker(
+                request.worker_id, process, request.log_path, start_args_id, log_file, supervise
+            )
+        )
+    return handles
 
 
 def _process_exists(pid: int) -> bool:
@@ -229,16 +444,40 @@ class LocalWorkers:
         self.handles: dict[str, LocalWorker] = {}
         self.log_dir: Path | None = None
 
-    def spawn(self, worker_id: str, start_args_id: str, supervise: bool) -> LocalWorker:
+    def spawn(
+        self, worker_id: str, start_args_id: str, supervise: bool, preload: Sequence[str] = ()
+    ) -> LocalWorker:
         """Start (or restart) one local worker process under ``worker_id``."""
+        (handle,) = self.spawn_many([worker_id], start_args_id, supervise, preload)
+        return handle
+
+    def spawn_many(
+        self,
+        worker_ids: Sequence[str],
+        start_args_id: str,
+        supervise: bool,
+        preload: Sequence[str] = (),
+    ) -> list[LocalWorker]:
+        """Start local worker processes under ``worker_ids``.
+
+        ``preload`` names the modules the workers' loop needs, which the zygote
+        imports once for all of them.
+        """
         if self.log_dir is None:
             sweep_stale_log_dirs()
             self.log_dir = Path(tempfile.mkdtemp(prefix=f"{LOG_DIR_PREFIX}{os.getpid()}-"))
-        handle = spawn_local_worker(
-            self.network_id, worker_id, self.config, start_args_id, self.log_dir, supervise
+        handles = spawn_local_workers(
+            self.network_id,
+            worker_ids,
+            self.config,
+            start_args_id,
+            self.log_dir,
+            supervise,
+            preload,
         )
-        self.handles[worker_id] = handle
-        return handle
+        for handle in handles:
+            self.handles[handle.worker_id] = handle
+        return handles
 
     def restart_local_workers(self, worker_ids: Sequence[str]) -> None:
         """Kill (if alive) and start again local workers under the same ids.
@@ -292,7 +531,7 @@ class LocalWorkers:
             except subprocess.TimeoutExpired:
                 handle.process.kill()
                 handle.process.wait()
-            handle.log_file.close()
+            handle.close_log()
         self.handles.clear()
         self.remove_log_dir()
 

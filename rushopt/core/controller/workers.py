@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from rushopt.core import plan
 from rushopt.core.config import WorkerSettings
 from rushopt.core.controller.failures import FailureService
-from rushopt.core.controller.local import LocalWorkers
+from rushopt.core.controller.local import TUNING_MODULES, LocalWorkers, WorkerProcess
 from rushopt.core.controller.start_args import store_start_args
 from rushopt.core.network import Network, text
 from rushopt.core.states import KILLED_MESSAGE, WORKER_STATES, WorkerState
@@ -19,11 +19,19 @@ from rushopt.core.waiting import wait_until
 from rushopt.exceptions import InputError, RushTimeoutError, WorkerStartError, warn
 
 if TYPE_CHECKING:
-    import subprocess
-
     import pandas as pd
 
 __all__ = ["WorkerService"]
+
+
+def _preload_for(worker_loop: Callable[..., Any], packages: Sequence[str] | None) -> list[str]:
+    """Return the modules a zygote imports once for workers running ``worker_loop``."""
+    module = getattr(worker_loop, "__module__", None)
+    modules = [module] if isinstance(module, str) and module != "__main__" else []
+    if isinstance(module, str) and module.startswith("rushopt.tuning"):
+        modules += TUNING_MODULES
+    modules += [packages] if isinstance(packages, str) else list(packages or [])
+    return modules
 
 
 class WorkerService:
@@ -104,6 +112,18 @@ class WorkerService:
             If a worker process exits before it registers.
         TimeoutError
             If the workers do not register within ``timeout``.
+
+        Notes
+        -----
+        The workers are forks of a zygote process (one per controller) that
+        imported rushopt's worker modules, the loop's module, ``packages`` and,
+        for the loops of :func:`~rushopt.tune`, numpy, scipy and scikit-learn
+        once; they run the same code as ``python -m rushopt worker``.
+        ``processes`` then holds :class:`~rushopt.core.controller.zygote.ZygoteProcess`
+        handles, with the methods of :class:`subprocess.Popen` (``pid``,
+        ``poll``, ``wait``, ``returncode``, ``send_signal``, ``terminate``,
+        ``kill``). With ``RUSHOPT_ZYGOTE=0`` in the environment, or when the
+        zygote cannot start, each worker is a separate process.
         """
         if worker_loop is None:
             from rushopt.core.worker.loops import worker_loop_default
@@ -120,8 +140,8 @@ class WorkerService:
         key = self.network.keys.start_args_for(start_args_id)
         store_start_args(self.network, key, worker_loop, loop_args, globals, packages, settings)
         worker_ids = [str(uuid.uuid4()) for _ in range(n_workers)]
-        for worker_id in worker_ids:
-            self.local.spawn(worker_id, start_args_id, supervise)
+        preload = _preload_for(worker_loop, packages)
+        self.local.spawn_many(worker_ids, start_args_id, supervise, preload)
         if wait_for_workers:
             self.wait_for_local(worker_ids, timeout)
         return worker_ids
@@ -319,7 +339,7 @@ class WorkerService:
         )
 
     @property
-    def processes(self) -> dict[str, subprocess.Popen[bytes]]:
+    def processes(self) -> dict[str, WorkerProcess]:
         """Local worker id to its process handle."""
         return {w: h.process for w, h in self.local.handles.items()}
 

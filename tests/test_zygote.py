@@ -1,0 +1,272 @@
+"""The worker zygote: local workers forked from a pre-imported process, and the fallback."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import rushopt
+from rushopt import Rush
+from rushopt.core.controller import local
+from rushopt.core.controller.zygote import ZYGOTE_ENV, Zygote, ZygoteProcess, zygote_enabled
+from tests.conftest import eventually
+
+# Functions for the workers are built inside factories: cloudpickle then sends
+# them by value, so the workers never need to import this test module.
+
+
+def _draw_fun() -> Callable[..., dict[str, Any]]:
+    def fun(x: Any) -> dict[str, Any]:
+        import os
+        import random
+
+        import numpy as np
+
+        import rushopt
+
+        print(f"evaluating {x}", flush=True)
+        return {
+            "r": random.random(),
+            "n": float(np.random.rand()),
+            "file": rushopt.__file__,
+            "pid": os.getpid(),
+        }
+
+    return fun
+
+
+def _blocking_fun() -> Callable[..., dict[str, Any]]:
+    def fun(x: Any) -> dict[str, Any]:
+        import time
+
+        if x == "block":
+            time.sleep(60)
+        return {"y": x}
+
+    return fun
+
+
+def _pid_gone(pid: int) -> bool:
+    """True when ``pid`` no longer runs; a zombie waiting to be reaped counts as gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+@pytest.fixture
+def fresh_zygote(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Give the test a zygote of its own (the shared one comes back afterwards)."""
+    monkeypatch.setattr(local._ZygoteHolder, "_zygote", None)
+    monkeypatch.setattr(local._ZygoteHolder, "_failed", False)
+    monkeypatch.setattr(local._ZygoteHolder, "_pid", os.getpid())
+    yield
+    zygote = local._ZygoteHolder._zygote
+    if zygote is not None:
+        zygote.close()
+
+
+# ------------------------------------------------------------------ forked workers
+def test_forked_workers_register_evaluate_and_write_their_output(rush: Rush) -> None:
+    # Given two local workers started through the zygote
+    worker_ids = rush.start_local_workers(2, fun=_draw_fun())
+    processes = rush.processes
+    assert all(isinstance(p, ZygoteProcess) for p in processes.values())
+    assert all(p.poll() is None for p in processes.values())
+    # When each evaluates tasks
+    keys = rush.push_tasks([{"x": i} for i in range(8)])
+    rush.wait_for_tasks(keys, timeout=60)
+    rows = rush.fetch_finished_tasks(data_format="list")
+    # Then they run this worktree's code and each drew its own random numbers
+    assert {row["file"] for row in rows} == {rushopt.__file__}
+    first = {row["pid"]: (row["r"], row["n"]) for row in rows}
+    assert len(first) == 2, "both workers evaluated"
+    draws = list(first.values())
+    assert draws[0][0] != draws[1][0]
+    assert draws[0][1] != draws[1][1]
+    # And their output lands where worker_output reads it
+    eventually(lambda: any("evaluating" in rush.worker_output(w) for w in worker_ids))
+    # And after a stop their processes report exit code 0
+    rush.stop_workers("terminate")
+    for process in processes.values():
+        assert process.wait(timeout=60) == 0
+        assert process.poll() == 0
+
+
+def test_a_killed_forked_worker_is_detected_lost_and_restarted(rush: Rush) -> None:
+    # Given a forked worker busy with a long task
+    (worker_id,) = rush.start_local_workers(1, fun=_blocking_fun())
+    (key,) = rush.push_tasks([{"x": "block"}])
+    eventually(lambda: rush.n_running_tasks == 1)
+    process = rush.processes[worker_id]
+    # When its process is SIGKILLed behind the controller's back
+    os.kill(process.pid, signal.SIGKILL)
+    # Then its handle reports the signal, and it is found lost and restarted
+    eventually(lambda: process.poll() == -signal.SIGKILL)
+    assert process.returncode == -signal.SIGKILL
+    assert rush.detect_lost_workers(restart_local_workers=True) == [worker_id]
+    restarted = rush.processes[worker_id]
+    assert restarted.pid != process.pid and restarted.poll() is None
+    eventually(lambda: worker_id in rush.running_worker_ids)
+    failed = rush.fetch_failed_tasks(data_format="list")
+    assert [row["key"] for row in failed] == [key]
+    rush.stop_workers("kill")
+    assert restarted.wait(timeout=30) == -signal.SIGKILL
+
+
+def test_stop_workers_kill_ends_a_forked_worker(rush: Rush) -> None:
+    # Given a forked worker with a long task
+    (worker_id,) = rush.start_local_workers(1, fun=_blocking_fun())
+    rush.push_tasks([{"x": "block"}])
+    eventually(lambda: rush.n_running_tasks == 1)
+    # When it is killed, then it is gone at once and its handle says so
+    rush.stop_workers("kill")
+    assert rush.processes[worker_id].poll() == -signal.SIGKILL
+    assert rush.killed_worker_ids == [worker_id]
+
+
+# ------------------------------------------------------------------ fallback
+def test_zygote_env_variable() -> None:
+    assert zygote_enabled()
+    for off in ("0", "false", "No", "off"):
+        os.environ[ZYGOTE_ENV] = off
+        try:
+            assert not zygote_enabled()
+        finally:
+            del os.environ[ZYGOTE_ENV]
+
+
+def test_disabled_zygote_starts_separate_processes(
+    rush: Rush, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given RUSHOPT_ZYGOTE=0
+    monkeypatch.setenv(ZYGOTE_ENV, "0")
+    # When workers start, then they are processes of their own that work as before
+    (worker_id,) = rush.start_local_workers(1, fun=_draw_fun())
+    process = rush.processes[worker_id]
+    assert isinstance(process, subprocess.Popen)
+    keys = rush.push_tasks([{"x": 1}])
+    rush.wait_for_tasks(keys, timeout=60)
+    assert rush.fetch_finished_tasks(data_format="list")[0]["file"] == rushopt.__file__
+    eventually(lambda: "evaluating 1" in rush.worker_output(worker_id))
+    rush.stop_workers("terminate")
+    assert process.wait(timeout=60) == 0
+
+
+def test_a_zygote_that_cannot_start_falls_back_with_one_warning(
+    rush: Rush,
+    monkeypatch: pytest.MonkeyPatch,
+    fresh_zygote: None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given a zygote that fails to start
+    def broken(*args: Any, **kwargs: Any) -> Zygote:
+        raise OSError("no zygote today")
+
+    monkeypatch.setattr(Zygote, "launch", broken)
+    # When workers start, then they are separate processes and one warning says why
+    with caplog.at_level(logging.WARNING, logger="rushopt"):
+        worker_ids = rush.start_local_workers(2, fun=_draw_fun())
+    assert all(isinstance(p, subprocess.Popen) for p in rush.processes.values())
+    warnings = [r for r in caplog.records if "zygote" in r.getMessage()]
+    assert len(warnings) == 1 and "no zygote today" in warnings[0].getMessage()
+    rush.stop_workers("terminate", worker_ids)
+    for process in rush.processes.values():
+        assert process.wait(timeout=60) == 0
+
+
+@pytest.mark.slow
+def test_workers_of_a_dead_zygote_are_lost_and_restarted_without_it(
+    rush: Rush, fresh_zygote: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a forked worker of a zygote of its own
+    (worker_id,) = rush.start_local_workers(1, fun=_blocking_fun())
+    process = rush.processes[worker_id]
+    zygote = local._ZygoteHolder._zygote
+    assert zygote is not None and isinstance(process, ZygoteProcess)
+    # When the zygote is killed
+    with caplog.at_level(logging.WARNING, logger="rushopt"):
+        zygote.process.kill()
+        # Then its worker is killed and reported so, and a restart needs no zygote
+        assert process.wait(timeout=30) == -signal.SIGKILL
+        eventually(lambda: _pid_gone(process.pid))
+        assert rush.detect_lost_workers(restart_local_workers=True) == [worker_id]
+    assert isinstance(rush.processes[worker_id], subprocess.Popen)
+    eventually(lambda: worker_id in rush.running_worker_ids)
+    assert sum("zygote exited" in r.getMessage() for r in caplog.records) == 2
+    rush.stop_workers("kill")
+
+
+def test_a_zygote_with_threads_refuses_to_fork(tmp_path: Path) -> None:
+    # Given a module that starts a thread when imported
+    (tmp_path / "threaded_module.py").write_text(
+        "import threading, time\n"
+        "threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), *sys.path]))
+    env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    # When a zygote imports it at start, then it does not start
+    with pytest.raises(OSError, match="threads"):
+        Zygote.start(env, tmp_path / "zygote.log", (), ["threaded_module"])
+    # And when a started zygote imports it for a request, it refuses to fork
+    zygote = Zygote.start(env, tmp_path / "zygote.log", (), [])
+    try:
+        with pytest.raises(OSError, match="threads"):
+            zygote.spawn("w", ["--version"], env, tmp_path / "w.log", None, ["threaded_module"])
+    finally:
+        zygote.close()
+
+
+# ------------------------------------------------------------------ supervise
+_CONTROLLER = textwrap.dedent(
+    """
+    import sys, time
+    from rushopt import Rush
+    from rushopt.core.controller import local
+
+    rush = Rush(network_id=sys.argv[2], config=sys.argv[1])
+    ids = rush.start_local_workers(2, fun=lambda x: {"y": x})
+    pids = [rush.processes[w].pid for w in ids] + [local._ZygoteHolder._zygote.process.pid]
+    print(" ".join(map(str, pids)), flush=True)
+    time.sleep(600)
+    """
+)
+
+
+@pytest.mark.slow
+def test_forked_workers_and_zygote_die_with_a_killed_controller(
+    redis_url: str, network_id: str, tmp_path: Path
+) -> None:
+    # Given a controller process with two forked workers
+    script = tmp_path / "controller.py"
+    script.write_text(_CONTROLLER)
+    controller = subprocess.Popen(
+        [sys.executable, str(script), redis_url, network_id],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert controller.stdout is not None
+        pids = [int(p) for p in controller.stdout.readline().split()]
+        assert len(pids) == 3 and not any(_pid_gone(p) for p in pids)
+        # When it is SIGKILLed
+        controller.kill()
+        controller.wait(timeout=30)
+        # Then its workers and its zygote exit too
+        eventually(lambda: all(_pid_gone(p) for p in pids))
+    finally:
+        controller.kill()
+        controller.wait()
+        if controller.stdout is not None:
+            controller.stdout.close()
+        Rush(network_id=network_id, config=redis_url).reset()
