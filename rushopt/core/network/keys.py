@@ -265,6 +265,16 @@ class KeySchema:
         """Return the key of the start arguments of one batch of local workers."""
         return f"{self.start_args}:{batch_id}"
 
+    @staticmethod
+    def element_field_pattern(field: str) -> str:
+        """Return the ``SORT ... GET`` pattern of a hash field of each key held in a list.
+
+        ``*`` stands for the list's element itself (a task's full hash key), so
+        the pattern names no other key: ``SORT finished_tasks BY nosort GET
+        *->ys`` reads the ``ys`` of every finished task.
+        """
+        return f"*->{field}"
+
     def scan_pattern(self) -> str:
         """Return a SCAN ``MATCH`` pattern for every key of the network."""
         return _GLOB_SPECIAL.sub(r"\\\1", self.base) + "*"

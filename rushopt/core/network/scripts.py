@@ -369,6 +369,35 @@ class Scripts:
         except (redis.exceptions.RedisError, OSError) as exc:
             raise self._translate(exc) from exc
 
+    def sort_list_hashes_pipelined(
+        self, ranges: Sequence[tuple[int, int]], fields: Sequence[str]
+    ) -> Iterator[list[Any] | None]:
+        """Read ranges of finished tasks with one ``SORT ... BY nosort GET`` command each.
+
+        Not a script: ``SORT`` fetches the hash fields of the elements of a list
+        in C, about twice as fast as ``HMGET`` called from Lua, which is what a
+        cold fetch of many finished tasks waits on. Each reply is flat: per
+        list entry its hash key, then the values of ``fields`` (all ``None``
+        for a hash that was deleted; :meth:`read_list_hashes` leaves those
+        out). A server that refuses ``GET`` patterns (Redis Cluster does; an ACL
+        user without read access to every key may be refused) answers with an
+        error: the replies then end with ``None``, and the caller reads the
+        ranges not answered with :meth:`read_list_hashes_pipelined`.
+        """
+        key = self._keys.finished_tasks
+        gets: list[str] = ["GET", "#"]
+        for field in fields:
+            gets += ("GET", self._keys.element_field_pattern(field))
+        commands = [
+            ("SORT", key, "BY", "nosort", "LIMIT", a, b - a + 1, *gets) for a, b in ranges
+        ]
+        try:
+            yield from self._runner.commands_pipelined(commands)
+        except redis.exceptions.ResponseError:
+            yield None  # refused: the caller reads the remaining ranges another way
+        except (redis.exceptions.RedisError, OSError) as exc:
+            raise self._translate(exc) from exc
+
     # -------------------------------------------------------- multi-fidelity
     def asha_step(
         self,
