@@ -167,6 +167,7 @@ class FetchService:
         """Forget what was read (after the network was deleted)."""
         self.finished_cache: _FinishedCache | None = None
         self.n_new_read = 0
+        self.n_log_read = 0  # entries of the running log read by fetch_running_changes
 
     def _fetch_keys(self, task_ids: list[str], fields: Sequence[str], data_format: str) -> Table:
         data_format = _check_format(data_format)
@@ -413,6 +414,48 @@ class FetchService:
         n, decoded = read
         self.n_new_read += n
         return decoded.table(data_format, fields)
+
+    def fetch_running_changes(self, fields: Sequence[str] = ("xs",)) -> list[dict[str, Any]]:
+        """Return what started or stopped running since the last call, in order.
+
+        Every change of a worker's running set (a task created running or
+        popped, a task finished, failed, requeued or released) appends one
+        entry to the network's running log in the same script, so reading
+        the entries since the last call tells what runs now, at a cost that
+        grows with the changes, not with the number of workers or of running
+        tasks (what :meth:`fetch_running_tasks` reads).
+
+        Parameters
+        ----------
+        fields : list of str
+            Fields of each task that started, merged into its row.
+
+        Returns
+        -------
+        list of dict
+            Per change ``{"key": ..., "running": True, <fields>...}`` for a task
+            that started running, ``{"key": ..., "running": False}`` for one that
+            stopped; a task that started and stopped since the last call has both.
+            After the network was reset, the changes are read from its start.
+        """
+        fields = check_fields(fields)
+        scripts = self.network.scripts
+        length, entries, values = scripts.read_running_log(self.n_log_read, fields)
+        if length < self.n_log_read:  # the network was reset meanwhile
+            self.n_log_read = 0
+            length, entries, values = scripts.read_running_log(0, fields)
+        self.n_log_read += len(entries)
+        prefix = len(self.network.keys.task_prefix) + 1
+        starts = [entry[prefix:].decode() for entry in entries if entry[:1] == b"+"]
+        k = len(fields)
+        decoded = _Decoded(starts, decode_parts(fields, [values[j::k] for j in range(k)]))
+        started = iter(decoded.table("list", fields, extra=[("running", [True] * len(starts))]))
+        return [
+            next(started)
+            if entry[:1] == b"+"
+            else {"key": entry[prefix:].decode(), "running": False}
+            for entry in entries
+        ]
 
     def wait_for_finished_tasks(
         self,

@@ -9,6 +9,9 @@ Layout (``P`` is the prefix)::
 
     P queued_tasks            list    shared queue of task keys (workers pop from the left)
     P finished_tasks          list    task keys in the order they finished
+    P running_log             list    "+<task hash key>" when a task starts running under a
+                                      worker, "-<task hash key>" when it stops (finished,
+                                      failed, requeued): what runs, read from a cursor
     P failed_tasks            zset    task keys scored by the time they failed
     P all_tasks               list    every task key in the order it was created
     P task_counter            string  tasks that received a seed stream so far
@@ -190,6 +193,7 @@ class KeySchema:
         "network_id",
         "queued_tasks",
         "routing_key",
+        "running_log",
         "start_args",
         "task_counter",
         "task_prefix",
@@ -202,6 +206,7 @@ class KeySchema:
         self.base = f"{prefix}:{{{network_id}}}:"
         self.queued_tasks = self.base + "queued_tasks"
         self.finished_tasks = self.base + "finished_tasks"
+        self.running_log = self.base + "running_log"
         self.failed_tasks = self.base + "failed_tasks"
         self.all_tasks = self.base + "all_tasks"
         self.task_counter = self.base + "task_counter"

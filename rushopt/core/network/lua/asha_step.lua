@@ -16,11 +16,12 @@
 -- KEYS[5]       all_tasks list
 -- KEYS[6]       budget_started (sum of the budgets of the tasks created)
 -- KEYS[7]       hash of the task to create (promoted or new)
+-- KEYS[8]       the running log ("+key" / "-key" as tasks start and stop running)
 -- then, when ARGV[1] == "1", the finished task:
--- KEYS[8]       its hash
--- KEYS[9]       its rung zset
--- KEYS[10]      its rung's candidates zset
--- KEYS[11]      its checkpoint key
+-- KEYS[9]       its hash
+-- KEYS[10]      its rung zset
+-- KEYS[11]      its rung's candidates zset
+-- KEYS[12]      its checkpoint key
 -- then per promotion source (a rung that can promote), highest rung first:
 --               its rung zset, its candidates zset
 -- ARGV[1]       "1": a finished task comes first ("0": none)
@@ -54,26 +55,26 @@ if redis.call("EXISTS", new) == 1 then
   return {"again", again[1], again[2], "", 0, again[3] or ""}
 end
 local eta = tonumber(ARGV[6])
-local first = 8
+local first = 9
 if ARGV[1] == "1" then
-  local key = KEYS[8]
-  if not finish_task(KEYS[1], KEYS[2], key, ARGV[2], "") then
+  local key = KEYS[9]
+  if not finish_task(KEYS[1], KEYS[2], KEYS[8], key, ARGV[2], "", "") then
     return {"discarded", "", "", "", 0, ""}
   end
   if ARGV[3] ~= "" then
     local score = tonumber(ARGV[3])
-    redis.call("ZADD", KEYS[9], score, key)
-    local position = redis.call("ZCARD", KEYS[9])
+    redis.call("ZADD", KEYS[10], score, key)
+    local position = redis.call("ZCARD", KEYS[10])
     redis.call("HSET", key, "rung_position", tostring(position))
     if ARGV[4] ~= "" then
-      redis.call("ZADD", KEYS[10], score, key)
+      redis.call("ZADD", KEYS[11], score, key)
       redis.call("HSET", key, "promote_extra", ARGV[4])
     end
   end
   if ARGV[5] ~= "" then
-    redis.call("SET", KEYS[11], ARGV[5])
+    redis.call("SET", KEYS[12], ARGV[5])
   end
-  first = 12
+  first = 13
 end
 if redis.call("EXISTS", KEYS[3]) == 1 then
   return {"terminate", "", "", "", 0, ""}
@@ -100,6 +101,7 @@ local function create(xs, xs_extra, budget, seed)
   end
   redis.call("HSET", new, unpack(fields))
   redis.call("SADD", KEYS[2], new)
+  redis.call("RPUSH", KEYS[8], "+" .. new)
   redis.call("RPUSH", KEYS[5], new)
   -- GET + SET, not INCRBYFLOAT: Redis 6.2 rewrites INCRBYFLOAT's arguments
   -- for replication, which corrupts the argument cache of scripts (a crash on
