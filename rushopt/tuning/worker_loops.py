@@ -73,6 +73,19 @@ logger = logging.getLogger(__name__)
 #: Proposals in a row another worker had started first, before a worker stops proposing.
 _DUPLICATE_TRIES = 10
 
+#: How a decentralized worker learns what the others did before it proposes.
+#: ``"incremental"``: the results finished since its last read, as their plain
+#: ``metric`` field (no results unpickled), and the changes of what runs since
+#: its last read of the network's running log
+#: (:meth:`~rushopt.core.Rush.fetch_running_changes`): a proposal reads only
+#: what is new, whatever the number of workers. ``"full"``: the former reads
+#: (every new result's pickled ``ys``, and every running task, one running set
+#: per worker), kept so ``benchmarks/proposals.py`` can measure both in one run.
+READ_PATH = "incremental"
+
+#: Names a parameter may not have for the incremental reads (their rows hold them).
+_READ_COLUMNS = frozenset({"metric", "running"})
+
 
 #: Seconds an idle worker blocks on the queue before it checks its stop flag
 #: again; bounds how long stopping an idle worker takes.
@@ -288,6 +301,8 @@ class _Proposer:
         self.metric = settings.objective.metric
         self.direction = settings.direction
         self.failed: list[dict[str, Any]] = []  # own failures, told with the next proposal
+        self.incremental = READ_PATH == "incremental" and not _READ_COLUMNS & set(self.names)
+        self.running: dict[str, dict[str, Any]] = {}  # key -> configuration, what runs anywhere
         self._executor: ThreadPoolExecutor | None = None
         self._next: Future[dict[str, Any] | None] | None = None
         self._held: list[dict[str, Any]] = []  # results held back for the next proposal
@@ -312,7 +327,7 @@ class _Proposer:
             return configs[0] if configs else None
         if failed:
             optimizer.tell(failed, [None] * len(failed))
-        rows = self._held + self.rush.fetch_new_tasks(fields=("xs", "ys"), data_format="list")
+        rows = self._held + self._new_results()
         key = current[0] if current is not None else None
         self._held = [row for row in rows if row["key"] == key]
         rows = [row for row in rows if row["key"] != key]
@@ -321,13 +336,46 @@ class _Proposer:
                 [params_of(row, self.names) for row in rows],
                 [signed_value(row.get(self.metric), self.direction) for row in rows],
             )
-        running = self.rush.fetch_running_tasks(fields=("xs",), data_format="list")
-        pending = [params_of(row, self.names) for row in running if row["key"] != key]
+        pending = [config for k, config in self._running().items() if k != key]
         if current is not None:
             pending.append(current[1])
         optimizer.set_pending(pending)
         configs = optimizer.ask(1)
         return configs[0] if configs else None
+
+    def _new_results(self) -> list[dict[str, Any]]:
+        """Return the evaluations finished since the last call: configuration, metric, key.
+
+        Incremental reads take the plain ``metric`` field (stored with the
+        results by :func:`optimize_loop`'s workers); an evaluation finished
+        without one (by a worker of another kind) has its ``ys`` read instead.
+        The metric is then under the objective's metric name, as in ``ys``.
+        """
+        if not self.incremental:
+            return self.rush.fetch_new_tasks(fields=("xs", "ys"), data_format="list")  # type: ignore[no-any-return]
+        rows: list[dict[str, Any]] = self.rush.fetch_new_tasks(
+            fields=("xs", "metric"), data_format="list"
+        )
+        lacking = [row for row in rows if "metric" not in row]
+        if lacking:
+            results = self.rush.read_hashes([row["key"] for row in lacking], ["ys"])
+            for row, ys in zip(lacking, results, strict=True):
+                row["metric"] = ys.get(self.metric)
+        for row in rows:
+            row[self.metric] = row.pop("metric")
+        return rows
+
+    def _running(self) -> dict[str, dict[str, Any]]:
+        """Return the configurations running anywhere, by task key."""
+        if not self.incremental:
+            rows = self.rush.fetch_running_tasks(fields=("xs",), data_format="list")
+            return {row["key"]: params_of(row, self.names) for row in rows}
+        for change in self.rush.fetch_running_changes(fields=("xs",)):
+            if change["running"]:
+                self.running[change["key"]] = params_of(change, self.names)
+            else:
+                self.running.pop(change["key"], None)
+        return self.running
 
     def instead_of(self, config: dict[str, Any]) -> dict[str, Any] | None:
         """Propose again, ``config`` counted as pending (another worker started it)."""
@@ -465,4 +513,5 @@ def _optimize(
         IDLE_POP_TIMEOUT_S,
         create_task=create_task,
         on_failure=on_failure,
+        metric=settings.objective.metric,
     )
