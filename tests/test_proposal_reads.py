@@ -183,3 +183,31 @@ def test_both_read_paths_tell_the_same(
     assert optimizer.told_ == [({"x": 0.1}, 1.5)]
     assert optimizer.pending_seen_ == [{"x": 0.3}]
     other.set_terminated()
+
+
+def test_multifidelity_finishes_store_the_metric(
+    redis_url: str, network_id: str, redis_client: redis.Redis
+) -> None:
+    # Given a multi-fidelity run whose BO base learns from results (incremental reads)
+    from rushopt.optimizers.asha import ASHA
+    from tests.test_asha import SPACE as ASHA_SPACE
+    from tests.test_asha import _curve, _run
+
+    opt = ASHA(ASHA_SPACE, 1, 9, base="bo")
+    # When it runs
+    result = _run(
+        redis_url,
+        network_id,
+        _curve(),
+        optimizer=opt,
+        n_evals=12,
+        seed=3,
+        min_budget=None,
+        max_budget=None,
+    )
+    # Then every finished evaluation holds its metric as the plain field, equal to ys
+    rush = Rush(network_id, config=redis_url)
+    rows = rush.fetch_finished_tasks(fields=("ys", "metric"), data_format="list")
+    assert len(rows) == (result.archive["state"] == "finished").sum() > 0
+    assert all(row["metric"] == row["y"] for row in rows)
+    rush.reset()

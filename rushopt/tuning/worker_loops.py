@@ -57,14 +57,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LoopSettings",
+    "RunningView",
     "claim_design_index",
     "claim_index",
     "design_seed",
     "evaluation_loop",
+    "incremental_reads",
     "make_runner",
     "needs_history",
     "optimize_loop",
     "params_of",
+    "read_new_results",
     "worker_seed",
 ]
 
@@ -279,6 +282,79 @@ def params_of(row: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
     return {name: row[name] for name in names if name in row}
 
 
+def incremental_reads(names: Sequence[str]) -> bool:
+    """Tell whether a loop over parameters ``names`` takes the incremental reads (READ_PATH)."""
+    return READ_PATH == "incremental" and not _READ_COLUMNS & set(names)
+
+
+def read_new_results(
+    rush: RushWorker, metric: str, fields: Sequence[str] = ("xs",)
+) -> list[dict[str, Any]]:
+    """Return the evaluations finished since the last call, with the metric, not the results.
+
+    Reads ``fields`` and the plain ``metric`` field (which :func:`optimize_loop`'s
+    workers store with the results) of the tasks finished since the worker's
+    last :meth:`~rushopt.core.Rush.fetch_new_tasks`; an evaluation finished
+    without one (by a worker of another kind) has its ``ys`` read instead.
+
+    Parameters
+    ----------
+    rush : RushWorker
+        The worker (its cursor of new tasks moves on).
+    metric : str
+        The objective's metric name: each row holds the metric under it, as
+        a row of ``fields`` and ``ys`` would.
+    fields : list of str, default ("xs",)
+        The other fields to read.
+
+    Returns
+    -------
+    list of dict
+        One row per evaluation: the merged ``fields``, the metric and ``key``.
+    """
+    rows: list[dict[str, Any]] = rush.fetch_new_tasks(
+        fields=(*fields, "metric"), data_format="list"
+    )
+    lacking = [row for row in rows if "metric" not in row]
+    if lacking:
+        results = rush.read_hashes([row["key"] for row in lacking], ["ys"])
+        for row, ys in zip(lacking, results, strict=True):
+            row["metric"] = ys.get(metric)
+    for row in rows:
+        row[metric] = row.pop("metric")
+    return rows
+
+
+class RunningView:
+    """What runs anywhere in the network, kept up to date from the running log.
+
+    Each :meth:`update` reads only the changes since the last one
+    (:meth:`~rushopt.core.Rush.fetch_running_changes`), so its cost grows with
+    what started and stopped meanwhile, never with the number of workers.
+
+    Parameters
+    ----------
+    rush : RushWorker
+        The worker that reads.
+    fields : list of str
+        Fields of each running task to keep (e.g. ``("xs", "xs_extra")``).
+    """
+
+    def __init__(self, rush: RushWorker, fields: Sequence[str]) -> None:
+        self.rush = rush
+        self.fields = tuple(fields)
+        self.rows: dict[str, dict[str, Any]] = {}
+
+    def update(self) -> dict[str, dict[str, Any]]:
+        """Apply the changes since the last call; return the running tasks' rows by key."""
+        for change in self.rush.fetch_running_changes(fields=self.fields):
+            if change["running"]:
+                self.rows[change["key"]] = change
+            else:
+                self.rows.pop(change["key"], None)
+        return self.rows
+
+
 class _Proposer:
     """Propose configurations for one worker, optionally one evaluation ahead.
 
@@ -301,8 +377,8 @@ class _Proposer:
         self.metric = settings.objective.metric
         self.direction = settings.direction
         self.failed: list[dict[str, Any]] = []  # own failures, told with the next proposal
-        self.incremental = READ_PATH == "incremental" and not _READ_COLUMNS & set(self.names)
-        self.running: dict[str, dict[str, Any]] = {}  # key -> configuration, what runs anywhere
+        self.incremental = incremental_reads(self.names)
+        self.running_view = RunningView(rush, ("xs",))
         self._executor: ThreadPoolExecutor | None = None
         self._next: Future[dict[str, Any] | None] | None = None
         self._held: list[dict[str, Any]] = []  # results held back for the next proposal
@@ -344,38 +420,17 @@ class _Proposer:
         return configs[0] if configs else None
 
     def _new_results(self) -> list[dict[str, Any]]:
-        """Return the evaluations finished since the last call: configuration, metric, key.
-
-        Incremental reads take the plain ``metric`` field (stored with the
-        results by :func:`optimize_loop`'s workers); an evaluation finished
-        without one (by a worker of another kind) has its ``ys`` read instead.
-        The metric is then under the objective's metric name, as in ``ys``.
-        """
+        """Return the evaluations finished since the last call (see :func:`read_new_results`)."""
         if not self.incremental:
             return self.rush.fetch_new_tasks(fields=("xs", "ys"), data_format="list")  # type: ignore[no-any-return]
-        rows: list[dict[str, Any]] = self.rush.fetch_new_tasks(
-            fields=("xs", "metric"), data_format="list"
-        )
-        lacking = [row for row in rows if "metric" not in row]
-        if lacking:
-            results = self.rush.read_hashes([row["key"] for row in lacking], ["ys"])
-            for row, ys in zip(lacking, results, strict=True):
-                row["metric"] = ys.get(self.metric)
-        for row in rows:
-            row[self.metric] = row.pop("metric")
-        return rows
+        return read_new_results(self.rush, self.metric)
 
     def _running(self) -> dict[str, dict[str, Any]]:
         """Return the configurations running anywhere, by task key."""
         if not self.incremental:
             rows = self.rush.fetch_running_tasks(fields=("xs",), data_format="list")
             return {row["key"]: params_of(row, self.names) for row in rows}
-        for change in self.rush.fetch_running_changes(fields=("xs",)):
-            if change["running"]:
-                self.running[change["key"]] = params_of(change, self.names)
-            else:
-                self.running.pop(change["key"], None)
-        return self.running
+        return {key: params_of(row, self.names) for key, row in self.running_view.update().items()}
 
     def instead_of(self, config: dict[str, Any]) -> dict[str, Any] | None:
         """Propose again, ``config`` counted as pending (another worker started it)."""

@@ -492,7 +492,7 @@ class Scripts:
             args += ["", "", "0"]
         else:
             args += [offer[0], offer[1], repr(float(offer[2]))]
-        args.append(len(sources))
+        args += [len(sources), "" if finished is None else finished.metric]
         for bracket, rung, budget in sources:
             keys += [k.rung(bracket, rung), k.rung_candidates(bracket, rung)]
             args.append(repr(float(budget)))
@@ -592,6 +592,7 @@ class FinishedStep(NamedTuple):
     checkpoint: bytes | None
     bracket: int
     rung: int
+    metric: str = ""  # the metric as encode_metric text, stored as the plain field metric
 
 
 class StepReply(NamedTuple):

@@ -40,7 +40,9 @@
 -- ARGV[14]      its xs_extra
 -- ARGV[15]      its budget
 -- ARGV[16]      s, the number of promotion sources
--- ARGV[17 ..]   per source: the budget of the rung it promotes to
+-- ARGV[17]      the finished task's metric as decimal text ("" = none), stored as its
+--               plain field metric
+-- ARGV[18 ..]   per source: the budget of the rung it promotes to
 -- A promotion inherits its parent's seed field, a new configuration gets
 -- ARGV[9].
 -- Returns {status, xs, xs_extra, parent, rung size, seed}; status is "promoted" or
@@ -58,7 +60,7 @@ local eta = tonumber(ARGV[6])
 local first = 9
 if ARGV[1] == "1" then
   local key = KEYS[9]
-  if not finish_task(KEYS[1], KEYS[2], KEYS[8], key, ARGV[2], "", "") then
+  if not finish_task(KEYS[1], KEYS[2], KEYS[8], key, ARGV[2], "", ARGV[17]) then
     return {"discarded", "", "", "", 0, ""}
   end
   if ARGV[3] ~= "" then
@@ -119,7 +121,7 @@ for i = 1, s do
       redis.call("ZREM", candidates, best)
       local parent = redis.call("HMGET", best, "xs", "promote_extra", "seed")
       local seed = parent[3] or ""
-      create(parent[1], parent[2], ARGV[16 + i], seed)
+      create(parent[1], parent[2], ARGV[17 + i], seed)
       redis.call("HSET", new, "promoted_at", tostring(n))
       return {"promoted", parent[1], parent[2], best, n, seed}
     end
