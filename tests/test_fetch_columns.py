@@ -58,8 +58,12 @@ def _assert_same(rush: Rush, redis_client: redis.Redis, fields: Sequence[str], g
 
 @pytest.fixture
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Read 3 tasks per chunk: a handful of tasks takes every path (Lua, SORT, appends)."""
+    """Read 3 tasks per chunk: a handful of tasks takes every path (Lua, SORT, appends).
+
+    Tables of any size are built per column (not from rows, as small ones are).
+    """
     monkeypatch.setattr(fetch_module, "_CHUNK", 3)
+    monkeypatch.setattr(fetch_module, "_FEW", 0)
 
 
 def _finish_mixed(worker: RushWorker, offset: int = 0) -> list[str]:

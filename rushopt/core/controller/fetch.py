@@ -30,6 +30,7 @@ Table = Any  # a DataFrame or a list of dicts
 FINISHED_FIELDS = ("xs", "ys", "xs_extra", "worker_extra", "ys_extra", "condition")
 QUEUED_FIELDS = ("xs", "xs_extra")
 _CHUNK = 2000  # finished tasks per script call when reading a large range
+_FEW = 200  # fewer tasks than this become a DataFrame from rows (the same table, built faster)
 RUNNING_FIELDS = ("xs", "xs_extra", "worker_extra")
 FAILED_FIELDS = ("xs", "worker_extra", "condition")
 
@@ -75,6 +76,10 @@ class _Decoded:
             return to_rows(self.task_ids, self.parts, extra)
         if not self.task_ids:
             return _empty_frame(fields, [name for name, _ in extra])
+        if len(self.task_ids) < _FEW:  # what polling loops read: fewer steps than per column
+            import pandas as pd
+
+            return pd.DataFrame(to_rows(self.task_ids, self.parts, extra))
         return to_frame(self.task_ids, self.parts, extra)
 
 
