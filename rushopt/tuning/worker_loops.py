@@ -13,7 +13,11 @@ evaluation a worker
 3. evaluates it. Meanwhile, for optimizers that learn from results, a
    background thread tells the optimizer what finished anywhere since it last
    looked, marks the evaluations running anywhere (this one included) as
-   pending and asks for the configuration after this one. A model that takes
+   pending and asks for the configuration after this one. It reads only what
+   is new since its last look: the plain ``metric`` field every worker stores
+   with its results (no results unpickled) and the changes of the network's
+   running log (:class:`RunningView`), so a proposal's reads grow with what
+   happened meanwhile, never with the number of workers. A model that takes
    tens of milliseconds to fit therefore costs the worker no idle time as
    long as evaluations take longer; random search skips all of this and asks
    in line (microseconds).

@@ -359,6 +359,13 @@ class FetchService:
     ) -> Table:
         """Fetch the finished tasks, reading only what finished since the last call.
 
+        A cold read of many tasks is columnar: the first 2,000 come with the
+        list's length from ``read_list_hashes.lua``, the rest from pipelined
+        ``SORT ... BY nosort GET`` commands (the Lua script where the server
+        refuses them), and the values are decoded per field and turned into
+        the table per column (:mod:`~rushopt.core.controller.columns`), with
+        the columns, order and dtypes of ``pandas.DataFrame(rows)``.
+
         Parameters
         ----------
         fields : list of str
