@@ -71,9 +71,9 @@ def test_running_log_follows_every_change_of_the_running_sets(
     created = worker.push_running_tasks([{"x": 1}, {"x": 2}])
     (queued,) = rush.push_tasks([{"x": 3}], max_retries=1)
     first = rush.fetch_running_changes()
-    assert [(c["key"], c["running"], c.get("x")) for c in first] == [
-        (created[0], True, 1),
-        (created[1], True, 2),
+    assert first == [
+        {"key": created[0], "running": True},
+        {"key": created[1], "running": True},
     ]
     worker.push_results([created[0]], [{"y": 1}])
     popped = worker.pop_task(timeout=0)
@@ -126,14 +126,21 @@ def test_a_proposal_reads_only_the_new_results_and_changes(
     monkeypatch.setattr(  # the incremental path never reads every running set
         worker, "fetch_running_tasks", lambda **_: pytest.fail("read every running task")
     )
-    monkeypatch.setattr(  # nor any pickled results, while every result has its metric field
-        worker, "read_hashes", lambda *_, **__: pytest.fail("read the pickled results")
-    )
+    read_hashes = worker.read_hashes
+    read: list[str] = []
+
+    def no_results(keys: Sequence[str], fields: Sequence[str]) -> list[dict[str, Any]]:
+        assert "ys" not in fields, "read the pickled results"  # every result has its metric
+        read.extend(keys)
+        return read_hashes(keys, fields)
+
+    monkeypatch.setattr(worker, "read_hashes", no_results)
     # When it proposes
     assert proposer.take() == {"x": 0.5}
     # Then it was told the 2 finished results and saw the 3 running ones as pending
     assert optimizer.told_ == [({"x": 0.1}, 1.0), ({"x": 0.2}, 2.0)]
     assert sorted(c["x"] for c in optimizer.pending_seen_) == [0.3, 0.4, 0.5]
+    assert sorted(read) == sorted(keys[2:])  # the configurations of the 3 running, once
     # And when k = 2 more results arrive, the next proposal reads exactly those
     before_new, before_log = worker._fetch.n_new_read, worker._fetch.n_log_read
     for w, key, y in zip(others[2:4], keys[2:4], (3.0, 4.0), strict=True):
@@ -143,6 +150,7 @@ def test_a_proposal_reads_only_the_new_results_and_changes(
     assert worker._fetch.n_log_read - before_log == 2  # the two "-key" changes
     assert optimizer.told_[2:] == [({"x": 0.3}, 3.0), ({"x": 0.4}, 4.0)]
     assert [c["x"] for c in optimizer.pending_seen_] == [0.5]
+    assert sorted(read) == sorted(keys[2:])  # nothing started: no configuration read again
     for w in others:
         w.set_terminated()
 

@@ -91,7 +91,7 @@ _DUPLICATE_TRIES = 10
 READ_PATH = "incremental"
 
 #: Names a parameter may not have for the incremental reads (their rows hold them).
-_READ_COLUMNS = frozenset({"metric", "running"})
+_READ_COLUMNS = frozenset({"metric"})
 
 
 #: Seconds an idle worker blocks on the queue before it checks its stop flag
@@ -332,9 +332,10 @@ def read_new_results(
 class RunningView:
     """What runs anywhere in the network, kept up to date from the running log.
 
-    Each :meth:`update` reads only the changes since the last one
-    (:meth:`~rushopt.core.Rush.fetch_running_changes`), so its cost grows with
-    what started and stopped meanwhile, never with the number of workers.
+    Each :meth:`update` replays the changes since the last one
+    (:meth:`~rushopt.core.Rush.fetch_running_changes`) and reads ``fields``
+    only of the tasks that started since and still run, so its cost grows
+    with what started and stopped meanwhile, never with the number of workers.
 
     Parameters
     ----------
@@ -346,16 +347,24 @@ class RunningView:
 
     def __init__(self, rush: RushWorker, fields: Sequence[str]) -> None:
         self.rush = rush
-        self.fields = tuple(fields)
+        self.fields = list(fields)
         self.rows: dict[str, dict[str, Any]] = {}
 
     def update(self) -> dict[str, dict[str, Any]]:
         """Apply the changes since the last call; return the running tasks' rows by key."""
-        for change in self.rush.fetch_running_changes(fields=self.fields):
+        started: dict[str, None] = {}
+        for change in self.rush.fetch_running_changes():
+            key = change["key"]
             if change["running"]:
-                self.rows[change["key"]] = change
+                started[key] = None
             else:
-                self.rows.pop(change["key"], None)
+                started.pop(key, None)
+                self.rows.pop(key, None)
+        if started:  # xs never changes: read once per task start
+            keys = list(started)
+            for key, row in zip(keys, self.rush.read_hashes(keys, self.fields), strict=True):
+                if row:  # an empty dict: the hash is gone
+                    self.rows[key] = {**row, "key": key}
         return self.rows
 
 

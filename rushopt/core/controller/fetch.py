@@ -30,6 +30,7 @@ Table = Any  # a DataFrame or a list of dicts
 FINISHED_FIELDS = ("xs", "ys", "xs_extra", "worker_extra", "ys_extra", "condition")
 QUEUED_FIELDS = ("xs", "xs_extra")
 _CHUNK = 2000  # finished tasks per script call when reading a large range
+_LOG_CHUNK = 10_000  # running-log entries per read
 _FEW = 200  # fewer tasks than this become a DataFrame from rows (the same table, built faster)
 RUNNING_FIELDS = ("xs", "xs_extra", "worker_extra")
 FAILED_FIELDS = ("xs", "worker_extra", "condition")
@@ -427,47 +428,35 @@ class FetchService:
         self.n_new_read += n
         return decoded.table(data_format, fields)
 
-    def fetch_running_changes(self, fields: Sequence[str] = ("xs",)) -> list[dict[str, Any]]:
+    def fetch_running_changes(self) -> list[dict[str, Any]]:
         """Return what started or stopped running since the last call, in order.
 
         Every change of a worker's running set (a task created running or
         popped, a task finished, failed, requeued or released) appends one
-        entry to the network's running log in the same script, so reading
+        entry to the network's running log in the same script, so replaying
         the entries since the last call tells what runs now, at a cost that
         grows with the changes, not with the number of workers or of running
         tasks (what :meth:`fetch_running_tasks` reads).
 
-        Parameters
-        ----------
-        fields : list of str
-            Fields of each task that started, merged into its row.
-
         Returns
         -------
         list of dict
-            Per change ``{"key": ..., "running": True, <fields>...}`` for a task
-            that started running, ``{"key": ..., "running": False}`` for one that
-            stopped; a task that started and stopped since the last call has both.
-            After the network was reset, the changes are read from its start.
+            Per change ``{"key": ..., "running": True}`` for a task that started
+            running, ``{"key": ..., "running": False}`` for one that stopped; a
+            task that started and stopped since the last call has both. After
+            the network was reset, the changes are read from its start.
         """
-        fields = check_fields(fields)
         scripts = self.network.scripts
-        length, entries, values = scripts.read_running_log(self.n_log_read, fields)
+        length, entries = scripts.read_running_log(self.n_log_read, self.n_log_read + _LOG_CHUNK)
         if length < self.n_log_read:  # the network was reset meanwhile
             self.n_log_read = 0
-            length, entries, values = scripts.read_running_log(0, fields)
+            length, entries = scripts.read_running_log(0, _LOG_CHUNK)
+        while self.n_log_read + len(entries) < length:  # a long way behind: in chunks
+            start = self.n_log_read + len(entries)
+            entries += scripts.read_running_log(start, start + _LOG_CHUNK)[1]
         self.n_log_read += len(entries)
         prefix = len(self.network.keys.task_prefix) + 1
-        starts = [entry[prefix:].decode() for entry in entries if entry[:1] == b"+"]
-        k = len(fields)
-        decoded = _Decoded(starts, decode_parts(fields, [values[j::k] for j in range(k)]))
-        started = iter(decoded.table("list", fields, extra=[("running", [True] * len(starts))]))
-        return [
-            next(started)
-            if entry[:1] == b"+"
-            else {"key": entry[prefix:].decode(), "running": False}
-            for entry in entries
-        ]
+        return [{"key": entry[prefix:].decode(), "running": entry[:1] == b"+"} for entry in entries]
 
     def wait_for_finished_tasks(
         self,

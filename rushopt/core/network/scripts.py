@@ -379,18 +379,10 @@ class Scripts:
             self._run("read_list_hashes", [self._keys.finished_tasks], [start, stop, *fields])
         )
 
-    def read_running_log(
-        self, start: int, fields: Sequence[str]
-    ) -> tuple[int, list[bytes], list[bytes | None]]:
-        """Read the running log from entry ``start`` (see ``read_running_log.lua``).
-
-        Returns the log's length, the entries from ``start`` on, and ``fields``
-        of the task of each ``"+"`` entry (``None`` where a field is absent).
-        """
-        length, entries, values = self._run(
-            "read_running_log", [self._keys.running_log], [start, *fields]
-        )
-        return int(length), list(entries), [v or None for v in values]
+    def read_running_log(self, start: int, stop: int) -> tuple[int, list[bytes]]:
+        """Read entries ``start..stop`` of the running log and its length, atomically."""
+        length, entries = self._run("read_running_log", [self._keys.running_log], [start, stop])
+        return int(length), list(entries)
 
     def read_list_hashes_pipelined(
         self, ranges: Sequence[tuple[int, int]], fields: Sequence[str]
