@@ -64,17 +64,29 @@ def test_metric_survives_a_retry(rush: Rush, worker: RushWorker, redis_client: r
     assert _metric(redis_client, rush, key) == b"9.0"
 
 
+def test_running_log_is_kept_only_once_a_reader_started_it(
+    rush: Rush, worker: RushWorker, redis_client: redis.Redis
+) -> None:
+    # Given a network whose tasks ran and finished before anyone read the log
+    keys = worker.push_running_tasks([{"x": 1}, {"x": 2}])
+    worker.push_results(keys[:1], [{"y": 1}])
+    # Then it holds no log at all (no memory for networks without such readers)
+    assert not redis_client.exists(rush.network.keys.running_log)
+    # When a reader starts it, the running task comes as started; later changes are logged
+    assert rush.fetch_running_changes() == [{"key": keys[1], "running": True}]
+    worker.push_results(keys[1:], [{"y": 2}])
+    assert rush.fetch_running_changes() == [{"key": keys[1], "running": False}]
+
+
 def test_running_log_follows_every_change_of_the_running_sets(
     rush: Rush, worker: RushWorker
 ) -> None:
     # Given tasks created running, popped, finished, failed and requeued
     created = worker.push_running_tasks([{"x": 1}, {"x": 2}])
     (queued,) = rush.push_tasks([{"x": 3}], max_retries=1)
-    first = rush.fetch_running_changes()
-    assert first == [
-        {"key": created[0], "running": True},
-        {"key": created[1], "running": True},
-    ]
+    first = rush.fetch_running_changes()  # starts the log: what runs now, as started
+    assert sorted(c["key"] for c in first) == sorted(created)
+    assert all(c["running"] for c in first)
     worker.push_results([created[0]], [{"y": 1}])
     popped = worker.pop_task(timeout=0)
     assert popped is not None and popped["key"] == queued

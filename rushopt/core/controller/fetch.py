@@ -438,25 +438,51 @@ class FetchService:
         grows with the changes, not with the number of workers or of running
         tasks (what :meth:`fetch_running_tasks` reads).
 
+        The log is kept only once a reader asked for it (the scripts append
+        with ``RPUSHX``), so networks without decentralized optimizers pay no
+        memory for it: the first call starts it and returns every task that
+        runs at that moment as started (one read of every running set, once).
+
         Returns
         -------
         list of dict
             Per change ``{"key": ..., "running": True}`` for a task that started
             running, ``{"key": ..., "running": False}`` for one that stopped; a
             task that started and stopped since the last call has both. After
-            the network was reset, the changes are read from its start.
+            the network was reset, the first call's rule applies again.
         """
         scripts = self.network.scripts
-        length, entries = scripts.read_running_log(self.n_log_read, self.n_log_read + _LOG_CHUNK)
+        changes: list[dict[str, Any]] = []
+        if self.n_log_read == 0:
+            changes = self._begin_running_log()
+        length, entries = scripts.read_running_log(
+            self.n_log_read, self.n_log_read + _LOG_CHUNK - 1
+        )
         if length < self.n_log_read:  # the network was reset meanwhile
-            self.n_log_read = 0
-            length, entries = scripts.read_running_log(0, _LOG_CHUNK)
+            changes = self._begin_running_log()
+            length, entries = scripts.read_running_log(0, _LOG_CHUNK - 1)
         while self.n_log_read + len(entries) < length:  # a long way behind: in chunks
             start = self.n_log_read + len(entries)
-            entries += scripts.read_running_log(start, start + _LOG_CHUNK)[1]
+            entries += scripts.read_running_log(start, start + _LOG_CHUNK - 1)[1]
         self.n_log_read += len(entries)
         prefix = len(self.network.keys.task_prefix) + 1
-        return [{"key": entry[prefix:].decode(), "running": entry[:1] == b"+"} for entry in entries]
+        changes += [
+            {"key": entry[prefix:].decode(), "running": entry[:1] == b"+"}
+            for entry in entries
+            if entry  # the empty entry that started the log
+        ]
+        return changes
+
+    def _begin_running_log(self) -> list[dict[str, Any]]:
+        """Start the running log if it does not exist; return what runs now, as started.
+
+        The scripts log only once the log exists, so a task may run without a
+        "+" entry; every change after the start is logged, so replaying the
+        log after this snapshot gives what runs whenever the log is read.
+        """
+        self.network.scripts.read_running_log(1, 0, begin=True)  # reads no entry
+        self.n_log_read = 0
+        return [{"key": key, "running": True} for key in self.queries.running_tasks]
 
     def wait_for_finished_tasks(
         self,

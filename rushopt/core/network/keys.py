@@ -11,7 +11,8 @@ Layout (``P`` is the prefix)::
     P finished_tasks          list    task keys in the order they finished
     P running_log             list    "+<task hash key>" when a task starts running under a
                                       worker, "-<task hash key>" when it stops (finished,
-                                      failed, requeued): what runs, read from a cursor
+                                      failed, requeued): what runs, read from a cursor;
+                                      written (RPUSHX) once a reader started it ("" first)
     P failed_tasks            zset    task keys scored by the time they failed
     P all_tasks               list    every task key in the order it was created
     P task_counter            string  tasks that received a seed stream so far

@@ -379,9 +379,16 @@ class Scripts:
             self._run("read_list_hashes", [self._keys.finished_tasks], [start, stop, *fields])
         )
 
-    def read_running_log(self, start: int, stop: int) -> tuple[int, list[bytes]]:
-        """Read entries ``start..stop`` of the running log and its length, atomically."""
-        length, entries = self._run("read_running_log", [self._keys.running_log], [start, stop])
+    def read_running_log(
+        self, start: int, stop: int, begin: bool = False
+    ) -> tuple[int, list[bytes]]:
+        """Read entries ``start..stop`` of the running log and its length, atomically.
+
+        With ``begin``, a log that does not exist is started (the scripts
+        write to it only once it exists).
+        """
+        keys = [self._keys.running_log]
+        length, entries = self._run("read_running_log", keys, [start, stop, "1" if begin else ""])
         return int(length), list(entries)
 
     def read_list_hashes_pipelined(

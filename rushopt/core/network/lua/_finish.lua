@@ -7,7 +7,9 @@
 -- The metric, when the worker gives one, is stored as plain decimal text
 -- beside the pickled ys, in the same step: decentralized optimizers read that
 -- number instead of unpickling every result. The running log gets "-key", so
--- they learn that the task stopped running without reading any running set.
+-- they learn that the task stopped running without reading any running set
+-- (RPUSHX: only once a reader started the log, so networks without
+-- decentralized optimizers pay no memory for it).
 local function finish_task(finished, worker_running, log, key, ys, ys_extra, metric)
   if redis.call("SREM", worker_running, key) == 0 then
     return false
@@ -20,6 +22,6 @@ local function finish_task(finished, worker_running, log, key, ys, ys_extra, met
     redis.call("HSET", key, "metric", metric)
   end
   redis.call("RPUSH", finished, key)
-  redis.call("RPUSH", log, "-" .. key)
+  redis.call("RPUSHX", log, "-" .. key)
   return true
 end

@@ -103,7 +103,7 @@ local function create(xs, xs_extra, budget, seed)
   end
   redis.call("HSET", new, unpack(fields))
   redis.call("SADD", KEYS[2], new)
-  redis.call("RPUSH", KEYS[8], "+" .. new)
+  redis.call("RPUSHX", KEYS[8], "+" .. new)
   redis.call("RPUSH", KEYS[5], new)
   -- GET + SET, not INCRBYFLOAT: Redis 6.2 rewrites INCRBYFLOAT's arguments
   -- for replication, which corrupts the argument cache of scripts (a crash on

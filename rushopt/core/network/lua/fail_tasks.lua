@@ -32,7 +32,7 @@ for i = first, #KEYS do
   local removed = false
   if owner > 0 and redis.call("SREM", KEYS[3 + m + owner], key) == 1 then
     removed = true
-    redis.call("RPUSH", KEYS[3], "-" .. key)
+    redis.call("RPUSHX", KEYS[3], "-" .. key)
   end
   local s = 4
   while not removed and s < 4 + m do

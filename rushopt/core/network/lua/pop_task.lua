@@ -58,7 +58,7 @@ else
   end
 end
 redis.call("SADD", KEYS[7], key)
-redis.call("RPUSH", KEYS[8], "+" .. key)
+redis.call("RPUSHX", KEYS[8], "+" .. key)
 redis.call("HSET", key, "worker_extra", ARGV[1])
 if #ARGV < 6 then
   return {"task", finished, key, {}}

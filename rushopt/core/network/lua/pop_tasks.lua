@@ -66,7 +66,7 @@ end
 local values = {}
 for _, key in ipairs(keys) do
   redis.call("SADD", KEYS[7], key)
-  redis.call("RPUSH", KEYS[8], "+" .. key)
+  redis.call("RPUSHX", KEYS[8], "+" .. key)
   redis.call("HSET", key, "worker_extra", ARGV[1])
   if m > 0 then
     local row = redis.call("HMGET", key, unpack(ARGV, 5, 4 + m))

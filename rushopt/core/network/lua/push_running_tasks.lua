@@ -43,7 +43,7 @@ for t = 1, n do
   local key = KEYS[5 + t]
   all[t] = key
   redis.call("SADD", KEYS[3], key)
-  redis.call("RPUSH", KEYS[5], "+" .. key)
+  redis.call("RPUSHX", KEYS[5], "+" .. key)
   if #ARGV > prints and ARGV[prints + t] ~= "" then
     redis.call("SADD", KEYS[4], ARGV[prints + t])
   end

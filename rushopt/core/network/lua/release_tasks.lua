@@ -15,7 +15,7 @@ for i = #KEYS, 5, -1 do
   local key = KEYS[i]
   local running = redis.call("SREM", KEYS[2], key) == 1
   if running then
-    redis.call("RPUSH", KEYS[4], "-" .. key)
+    redis.call("RPUSHX", KEYS[4], "-" .. key)
   end
   if running or redis.call("LREM", KEYS[3], 1, key) == 1 then
     redis.call("HDEL", key, "worker_extra")
