@@ -9,7 +9,10 @@ optimization (finished results told, running evaluations marked pending) without
 fitting a model. Each configuration runs twice on one dedicated ``RedisServer``: with the former
 reads (``READ_PATH = "full"``: the new results' pickled ``ys`` and every running task, one
 running set per worker) and with the incremental ones (``"incremental"``: the plain ``metric``
-field of the new results and the running log from a cursor). The table gives, per evaluation,
+field of the new results and the running log from a cursor). First, with nothing else running,
+the reads of one proposal alone, with ``n`` evaluations running and ``k`` new results since the
+last proposal (``--new``): the full reads grow with ``n``, the incremental ones with ``k`` only.
+Then the searches; the table gives, per evaluation,
 the Redis server's CPU time (``INFO CPU``, ``used_cpu_sys + used_cpu_user``) and the time the
 loops' own commands took (``INFO commandstats`` of EVALSHA, SMEMBERS, SCARD, BLMOVE, HINCRBY;
 a script's time includes the commands it calls), and the latency of the reads of one proposal
@@ -155,16 +158,91 @@ def run_once(url: str, n_workers: int, n_evals: int, sleep_s: float, read_path: 
     }
 
 
+def bench_reads(url: str, n_workers: int, k: int, rounds: int) -> dict[str, dict[str, float]]:
+    """Time one proposal's reads alone: ``n_workers`` running, ``k`` new results each round.
+
+    Two readers, one per read path, follow the same network; each round ``k``
+    of the workers finish their evaluation and start the next one, then each
+    reader makes the reads of one proposal while nothing else runs.
+    """
+    network_id = f"bench-reads-{uuid.uuid4().hex[:8]}"
+    rush = Rush(network_id, config=url)
+    client = redis.Redis.from_url(url)
+    space = {"x": Float(0.0, 1.0), "z": Float(0.0, 1.0)}
+    settings = LoopSettings(objective=Objective(_sleeper(0.0)), optimizer=None)
+    workers = [RushWorker(network_id, config=url) for _ in range(n_workers)]
+    running = [
+        w.push_running_tasks([{"x": i / n_workers, "z": 0.5}])[0] for i, w in enumerate(workers)
+    ]
+    readers = {}
+    try:
+        for path in ("full", "incremental"):
+            worker_loops.READ_PATH = path
+            reader = RushWorker(network_id, config=url)
+            optimizer = HistoryRandomSearch(space, seed=1)
+            readers[path] = worker_loops._Proposer(reader, optimizer, settings, ahead=False)
+        worker_loops.READ_PATH = "incremental"
+        times: dict[str, list[float]] = {path: [] for path in readers}
+        usecs: dict[str, list[float]] = {path: [] for path in readers}
+        for r in range(rounds + 1):
+            for i in range(r * k, r * k + k):  # k workers finish and start again
+                j = i % n_workers
+                workers[j].push_results([running[j]], [{"y": 1.0}], metric="y")
+                running[j] = workers[j].push_running_tasks([{"x": 0.5, "z": i / 1e6}])[0]
+            for path, proposer in readers.items():
+                usec0 = _redis_cpu(client)[1]
+                start = time.perf_counter()
+                proposer._new_results()
+                proposer._running()
+                elapsed = time.perf_counter() - start
+                if r > 0:  # the first read of each reader catches up with everything
+                    times[path].append(elapsed)
+                    usecs[path].append(_redis_cpu(client)[1] - usec0)
+        return {
+            path: {
+                "ms": statistics.median(times[path]) * 1e3,
+                "redis_us": statistics.median(usecs[path]) * 1e6,
+            }
+            for path in readers
+        }
+    finally:
+        worker_loops.READ_PATH = "incremental"
+        for w in workers:
+            w.set_terminated()
+        for proposer in readers.values():
+            proposer.rush.set_terminated()
+        rush.reset()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, nargs="+", default=[64, 256])
     parser.add_argument("--evals-per-worker", type=int, default=4, help="budget / workers")
     parser.add_argument("--sleep", type=float, default=0.5, help="seconds per evaluation")
+    parser.add_argument(
+        "--only",
+        choices=["reads", "runs"],
+        help="reads: one proposal's reads alone (k new results per round); runs: the searches",
+    )
+    parser.add_argument("--new", type=int, default=4, help="k, new results per round (reads)")
     args = parser.parse_args(argv)
     rows: list[Row] = []
     with RedisServer() as server:
         url = server.unix_url or server.url
-        for n_workers in args.workers:
+        for n_workers in args.workers if args.only != "runs" else []:
+            print(f"timing the reads with {n_workers} workers ...", file=sys.stderr, flush=True)
+            found = bench_reads(url, n_workers, args.new, rounds=30)
+            for path, m in found.items():
+                label = f"{n_workers} running, {args.new} new, {path}"
+                rows += [
+                    Row(f"{label}: one proposal's reads", m["ms"], "ms"),
+                    Row(f"{label}: their redis command time", m["redis_us"], "us"),
+                ]
+            full, inc = found["full"], found["incremental"]
+            rows.append(
+                Row(f"{n_workers} running: reads full / incremental", full["ms"] / inc["ms"], "x")
+            )
+        for n_workers in args.workers if args.only != "reads" else []:
             found = {}
             for path in ("full", "incremental"):
                 print(f"running {n_workers} workers, {path} reads ...", file=sys.stderr, flush=True)
