@@ -11,6 +11,11 @@ Two formats, one per kind of value:
   importable where the task is read.
 * **Task settings** (``seed``, ``timeout``, ``max_retries``, ``n_retries``):
   plain decimal text, so the Lua scripts can read and change them.
+* **The metric** (``metric``): a worker that knows which result is the metric
+  (the optimizer loops of :func:`rushopt.tune`) stores it once more, as plain
+  decimal text (:func:`encode_metric`), in the same step as the pickled
+  ``ys``; decentralized optimizers read that number instead of unpickling
+  every result of the network.
 
 Code (``fun``, worker loops, start arguments) always travels with cloudpickle.
 """
@@ -18,6 +23,8 @@ Code (``fun``, worker loops, start arguments) always travels with cloudpickle.
 from __future__ import annotations
 
 import io
+import math
+import numbers
 import pickle
 import types
 from collections import ChainMap
@@ -33,6 +40,7 @@ __all__ = [
     "decode_seed",
     "dumps",
     "dumps_code",
+    "encode_metric",
     "encode_seed",
     "loads",
 ]
@@ -41,7 +49,7 @@ __all__ = [
 DICT_FIELDS = frozenset({"xs", "ys", "xs_extra", "ys_extra", "worker_extra", "condition"})
 
 #: Fields whose value is plain text.
-SCALAR_FIELDS = frozenset({"seed", "timeout", "max_retries", "n_retries"})
+SCALAR_FIELDS = frozenset({"seed", "timeout", "max_retries", "n_retries", "metric"})
 
 _PROTOCOL = 5
 loads = pickle.loads
@@ -109,6 +117,20 @@ class _CodePickler(cloudpickle.Pickler):  # type: ignore[misc]
     )
 
 
+def encode_metric(value: Any) -> str:
+    """Encode a metric as the text of the plain ``metric`` field (``""``: not a finite number).
+
+    Examples
+    --------
+    >>> encode_metric(0.25), encode_metric(3), encode_metric(float("nan")), encode_metric("a")
+    ('0.25', '3.0', '', '')
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return ""
+    number = float(value)
+    return repr(number) if math.isfinite(number) else ""
+
+
 def encode_seed(seed: int | tuple[int, int]) -> str:
     """Encode a task seed: an int, or ``(entropy, spawn_index)`` of a network stream."""
     if isinstance(seed, tuple):
@@ -143,6 +165,8 @@ def decode_field(field: str, raw: bytes | None) -> Any:
         return pickle.loads(raw)
     if field == "seed":
         return decode_seed(raw.decode())
+    if field == "metric":
+        return float(raw)
     if field == "timeout":
         text = raw.decode()
         return float(text) if any(c in text for c in ".eEn") else int(text)

@@ -38,7 +38,7 @@ import pandas as pd
 from rushopt.core.controller import Rush
 from rushopt.core.large_objects import LargeObject, store_large_object
 from rushopt.core.network.scripts import FinishedStep, StepReply
-from rushopt.core.serialize import decode_seed, dumps, encode_seed, loads
+from rushopt.core.serialize import decode_seed, dumps, encode_metric, encode_seed, loads
 from rushopt.exceptions import warn
 from rushopt.optimizers.asha import ASHA, BaseProposer
 from rushopt.optimizers.space import as_space
@@ -47,10 +47,13 @@ from rushopt.tuning.objective import signed_value
 from rushopt.tuning.worker_loops import (
     IDLE_POP_TIMEOUT_S,
     LoopSettings,
+    RunningView,
     _task_seeds,
     claim_index,
+    incremental_reads,
     make_runner,
     params_of,
+    read_new_results,
     worker_seed,
 )
 
@@ -135,6 +138,7 @@ class _Loop:
         self.sources = self.schedule.sources() if self.promotion else []
         self.controller = Rush(rush.network_id, config=rush.config) if not self.promotion else None
         self.failed: list[tuple[dict[str, Any], float]] = []
+        self.running_view = RunningView(rush, ("xs", "xs_extra"))
         timeout, retries = settings.timeout, settings.max_retries
         self.task_fields = "" if timeout is None else str(timeout)
         self.retry_text = "" if retries is None else str(int(retries))
@@ -146,7 +150,11 @@ class _Loop:
         if self.failed:
             failed, self.failed = self.failed, []
             base.observe([c for c, _ in failed], [b for _, b in failed], [None] * len(failed))
-        rows = rush.fetch_new_tasks(fields=("xs", "ys", "xs_extra"), data_format="list")
+        incremental = incremental_reads(self.names)
+        if incremental:  # the metric field and what changed, not every result and running task
+            rows = read_new_results(rush, self.settings.objective.metric, ("xs", "xs_extra"))
+        else:
+            rows = rush.fetch_new_tasks(fields=("xs", "ys", "xs_extra"), data_format="list")
         if rows:
             base.observe(
                 [params_of(row, self.names) for row in rows],
@@ -156,7 +164,10 @@ class _Loop:
                     for row in rows
                 ],
             )
-        running = rush.fetch_running_tasks(fields=("xs", "xs_extra"), data_format="list")
+        if incremental:
+            running = list(self.running_view.update().values())
+        else:
+            running = rush.fetch_running_tasks(fields=("xs", "xs_extra"), data_format="list")
         base.set_pending(
             [params_of(row, self.names) for row in running],
             [float(row.get("budget") or self.schedule.budgets[0]) for row in running],
@@ -212,7 +223,8 @@ class _Loop:
         extra = task.get("xs_extra") or {}
         bracket = int(extra.get("bracket", 0))
         if not self.promotion:
-            return FinishedStep(task["key"], dumps(ys), None, None, None, bracket, 0)
+            metric = encode_metric(ys.get(self.objective.metric))
+            return FinishedStep(task["key"], dumps(ys), None, None, None, bracket, 0, metric)
         rung = int(extra.get("rung", bracket))
         top = self.schedule.top
         score = signed_value(ys.get(self.objective.metric), self.settings.direction)
@@ -229,7 +241,8 @@ class _Loop:
         blob = None
         if state is not None and rung < top:
             blob = _store_checkpoint(state, self.settings.checkpoint_path, self.rush.network_id)
-        return FinishedStep(task["key"], dumps(ys), score, promote, blob, bracket, rung)
+        metric = encode_metric(ys.get(self.objective.metric))
+        return FinishedStep(task["key"], dumps(ys), score, promote, blob, bracket, rung, metric)
 
     def _evaluate(self, task: dict[str, Any]) -> FinishedStep | None:
         extra = task.get("xs_extra") or {}

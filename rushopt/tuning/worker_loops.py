@@ -13,7 +13,11 @@ evaluation a worker
 3. evaluates it. Meanwhile, for optimizers that learn from results, a
    background thread tells the optimizer what finished anywhere since it last
    looked, marks the evaluations running anywhere (this one included) as
-   pending and asks for the configuration after this one. A model that takes
+   pending and asks for the configuration after this one. It reads only what
+   is new since its last look: the plain ``metric`` field every worker stores
+   with its results (no results unpickled) and the changes of the network's
+   running log (:class:`RunningView`), so a proposal's reads grow with what
+   happened meanwhile, never with the number of workers. A model that takes
    tens of milliseconds to fit therefore costs the worker no idle time as
    long as evaluations take longer; random search skips all of this and asks
    in line (microseconds).
@@ -57,14 +61,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LoopSettings",
+    "RunningView",
     "claim_design_index",
     "claim_index",
     "design_seed",
     "evaluation_loop",
+    "incremental_reads",
     "make_runner",
     "needs_history",
     "optimize_loop",
     "params_of",
+    "read_new_results",
     "worker_seed",
 ]
 
@@ -72,6 +79,19 @@ logger = logging.getLogger(__name__)
 
 #: Proposals in a row another worker had started first, before a worker stops proposing.
 _DUPLICATE_TRIES = 10
+
+#: How a decentralized worker learns what the others did before it proposes.
+#: ``"incremental"``: the results finished since its last read, as their plain
+#: ``metric`` field (no results unpickled), and the changes of what runs since
+#: its last read of the network's running log
+#: (:meth:`~rushopt.core.Rush.fetch_running_changes`): a proposal reads only
+#: what is new, whatever the number of workers. ``"full"``: the former reads
+#: (every new result's pickled ``ys``, and every running task, one running set
+#: per worker), kept so ``benchmarks/proposals.py`` can measure both in one run.
+READ_PATH = "incremental"
+
+#: Names a parameter may not have for the incremental reads (their rows hold them).
+_READ_COLUMNS = frozenset({"metric"})
 
 
 #: Seconds an idle worker blocks on the queue before it checks its stop flag
@@ -266,6 +286,88 @@ def params_of(row: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
     return {name: row[name] for name in names if name in row}
 
 
+def incremental_reads(names: Sequence[str]) -> bool:
+    """Tell whether a loop over parameters ``names`` takes the incremental reads (READ_PATH)."""
+    return READ_PATH == "incremental" and not _READ_COLUMNS & set(names)
+
+
+def read_new_results(
+    rush: RushWorker, metric: str, fields: Sequence[str] = ("xs",)
+) -> list[dict[str, Any]]:
+    """Return the evaluations finished since the last call, with the metric, not the results.
+
+    Reads ``fields`` and the plain ``metric`` field (which :func:`optimize_loop`'s
+    workers store with the results) of the tasks finished since the worker's
+    last :meth:`~rushopt.core.Rush.fetch_new_tasks`; an evaluation finished
+    without one (by a worker of another kind) has its ``ys`` read instead.
+
+    Parameters
+    ----------
+    rush : RushWorker
+        The worker (its cursor of new tasks moves on).
+    metric : str
+        The objective's metric name: each row holds the metric under it, as
+        a row of ``fields`` and ``ys`` would.
+    fields : list of str, default ("xs",)
+        The other fields to read.
+
+    Returns
+    -------
+    list of dict
+        One row per evaluation: the merged ``fields``, the metric and ``key``.
+    """
+    rows: list[dict[str, Any]] = rush.fetch_new_tasks(
+        fields=(*fields, "metric"), data_format="list"
+    )
+    lacking = [row for row in rows if "metric" not in row]
+    if lacking:
+        results = rush.read_hashes([row["key"] for row in lacking], ["ys"])
+        for row, ys in zip(lacking, results, strict=True):
+            row["metric"] = ys.get(metric)
+    for row in rows:
+        row[metric] = row.pop("metric")
+    return rows
+
+
+class RunningView:
+    """What runs anywhere in the network, kept up to date from the running log.
+
+    Each :meth:`update` replays the changes since the last one
+    (:meth:`~rushopt.core.Rush.fetch_running_changes`) and reads ``fields``
+    only of the tasks that started since and still run, so its cost grows
+    with what started and stopped meanwhile, never with the number of workers.
+
+    Parameters
+    ----------
+    rush : RushWorker
+        The worker that reads.
+    fields : list of str
+        Fields of each running task to keep (e.g. ``("xs", "xs_extra")``).
+    """
+
+    def __init__(self, rush: RushWorker, fields: Sequence[str]) -> None:
+        self.rush = rush
+        self.fields = list(fields)
+        self.rows: dict[str, dict[str, Any]] = {}
+
+    def update(self) -> dict[str, dict[str, Any]]:
+        """Apply the changes since the last call; return the running tasks' rows by key."""
+        started: dict[str, None] = {}
+        for change in self.rush.fetch_running_changes():
+            key = change["key"]
+            if change["running"]:
+                started[key] = None
+            else:
+                started.pop(key, None)
+                self.rows.pop(key, None)
+        if started:  # xs never changes: read once per task start
+            keys = list(started)
+            for key, row in zip(keys, self.rush.read_hashes(keys, self.fields), strict=True):
+                if row:  # an empty dict: the hash is gone
+                    self.rows[key] = {**row, "key": key}
+        return self.rows
+
+
 class _Proposer:
     """Propose configurations for one worker, optionally one evaluation ahead.
 
@@ -288,6 +390,8 @@ class _Proposer:
         self.metric = settings.objective.metric
         self.direction = settings.direction
         self.failed: list[dict[str, Any]] = []  # own failures, told with the next proposal
+        self.incremental = incremental_reads(self.names)
+        self.running_view = RunningView(rush, ("xs",))
         self._executor: ThreadPoolExecutor | None = None
         self._next: Future[dict[str, Any] | None] | None = None
         self._held: list[dict[str, Any]] = []  # results held back for the next proposal
@@ -312,7 +416,7 @@ class _Proposer:
             return configs[0] if configs else None
         if failed:
             optimizer.tell(failed, [None] * len(failed))
-        rows = self._held + self.rush.fetch_new_tasks(fields=("xs", "ys"), data_format="list")
+        rows = self._held + self._new_results()
         key = current[0] if current is not None else None
         self._held = [row for row in rows if row["key"] == key]
         rows = [row for row in rows if row["key"] != key]
@@ -321,13 +425,25 @@ class _Proposer:
                 [params_of(row, self.names) for row in rows],
                 [signed_value(row.get(self.metric), self.direction) for row in rows],
             )
-        running = self.rush.fetch_running_tasks(fields=("xs",), data_format="list")
-        pending = [params_of(row, self.names) for row in running if row["key"] != key]
+        pending = [config for k, config in self._running().items() if k != key]
         if current is not None:
             pending.append(current[1])
         optimizer.set_pending(pending)
         configs = optimizer.ask(1)
         return configs[0] if configs else None
+
+    def _new_results(self) -> list[dict[str, Any]]:
+        """Return the evaluations finished since the last call (see :func:`read_new_results`)."""
+        if not self.incremental:
+            return self.rush.fetch_new_tasks(fields=("xs", "ys"), data_format="list")  # type: ignore[no-any-return]
+        return read_new_results(self.rush, self.metric)
+
+    def _running(self) -> dict[str, dict[str, Any]]:
+        """Return the configurations running anywhere, by task key."""
+        if not self.incremental:
+            rows = self.rush.fetch_running_tasks(fields=("xs",), data_format="list")
+            return {row["key"]: params_of(row, self.names) for row in rows}
+        return {key: params_of(row, self.names) for key, row in self.running_view.update().items()}
 
     def instead_of(self, config: dict[str, Any]) -> dict[str, Any] | None:
         """Propose again, ``config`` counted as pending (another worker started it)."""
@@ -465,4 +581,5 @@ def _optimize(
         IDLE_POP_TIMEOUT_S,
         create_task=create_task,
         on_failure=on_failure,
+        metric=settings.objective.metric,
     )

@@ -283,6 +283,7 @@ class Rush:
     fetch_queued_tasks = forward("_fetch", FetchService.fetch_queued_tasks)
     fetch_priority_tasks = forward("_fetch", FetchService.fetch_priority_tasks)
     fetch_running_tasks = forward("_fetch", FetchService.fetch_running_tasks)
+    fetch_running_changes = forward("_fetch", FetchService.fetch_running_changes)
     fetch_failed_tasks = forward("_fetch", FetchService.fetch_failed_tasks)
     fetch_tasks = forward("_fetch", FetchService.fetch_tasks)
     fetch_tasks_with_state = forward("_fetch", FetchService.fetch_tasks_with_state)

@@ -9,6 +9,10 @@ Layout (``P`` is the prefix)::
 
     P queued_tasks            list    shared queue of task keys (workers pop from the left)
     P finished_tasks          list    task keys in the order they finished
+    P running_log             list    "+<task hash key>" when a task starts running under a
+                                      worker, "-<task hash key>" when it stops (finished,
+                                      failed, requeued): what runs, read from a cursor;
+                                      written (RPUSHX) once a reader started it ("" first)
     P failed_tasks            zset    task keys scored by the time they failed
     P all_tasks               list    every task key in the order it was created
     P task_counter            string  tasks that received a seed stream so far
@@ -190,6 +194,7 @@ class KeySchema:
         "network_id",
         "queued_tasks",
         "routing_key",
+        "running_log",
         "start_args",
         "task_counter",
         "task_prefix",
@@ -202,6 +207,7 @@ class KeySchema:
         self.base = f"{prefix}:{{{network_id}}}:"
         self.queued_tasks = self.base + "queued_tasks"
         self.finished_tasks = self.base + "finished_tasks"
+        self.running_log = self.base + "running_log"
         self.failed_tasks = self.base + "failed_tasks"
         self.all_tasks = self.base + "all_tasks"
         self.task_counter = self.base + "task_counter"
@@ -264,6 +270,16 @@ class KeySchema:
     def start_args_for(self, batch_id: str) -> str:
         """Return the key of the start arguments of one batch of local workers."""
         return f"{self.start_args}:{batch_id}"
+
+    @staticmethod
+    def element_field_pattern(field: str) -> str:
+        """Return the ``SORT ... GET`` pattern of a hash field of each key held in a list.
+
+        ``*`` stands for the list's element itself (a task's full hash key), so
+        the pattern names no other key: ``SORT finished_tasks BY nosort GET
+        *->ys`` reads the ``ys`` of every finished task.
+        """
+        return f"*->{field}"
 
     def scan_pattern(self) -> str:
         """Return a SCAN ``MATCH`` pattern for every key of the network."""

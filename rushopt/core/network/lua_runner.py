@@ -217,3 +217,23 @@ class LuaRunner:
             self._release(conn)
             raise
         self._release(conn)
+
+    def commands_pipelined(self, commands: Sequence[tuple[Any, ...]]) -> Iterator[Any]:
+        """Send plain commands in one write; yield their replies in order.
+
+        An error reply raises (as ``redis.exceptions.ResponseError``) when its
+        turn comes; the connection, which may hold unread replies then, is
+        closed, so it never answers a later command with an earlier reply.
+        """
+        if not commands:
+            return
+        conn = self._acquire()
+        try:
+            conn.send_packed_command([b"".join(map(_pack, commands))], check_health=False)
+            for _ in commands:
+                yield conn.read_response()
+        except BaseException:
+            conn.disconnect()
+            self._release(conn)
+            raise
+        self._release(conn)

@@ -28,11 +28,11 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from rushopt.core.defaults import DEFAULT_POP_TIMEOUT_S
-from rushopt.core.serialize import dumps
+from rushopt.core.serialize import dumps, encode_metric, loads
 from rushopt.exceptions import InputError
 
 if TYPE_CHECKING:
-    from rushopt.core.worker.rush_worker import RushWorker
+    from rushopt.core.worker.rush_worker import Finished, RushWorker
 
 __all__ = ["TASK_FIELDS", "Outcome", "StopServing", "TaskRunner", "serve_tasks"]
 
@@ -83,6 +83,7 @@ def serve_tasks(
     create_task: Callable[[], dict[str, Any] | None] | None = None,
     on_failure: Callable[[dict[str, Any], Mapping[str, Any]], None] | None = None,
     batch_size: int = 1,
+    metric: str | None = None,
 ) -> None:
     """Serve tasks until the worker should stop.
 
@@ -107,12 +108,17 @@ def serve_tasks(
         Pop up to this many tasks per round trip and deliver their results
         together with the next pop (:meth:`RushWorker.pop_tasks`), for tasks
         of microseconds. A failure is still recorded when it happens.
+    metric : str, optional
+        The name of the result that is the metric: its value is stored once
+        more as the plain field ``metric`` in the same step as the results
+        (see :meth:`RushWorker.pop_task`), so readers that need only the
+        number (decentralized optimizers) never unpickle the results.
     """
     if batch_size != 1:
-        _serve_batches(rush, run, pop_timeout, create_task, on_failure, batch_size)
+        _serve_batches(rush, run, pop_timeout, create_task, on_failure, batch_size, metric)
         return
     fields = list(TASK_FIELDS)
-    finished: tuple[str, bytes] | None = None  # delivered with the next pop
+    finished: Finished | None = None  # delivered with the next pop
     creating = create_task is not None
     while True:
         task = rush.pop_task(0 if creating else pop_timeout, fields, finished)
@@ -131,12 +137,19 @@ def serve_tasks(
                 continue
         ys, condition = run(task)
         if ys is not None:
-            finished = (task["key"], ys)
+            finished = _finished(task["key"], ys, metric)
             continue
         assert condition is not None
         rush.fail_running_tasks([task["key"]], [condition])
         if on_failure is not None:
             on_failure(task, condition)
+
+
+def _finished(key: str, ys: bytes, metric: str | None) -> Finished:
+    """Return what a pop delivers for a task's results: with the metric's text when named."""
+    if metric is None:
+        return (key, ys)
+    return (key, ys, encode_metric(loads(ys).get(metric)))
 
 
 def _serve_batches(
@@ -146,12 +159,13 @@ def _serve_batches(
     create_task: Callable[[], dict[str, Any] | None] | None,
     on_failure: Callable[[dict[str, Any], Mapping[str, Any]], None] | None,
     batch_size: int,
+    metric: str | None = None,
 ) -> None:
     """:func:`serve_tasks` with ``batch_size`` tasks per round trip."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
     fields = list(TASK_FIELDS)
-    finished: list[tuple[str, bytes]] = []  # delivered with the next pop
+    finished: list[Finished] = []  # delivered with the next pop
     creating = create_task is not None
     while True:
         tasks = rush.pop_tasks(batch_size, 0 if creating else pop_timeout, fields, finished)
@@ -172,7 +186,7 @@ def _serve_batches(
         for task in tasks:
             ys, condition = run(task)
             if ys is not None:
-                finished.append((task["key"], ys))
+                finished.append(_finished(task["key"], ys, metric))
                 continue
             assert condition is not None
             rush.fail_running_tasks([task["key"]], [condition])

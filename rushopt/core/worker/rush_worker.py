@@ -19,7 +19,7 @@ from rushopt.core.arguments import broadcast, check_dicts, check_fields
 from rushopt.core.config import ConfigLike, WorkerSettings
 from rushopt.core.controller.rush import Rush
 from rushopt.core.defaults import DEFAULT_POP_TIMEOUT_S
-from rushopt.core.serialize import decode_field, dumps
+from rushopt.core.serialize import decode_field, dumps, encode_metric
 from rushopt.core.states import WorkerState
 from rushopt.core.worker.heartbeat import HeartbeatThread, start_heartbeat
 from rushopt.core.worker.log_handler import attach_log_handler
@@ -33,6 +33,9 @@ __all__ = ["RushWorker"]
 
 #: pop_task.lua statuses after which a worker loop should end ("lost" is not one: a
 #: worker declared lost while it still runs joins again under a new id)
+#: A result delivered with a pop: (task key, pickled ys) or (task key, pickled ys, metric text).
+Finished = tuple[str, bytes] | tuple[str, bytes, str]
+
 _STOP_STATUSES = frozenset({"terminate", "idle", "killed", "terminated"})
 
 logger = logging.getLogger(__name__)
@@ -203,7 +206,7 @@ class RushWorker(Rush):
         self,
         timeout: float = DEFAULT_POP_TIMEOUT_S,
         fields: Sequence[str] = ("xs",),
-        finished: tuple[str, bytes] | None = None,
+        finished: Finished | None = None,
     ) -> dict[str, Any] | None:
         """Take the next task and mark it running.
 
@@ -219,10 +222,12 @@ class RushWorker(Rush):
             Seconds to block when the queues are empty (0: do not block).
         fields : list of str
             Fields of the task to return.
-        finished : (str, bytes), optional
+        finished : (str, bytes) or (str, bytes, str), optional
             ``(key, ys)`` of the previous task, ``ys`` pickled as
             :meth:`~rushopt.core.worker.protocol.Outcome.success` does: recorded
             (as :meth:`push_results` would) in the same round trip as the pop.
+            A third item, the metric as :func:`~rushopt.core.serialize.encode_metric`
+            text, is stored beside it as the plain field ``metric``.
 
         Returns
         -------
@@ -251,7 +256,7 @@ class RushWorker(Rush):
         n: int,
         timeout: float = DEFAULT_POP_TIMEOUT_S,
         fields: Sequence[str] = ("xs",),
-        finished: Sequence[tuple[str, bytes]] = (),
+        finished: Sequence[Finished] = (),
     ) -> list[dict[str, Any]]:
         """Take up to ``n`` tasks in one round trip and mark them running.
 
@@ -272,9 +277,10 @@ class RushWorker(Rush):
             Seconds to block when the queues are empty (0: do not block).
         fields : list of str
             Fields of each task to return.
-        finished : list of (str, bytes)
+        finished : list of (str, bytes) or (str, bytes, str)
             ``(key, ys)`` of tasks of the previous batch, ``ys`` pickled as
-            :meth:`~rushopt.core.worker.protocol.Outcome.success` does.
+            :meth:`~rushopt.core.worker.protocol.Outcome.success` does, and
+            optionally the metric text (see :meth:`pop_task`).
 
         Returns
         -------
@@ -324,21 +330,21 @@ class RushWorker(Rush):
         claimed: bytes | str,
         n: int,
         fields: list[str],
-        finished: Sequence[tuple[str, bytes]],
+        finished: Sequence[Finished],
     ) -> list[dict[str, Any]]:
         network = self._network
         keys = network.keys
-        done = [(keys.task(key), ys) for key, ys in finished]
+        done = [(keys.task(f[0]), *f[1:]) for f in finished]
         reply = network.scripts.pop_tasks(
             self._pop_keys, self._worker_extra, claimed, n, done, fields
         )
         self._status = reply.status
         if finished:
-            for key, _ in finished:
-                self._held.discard(key)
+            for f in finished:
+                self._held.discard(f[0])
             if len(reply.finished) < len(finished) and self._status != "lost":
                 recorded = set(reply.finished)
-                dropped = [key for i, (key, _) in enumerate(finished) if i not in recorded]
+                dropped = [f[0] for i, f in enumerate(finished) if i not in recorded]
                 warn(f"discarded results of tasks that are not running: {dropped}")
         prefix = len(keys.task_prefix)
         tasks = []
@@ -351,10 +357,10 @@ class RushWorker(Rush):
         return tasks
 
     def _pop(
-        self, claimed: bytes | str, fields: list[str], finished: tuple[str, bytes] | None
+        self, claimed: bytes | str, fields: list[str], finished: Finished | None
     ) -> dict[str, Any] | None:
         network = self._network
-        done = (network.keys.task(finished[0]), finished[1]) if finished else None
+        done = (network.keys.task(finished[0]), *finished[1:]) if finished else None
         reply = network.scripts.pop_task(self._pop_keys, self._worker_extra, claimed, done, fields)
         self._status = reply.status
         if finished:
@@ -386,6 +392,8 @@ class RushWorker(Rush):
         keys: Sequence[str],
         yss: Sequence[Mapping[str, Any]],
         extra: Sequence[Mapping[str, Any]] | None = None,
+        *,
+        metric: str | None = None,
     ) -> list[str]:
         """Record results of running tasks; they become finished.
 
@@ -397,6 +405,10 @@ class RushWorker(Rush):
             One dict of results per task.
         extra : list of dict, optional
             Stored as ``ys_extra``.
+        metric : str, optional
+            The name of the result that is the metric: its value is stored
+            once more as the plain field ``metric`` (decimal text), in the
+            same step, for readers that need only that number.
 
         Returns
         -------
@@ -412,7 +424,11 @@ class RushWorker(Rush):
         if not keys:
             return []
         results = [
-            (dumps(dict(ys)), dumps(dict(ys_extra)) if ys_extra is not None else "")
+            (
+                dumps(dict(ys)),
+                dumps(dict(ys_extra)) if ys_extra is not None else "",
+                "" if metric is None else encode_metric(ys.get(metric)),
+            )
             for ys, ys_extra in zip(yss, extras, strict=True)
         ]
         network = self.network

@@ -16,11 +16,12 @@
 -- KEYS[5]       all_tasks list
 -- KEYS[6]       budget_started (sum of the budgets of the tasks created)
 -- KEYS[7]       hash of the task to create (promoted or new)
+-- KEYS[8]       the running log ("+key" / "-key" as tasks start and stop running)
 -- then, when ARGV[1] == "1", the finished task:
--- KEYS[8]       its hash
--- KEYS[9]       its rung zset
--- KEYS[10]      its rung's candidates zset
--- KEYS[11]      its checkpoint key
+-- KEYS[9]       its hash
+-- KEYS[10]      its rung zset
+-- KEYS[11]      its rung's candidates zset
+-- KEYS[12]      its checkpoint key
 -- then per promotion source (a rung that can promote), highest rung first:
 --               its rung zset, its candidates zset
 -- ARGV[1]       "1": a finished task comes first ("0": none)
@@ -39,7 +40,9 @@
 -- ARGV[14]      its xs_extra
 -- ARGV[15]      its budget
 -- ARGV[16]      s, the number of promotion sources
--- ARGV[17 ..]   per source: the budget of the rung it promotes to
+-- ARGV[17]      the finished task's metric as decimal text ("" = none), stored as its
+--               plain field metric
+-- ARGV[18 ..]   per source: the budget of the rung it promotes to
 -- A promotion inherits its parent's seed field, a new configuration gets
 -- ARGV[9].
 -- Returns {status, xs, xs_extra, parent, rung size, seed}; status is "promoted" or
@@ -54,26 +57,26 @@ if redis.call("EXISTS", new) == 1 then
   return {"again", again[1], again[2], "", 0, again[3] or ""}
 end
 local eta = tonumber(ARGV[6])
-local first = 8
+local first = 9
 if ARGV[1] == "1" then
-  local key = KEYS[8]
-  if not finish_task(KEYS[1], KEYS[2], key, ARGV[2], "") then
+  local key = KEYS[9]
+  if not finish_task(KEYS[1], KEYS[2], KEYS[8], key, ARGV[2], "", ARGV[17]) then
     return {"discarded", "", "", "", 0, ""}
   end
   if ARGV[3] ~= "" then
     local score = tonumber(ARGV[3])
-    redis.call("ZADD", KEYS[9], score, key)
-    local position = redis.call("ZCARD", KEYS[9])
+    redis.call("ZADD", KEYS[10], score, key)
+    local position = redis.call("ZCARD", KEYS[10])
     redis.call("HSET", key, "rung_position", tostring(position))
     if ARGV[4] ~= "" then
-      redis.call("ZADD", KEYS[10], score, key)
+      redis.call("ZADD", KEYS[11], score, key)
       redis.call("HSET", key, "promote_extra", ARGV[4])
     end
   end
   if ARGV[5] ~= "" then
-    redis.call("SET", KEYS[11], ARGV[5])
+    redis.call("SET", KEYS[12], ARGV[5])
   end
-  first = 12
+  first = 13
 end
 if redis.call("EXISTS", KEYS[3]) == 1 then
   return {"terminate", "", "", "", 0, ""}
@@ -100,6 +103,7 @@ local function create(xs, xs_extra, budget, seed)
   end
   redis.call("HSET", new, unpack(fields))
   redis.call("SADD", KEYS[2], new)
+  redis.call("RPUSHX", KEYS[8], "+" .. new)
   redis.call("RPUSH", KEYS[5], new)
   -- GET + SET, not INCRBYFLOAT: Redis 6.2 rewrites INCRBYFLOAT's arguments
   -- for replication, which corrupts the argument cache of scripts (a crash on
@@ -117,7 +121,7 @@ for i = 1, s do
       redis.call("ZREM", candidates, best)
       local parent = redis.call("HMGET", best, "xs", "promote_extra", "seed")
       local seed = parent[3] or ""
-      create(parent[1], parent[2], ARGV[16 + i], seed)
+      create(parent[1], parent[2], ARGV[17 + i], seed)
       redis.call("HSET", new, "promoted_at", tostring(n))
       return {"promoted", parent[1], parent[2], best, n, seed}
     end

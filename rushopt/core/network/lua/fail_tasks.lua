@@ -7,10 +7,11 @@
 --
 -- KEYS[1]                failed zset (score: time of failure)
 -- KEYS[2]                shared queue
--- KEYS[3 .. 2+m]         lists to remove a task from when it is not running
+-- KEYS[3]                the running log ("-key" for a task that stops running)
+-- KEYS[4 .. 3+m]         lists to remove a task from when it is not running
 --                        (the shared queue, priority queues, a pending slot)
--- KEYS[3+m .. 2+m+w]     running sets of the workers the tasks run under
--- KEYS[3+m+w .. ]        task hashes
+-- KEYS[4+m .. 3+m+w]     running sets of the workers the tasks run under
+-- KEYS[4+m+w .. ]        task hashes
 -- ARGV[1]                "1": requeue tasks that have retries left
 -- ARGV[2]                m
 -- ARGV[3]                w
@@ -20,7 +21,7 @@
 -- Returns {discarded indices, requeued indices} (1-based).
 local retry = ARGV[1] == "1"
 local m, w = tonumber(ARGV[2]), tonumber(ARGV[3])
-local first = 3 + m + w
+local first = 4 + m + w
 local now = redis.call("TIME")
 local score = tonumber(now[1]) + tonumber(now[2]) / 1e6
 local discarded, requeued = {}, {}
@@ -29,11 +30,12 @@ for i = first, #KEYS do
   local j = i - first + 1
   local owner = tonumber(ARGV[2 + w + 2 * j])
   local removed = false
-  if owner > 0 and redis.call("SREM", KEYS[2 + m + owner], key) == 1 then
+  if owner > 0 and redis.call("SREM", KEYS[3 + m + owner], key) == 1 then
     removed = true
+    redis.call("RPUSHX", KEYS[3], "-" .. key)
   end
-  local s = 3
-  while not removed and s < 3 + m do
+  local s = 4
+  while not removed and s < 4 + m do
     removed = redis.call("LREM", KEYS[s], 1, key) == 1
     s = s + 1
   end

@@ -5,14 +5,16 @@
 --
 -- KEYS[1]     finished list
 -- KEYS[2]     the worker's running set
--- KEYS[3..]   task hashes
--- ARGV        per task: ys, ys_extra ("" = none)
+-- KEYS[3]     the running log
+-- KEYS[4..]   task hashes
+-- ARGV        per task: ys, ys_extra ("" = none), metric ("" = none)
 -- Returns the 1-based indices of discarded results.
 --!include _finish.lua
 local discarded = {}
-for i = 3, #KEYS do
-  local j = i - 2
-  if not finish_task(KEYS[1], KEYS[2], KEYS[i], ARGV[2 * j - 1], ARGV[2 * j]) then
+for i = 4, #KEYS do
+  local j = i - 3
+  local ys, ys_extra, metric = ARGV[3 * j - 2], ARGV[3 * j - 1], ARGV[3 * j]
+  if not finish_task(KEYS[1], KEYS[2], KEYS[3], KEYS[i], ys, ys_extra, metric) then
     discarded[#discarded + 1] = j
   end
 end

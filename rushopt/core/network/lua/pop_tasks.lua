@@ -6,24 +6,26 @@
 -- gets nothing, and the worker's priority queue is served before the shared
 -- queue. A key claimed from the pending slot (after BLMOVE) comes first.
 --
--- KEYS[1..7]  as pop_task.lua: stop flag, terminate_on_idle, priority queue,
---             shared queue, pending slot, finished list, running set
--- KEYS[8..]   hashes of the tasks to finish first
+-- KEYS[1..8]  as pop_task.lua: stop flag, terminate_on_idle, priority queue,
+--             shared queue, pending slot, finished list, running set, running log
+-- KEYS[9..]   hashes of the tasks to finish first
 -- ARGV[1]     worker_extra value to store on the tasks
 -- ARGV[2]     key claimed from the pending slot, or "" to pop
 -- ARGV[3]     n, the most tasks to pop
 -- ARGV[4]     m, the number of fields to return
 -- ARGV[5 .. 4+m]  the fields
--- ARGV[5+m ..]    ys of KEYS[8], KEYS[9], ...
+-- ARGV[5+m ..]    per task to finish (KEYS[9], KEYS[10], ...): ys, metric ("" = none)
 -- Returns {status, finished, keys, values}: status as pop_task.lua ("task"
 -- when at least one task came); finished the 1-based indices of the results
 -- recorded; keys the popped hashes; values m fields per popped task.
 --!include _finish.lua
 local m = tonumber(ARGV[4])
 local finished = {}
-for i = 8, #KEYS do
-  if finish_task(KEYS[6], KEYS[7], KEYS[i], ARGV[4 + m + i - 7], "") then
-    finished[#finished + 1] = i - 7
+for i = 9, #KEYS do
+  local j = i - 8
+  local ys, metric = ARGV[3 + m + 2 * j], ARGV[4 + m + 2 * j]
+  if finish_task(KEYS[6], KEYS[7], KEYS[8], KEYS[i], ys, "", metric) then
+    finished[#finished + 1] = j
   end
 end
 local claimed = ARGV[2]
@@ -64,6 +66,7 @@ end
 local values = {}
 for _, key in ipairs(keys) do
   redis.call("SADD", KEYS[7], key)
+  redis.call("RPUSHX", KEYS[8], "+" .. key)
   redis.call("HSET", key, "worker_extra", ARGV[1])
   if m > 0 then
     local row = redis.call("HMGET", key, unpack(ARGV, 5, 4 + m))

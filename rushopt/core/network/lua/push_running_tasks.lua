@@ -10,7 +10,8 @@
 -- KEYS[2]       task counter (numbers the network's seed streams)
 -- KEYS[3]       the worker's running set
 -- KEYS[4]       the network's set of configuration fingerprints
--- KEYS[5 .. ]   task hashes, one per task
+-- KEYS[5]       the running log ("+key" per task created)
+-- KEYS[6 .. ]   task hashes, one per task
 -- ARGV[1]       limit ("" = none)
 -- ARGV[2]       the network's seed ("" = none)
 -- ARGV[3]       k, the number of fields
@@ -21,8 +22,8 @@
 -- -i when the i-th task's fingerprint was seen before (nothing is created).
 --!include _write_tasks.lua
 local k = tonumber(ARGV[3])
-local n_tasks = #KEYS - 4
-local done = already_pushed(5, n_tasks)
+local n_tasks = #KEYS - 5
+local done = already_pushed(6, n_tasks)
 if done then
   return done
 end
@@ -36,12 +37,13 @@ if #ARGV > prints then
   end
 end
 local n = within_limit(KEYS[1], n_tasks, ARGV[1])
-write_hashes(5, n, k, 3, 4 + k, k, ARGV[2], KEYS[2])
+write_hashes(6, n, k, 3, 4 + k, k, ARGV[2], KEYS[2])
 local all = {}
 for t = 1, n do
-  local key = KEYS[4 + t]
+  local key = KEYS[5 + t]
   all[t] = key
   redis.call("SADD", KEYS[3], key)
+  redis.call("RPUSHX", KEYS[5], "+" .. key)
   if #ARGV > prints and ARGV[prints + t] ~= "" then
     redis.call("SADD", KEYS[4], ARGV[prints + t])
   end

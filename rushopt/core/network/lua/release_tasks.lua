@@ -7,12 +7,17 @@
 -- KEYS[1]     shared queue
 -- KEYS[2]     the worker's running set
 -- KEYS[3]     the worker's pending slot
--- KEYS[4..]   task hashes
+-- KEYS[4]     the running log ("-key" for a task that stops running)
+-- KEYS[5..]   task hashes
 -- Returns the number of tasks requeued (tasks the worker no longer holds are skipped).
 local n = 0
-for i = #KEYS, 4, -1 do
+for i = #KEYS, 5, -1 do
   local key = KEYS[i]
-  if redis.call("SREM", KEYS[2], key) == 1 or redis.call("LREM", KEYS[3], 1, key) == 1 then
+  local running = redis.call("SREM", KEYS[2], key) == 1
+  if running then
+    redis.call("RPUSHX", KEYS[4], "-" .. key)
+  end
+  if running or redis.call("LREM", KEYS[3], 1, key) == 1 then
     redis.call("HDEL", key, "worker_extra")
     redis.call("LPUSH", KEYS[1], key)
     n = n + 1
