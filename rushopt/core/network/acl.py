@@ -41,6 +41,7 @@ ACL_COMMANDS: tuple[str, ...] = (
     # lists: queues, archives, log, kill and wake channels
     "lpush",
     "rpush",
+    "rpushx",
     "lpop",
     "rpop",
     "lrange",
