@@ -502,6 +502,23 @@ def test_lower_confidence_bound() -> None:
     assert lower_confidence_bound(1.0, 1.0) == pytest.approx(1.0 - 1.96)
 
 
+def test_bo_keeps_proposing_near_the_optimum_of_a_noisy_objective() -> None:
+    # Given a 4-d sphere observed with noise of standard deviation 0.1 (so that the GP fits a
+    # large noise, and the lowest observed value is mostly luck)
+    rng = np.random.default_rng(0)
+    opt = BayesianOptimization({f"x{i}": Float(0.0, 1.0) for i in range(4)}, seed=0)
+    truth = []
+    for _ in range(40):
+        (config,) = opt.ask()
+        x = np.array([config[f"x{i}"] for i in range(4)])
+        value = float(np.sum((x - 0.4) ** 2))
+        opt.tell(config, value + 0.1 * float(rng.normal()))
+        truth.append(value)
+    # Then the last proposals stay near the optimum (EI over the lowest posterior mean) rather
+    # than chasing the sigma of the box's corners (EI over the lowest observed value: 0.44)
+    assert np.mean(truth[-10:]) < 0.2
+
+
 # ------------------------------------------------------------ mixed spaces and bad input
 def test_gp_finds_the_right_category_on_a_mixed_problem_where_random_search_does_not() -> None:
     # Given the mixed problem (category b is best, with its own integer and float optimum)

@@ -100,7 +100,9 @@ def acquisition_scorer(
         Exploration weight of the lower confidence bound ``mu - kappa sigma``;
         None for (minus the log of) expected improvement.
     best : float
-        The incumbent, the smallest value observed or imputed.
+        The incumbent: the smallest value observed or imputed, or (as the
+        Bayesian optimizer passes with a Gaussian process) the smallest
+        posterior mean at those points.
 
     Returns
     -------
@@ -164,7 +166,7 @@ def search(
     encoding : Encoding
         The space's encoding.
     top : numpy.ndarray of shape (n_top, n_dims)
-        Encoded best evaluations, best first.
+        Encoded best evaluations (by value, or by posterior mean), best first.
     rng : numpy.random.Generator
         Random source (the optimizer's stream).
     gradient : bool, default True
