@@ -26,7 +26,6 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,7 @@ from rushopt.core.waiting import wait_until
 pytestmark = pytest.mark.filterwarnings("ignore")
 
 # ---------------------------------------------------------------- the workers
-_POOL = f"sklearn-{uuid.uuid4().hex[:8]}"
+_POOL = "sklearn-tests"  # fixed: test ids must be the same in every collecting process (xdist)
 
 
 @pytest.fixture(scope="module")
