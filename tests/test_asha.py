@@ -243,6 +243,8 @@ def test_checkpoints_reach_the_next_rung_large_ones_as_files(
     assert "checkpoint" not in archive.columns
 
 
+# about half the configurations fail here: tune's warning about mostly failed runs may fire
+@pytest.mark.filterwarnings("ignore:.*evaluations failed so far:rushopt.exceptions.RushWarning")
 def test_unpicklable_checkpoint_fails_only_that_evaluation(redis_url: str, network_id: str) -> None:
     def objective(x: float, budget: float) -> dict[str, Any]:
         import threading
