@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -78,3 +80,25 @@ def worker(rush: Rush, redis_url: str) -> RushWorker:
 def eventually(condition: Callable[[], bool], timeout: float = 30.0) -> None:
     """Assert that ``condition`` becomes true within a generous bound."""
     assert wait_until(condition, timeout, max_interval=0.05), "condition not met in time"
+
+
+def pid_gone(pid: int) -> bool:
+    """True when ``pid`` no longer runs; a zombie waiting to be reaped counts as gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def blocking_fun() -> Callable[..., dict[str, Any]]:
+    """``x == "block"`` runs for a minute (the workload); anything else returns at once."""
+
+    def fun(x: Any) -> dict[str, Any]:
+        import time
+
+        if x == "block":
+            time.sleep(60)
+        return {"y": x}
+
+    return fun

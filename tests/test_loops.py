@@ -18,7 +18,7 @@ import pytest
 from rushopt import Rush, RushWorker
 from rushopt.core.worker.isolated import CRASH_MESSAGE, worker_loop_subprocess
 from rushopt.core.worker.loops import worker_loop_default
-from tests.conftest import eventually
+from tests.conftest import eventually, pid_gone
 
 # Functions for local workers are built inside factories: cloudpickle then sends
 # them by value, so the workers never need to import this test module.
@@ -85,15 +85,6 @@ def _random_fun() -> Callable[..., dict[str, float]]:
 def _rows(rush: Rush) -> dict[Any, dict[str, Any]]:
     """All tasks as rows, by their ``x``."""
     return {row["x"]: row for row in rush.fetch_tasks(data_format="list")}
-
-
-def _pid_gone(pid: int) -> bool:
-    """True when ``pid`` no longer runs; a zombie waiting to be reaped counts as gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
 @pytest.fixture
@@ -274,7 +265,7 @@ def test_subprocess_loop_timeout_kills_the_task_process(rush: Rush, pid_dir: Pat
     pids = _pids(pid_dir, "sleep")
     assert len(pids) == 2
     for pid in pids:
-        eventually(lambda pid=pid: _pid_gone(pid))  # type: ignore[misc]
+        eventually(lambda pid=pid: pid_gone(pid))  # type: ignore[misc]
     # And the worker goes on serving
     (good,) = rush.push_tasks([{"x": 3}])
     assert rush.wait_for_tasks([good], timeout=30)
@@ -293,7 +284,7 @@ def test_subprocess_loop_task_process_dies_with_its_worker(rush: Rush, pid_dir: 
     # When the worker process is killed outright
     os.kill(rush.processes[worker_id].pid, signal.SIGKILL)
     # Then the task process exits too
-    eventually(lambda: _pid_gone(pid))
+    eventually(lambda: pid_gone(pid))
 
 
 def test_subprocess_loop_in_process_leaks_no_processes_or_descriptors(

@@ -21,7 +21,7 @@ import redis
 
 from rushopt import Rush, RushWarning, RushWorker
 from rushopt.exceptions import WorkerStartError
-from tests.conftest import eventually
+from tests.conftest import blocking_fun, eventually, pid_gone
 
 #: Looked up by name when ``globals=[...]`` is a list (the caller's module globals).
 OFFSET_FROM_LIST = 7
@@ -41,35 +41,15 @@ def _identity_fun() -> Callable[..., dict[str, Any]]:
     return fun
 
 
-def _blocking_fun() -> Callable[..., dict[str, Any]]:
-    """``x == "block"`` runs for a minute (the workload); anything else returns at once."""
-
-    def fun(x: Any) -> dict[str, Any]:
-        if x == "block":
-            time.sleep(60)
-        return {"y": x}
-
-    return fun
-
-
 def _exited(process: subprocess.Popen[bytes]) -> Callable[[], bool]:
     return lambda: process.poll() is not None
-
-
-def _pid_gone(pid: int) -> bool:
-    """True when ``pid`` no longer runs; a zombie waiting to be reaped counts as gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
 def _kill_worker_pid(pid: int) -> None:
     """SIGKILL ``pid`` if it is still a rushopt worker (never a recycled pid)."""
     with contextlib.suppress(OSError):
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        if b"rushopt" in cmdline and b"worker" in cmdline and not _pid_gone(pid):
+        if b"rushopt" in cmdline and b"worker" in cmdline and not pid_gone(pid):
             os.kill(pid, signal.SIGKILL)
 
 
@@ -401,7 +381,7 @@ def test_stop_workers_terminate_finishes_the_current_task(rush: Rush) -> None:
 
 def test_stop_workers_kill_fails_the_running_task(rush: Rush) -> None:
     # Given a worker running a long task
-    (worker_id,) = rush.start_local_workers(n_workers=1, fun=_blocking_fun())
+    (worker_id,) = rush.start_local_workers(n_workers=1, fun=blocking_fun())
     (key,) = rush.push_tasks([{"x": "block"}])
     eventually(lambda: rush.n_running_tasks == 1)
     process = rush.processes[worker_id]
@@ -422,7 +402,7 @@ def test_stop_workers_kill_fails_the_running_task(rush: Rush) -> None:
 
 def test_stop_workers_kill_requeues_a_task_with_retries_left(rush: Rush) -> None:
     # Given a worker running a long task that may be retried once
-    (worker_id,) = rush.start_local_workers(n_workers=1, fun=_blocking_fun())
+    (worker_id,) = rush.start_local_workers(n_workers=1, fun=blocking_fun())
     (key,) = rush.push_tasks([{"x": "block"}], max_retries=1)
     eventually(lambda: rush.n_running_tasks == 1)
     # When the worker is killed
@@ -437,7 +417,7 @@ def test_stop_workers_kill_requeues_a_task_with_retries_left(rush: Rush) -> None
 
 def test_task_of_a_killed_worker_is_picked_up_by_another(rush: Rush) -> None:
     # Given two workers, one running a long task that may be retried once
-    ids = rush.start_local_workers(n_workers=2, fun=_blocking_fun())
+    ids = rush.start_local_workers(n_workers=2, fun=blocking_fun())
     (key,) = rush.push_tasks([{"x": "block"}], max_retries=1)
     eventually(lambda: rush.n_running_tasks == 1)
     (first,) = rush.fetch_running_tasks()["worker_id"]
@@ -554,7 +534,7 @@ def _detect_until_lost(rush: Rush) -> list[str]:
 
 def test_detect_lost_workers_finds_a_killed_process(rush: Rush) -> None:
     # Given a worker in the middle of a task
-    (worker_id,) = rush.start_local_workers(n_workers=1, fun=_blocking_fun())
+    (worker_id,) = rush.start_local_workers(n_workers=1, fun=blocking_fun())
     (key,) = rush.push_tasks([{"x": "block"}])
     eventually(lambda: rush.n_running_tasks == 1)
     # When its process is killed behind the controller's back
@@ -570,7 +550,7 @@ def test_detect_lost_workers_finds_a_killed_process(rush: Rush) -> None:
 
 def test_detect_lost_workers_requeues_a_task_with_retries_left(rush: Rush) -> None:
     # Given a worker in the middle of a task that may be retried once
-    (worker_id,) = rush.start_local_workers(n_workers=1, fun=_blocking_fun())
+    (worker_id,) = rush.start_local_workers(n_workers=1, fun=blocking_fun())
     (key,) = rush.push_tasks([{"x": "block"}], max_retries=1)
     eventually(lambda: rush.n_running_tasks == 1)
     # When its process is killed and the loss detected
@@ -597,7 +577,7 @@ def test_cleanly_terminated_worker_is_never_lost(rush: Rush) -> None:
 
 def test_restart_local_workers_gives_a_new_process_under_the_same_id(rush: Rush) -> None:
     # Given a lost worker
-    (worker_id,) = rush.start_local_workers(n_workers=1, fun=_blocking_fun())
+    (worker_id,) = rush.start_local_workers(n_workers=1, fun=blocking_fun())
     old_pid = rush.processes[worker_id].pid
     os.kill(old_pid, signal.SIGKILL)
     assert _detect_until_lost(rush) == [worker_id]
@@ -721,7 +701,7 @@ def start_controller(
 
 
 def _served_or_died(rush: Rush, key: str, pid: int) -> Callable[[], bool]:
-    return lambda: rush.finished_tasks == [key] or _pid_gone(pid)
+    return lambda: rush.finished_tasks == [key] or pid_gone(pid)
 
 
 @pytest.mark.slow
@@ -738,11 +718,11 @@ def test_supervised_workers_exit_when_the_controller_dies(
     os.kill(controller.process.pid, signal.SIGKILL)
     controller.process.wait()
     # Then the supervised worker exits
-    eventually(lambda: _pid_gone(supervised_pid))
+    eventually(lambda: pid_gone(supervised_pid))
     # And the unsupervised one lives on and still serves tasks
     (key,) = rush.push_priority_tasks([{"x": 3}], priority=[unsupervised_id])
     eventually(_served_or_died(rush, key, unsupervised_pid))
-    assert not _pid_gone(unsupervised_pid)
+    assert not pid_gone(unsupervised_pid)
     assert rush.finished_tasks == [key]
     assert list(rush.fetch_finished_tasks()["worker_id"]) == [unsupervised_id]
 

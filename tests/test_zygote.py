@@ -18,7 +18,7 @@ import rushopt
 from rushopt import Rush
 from rushopt.core.controller import local
 from rushopt.core.controller.zygote import ZYGOTE_ENV, Zygote, ZygoteProcess, zygote_enabled
-from tests.conftest import eventually
+from tests.conftest import blocking_fun, eventually, pid_gone
 
 # Functions for the workers are built inside factories: cloudpickle then sends
 # them by value, so the workers never need to import this test module.
@@ -42,26 +42,6 @@ def _draw_fun() -> Callable[..., dict[str, Any]]:
         }
 
     return fun
-
-
-def _blocking_fun() -> Callable[..., dict[str, Any]]:
-    def fun(x: Any) -> dict[str, Any]:
-        import time
-
-        if x == "block":
-            time.sleep(60)
-        return {"y": x}
-
-    return fun
-
-
-def _pid_gone(pid: int) -> bool:
-    """True when ``pid`` no longer runs; a zombie waiting to be reaped counts as gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
 @pytest.fixture
@@ -105,7 +85,7 @@ def test_forked_workers_register_evaluate_and_write_their_output(rush: Rush) -> 
 
 def test_a_killed_forked_worker_is_detected_lost_and_restarted(rush: Rush) -> None:
     # Given a forked worker busy with a long task
-    (worker_id,) = rush.start_local_workers(1, fun=_blocking_fun())
+    (worker_id,) = rush.start_local_workers(1, fun=blocking_fun())
     (key,) = rush.push_tasks([{"x": "block"}])
     eventually(lambda: rush.n_running_tasks == 1)
     process = rush.processes[worker_id]
@@ -126,7 +106,7 @@ def test_a_killed_forked_worker_is_detected_lost_and_restarted(rush: Rush) -> No
 
 def test_stop_workers_kill_ends_a_forked_worker(rush: Rush) -> None:
     # Given a forked worker with a long task
-    (worker_id,) = rush.start_local_workers(1, fun=_blocking_fun())
+    (worker_id,) = rush.start_local_workers(1, fun=blocking_fun())
     rush.push_tasks([{"x": "block"}])
     eventually(lambda: rush.n_running_tasks == 1)
     # When it is killed, then it is gone at once and its handle says so
@@ -190,7 +170,7 @@ def test_workers_of_a_dead_zygote_are_lost_and_restarted_without_it(
     rush: Rush, fresh_zygote: None, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Given a forked worker of a zygote of its own
-    (worker_id,) = rush.start_local_workers(1, fun=_blocking_fun())
+    (worker_id,) = rush.start_local_workers(1, fun=blocking_fun())
     process = rush.processes[worker_id]
     zygote = local._ZygoteHolder._zygote
     assert zygote is not None and isinstance(process, ZygoteProcess)
@@ -199,7 +179,7 @@ def test_workers_of_a_dead_zygote_are_lost_and_restarted_without_it(
         zygote.process.kill()
         # Then its worker is killed and reported so, and a restart needs no zygote
         assert process.wait(timeout=30) == -signal.SIGKILL
-        eventually(lambda: _pid_gone(process.pid))
+        eventually(lambda: pid_gone(process.pid))
         assert rush.detect_lost_workers(restart_local_workers=True) == [worker_id]
     assert isinstance(rush.processes[worker_id], subprocess.Popen)
     eventually(lambda: worker_id in rush.running_worker_ids)
@@ -258,12 +238,12 @@ def test_forked_workers_and_zygote_die_with_a_killed_controller(
     try:
         assert controller.stdout is not None
         pids = [int(p) for p in controller.stdout.readline().split()]
-        assert len(pids) == 3 and not any(_pid_gone(p) for p in pids)
+        assert len(pids) == 3 and not any(pid_gone(p) for p in pids)
         # When it is SIGKILLed
         controller.kill()
         controller.wait(timeout=30)
         # Then its workers and its zygote exit too
-        eventually(lambda: all(_pid_gone(p) for p in pids))
+        eventually(lambda: all(pid_gone(p) for p in pids))
     finally:
         controller.kill()
         controller.wait()

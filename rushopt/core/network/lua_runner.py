@@ -204,19 +204,14 @@ class LuaRunner:
         if not calls:
             return
         script = self._scripts[name]
-        conn = self._acquire()
-        try:
+        commands = [("EVALSHA", script.sha, len(k), *k, *a) for k, a in calls]
+
+        def send(conn: Any) -> None:
             conn.send_command("SCRIPT", "LOAD", script.source)  # idempotent; no NOSCRIPT midway
             conn.read_response()
-            commands = [("EVALSHA", script.sha, len(k), *k, *a) for k, a in calls]
             conn.send_packed_command(conn.pack_commands(commands), check_health=False)
-            for _ in commands:
-                yield conn.read_response()
-        except BaseException:
-            conn.disconnect()
-            self._release(conn)
-            raise
-        self._release(conn)
+
+        yield from self._replies(send, len(commands))
 
     def commands_pipelined(self, commands: Sequence[tuple[Any, ...]]) -> Iterator[Any]:
         """Send plain commands in one write; yield their replies in order.
@@ -227,10 +222,22 @@ class LuaRunner:
         """
         if not commands:
             return
+
+        def send(conn: Any) -> None:
+            conn.send_packed_command([b"".join(map(_pack, commands))], check_health=False)
+
+        yield from self._replies(send, len(commands))
+
+    def _replies(self, send: Callable[[Any], None], n: int) -> Iterator[Any]:
+        """Lease a connection, ``send(conn)``, then yield ``n`` replies in order.
+
+        On any error (or a caller that stops early) the connection, which may
+        hold unread replies, is closed before it goes back.
+        """
         conn = self._acquire()
         try:
-            conn.send_packed_command([b"".join(map(_pack, commands))], check_health=False)
-            for _ in commands:
+            send(conn)
+            for _ in range(n):
                 yield conn.read_response()
         except BaseException:
             conn.disconnect()
