@@ -121,12 +121,6 @@ def load_start_args(
         beat.start()
         beat.beat.wait(timeout=10)  # no controller sees a pre worker without its key
         pre = keys.worker_state(WorkerState.PRE.value)
-        register_worker(
-            network, worker_id, WorkerState.PRE.value, remote, keys.heartbeat(worker_id)
-        )
-        logger.info("worker %s waits for start arguments", worker_id)
-        if on_wait is not None:
-            on_wait(network_id)
 
         def available() -> bool:
             # also stop waiting when asked to terminate, killed, or the network was reset
@@ -139,7 +133,14 @@ def load_start_args(
             return payload is not None or bool(terminated) or not still_pre
 
         try:
+            # the handler is in place before anyone can see the worker as pre
             with _sigterm_raises():
+                register_worker(
+                    network, worker_id, WorkerState.PRE.value, remote, keys.heartbeat(worker_id)
+                )
+                logger.info("worker %s waits for start arguments", worker_id)
+                if on_wait is not None:
+                    on_wait(network_id)
                 wait_until(available, max_interval=1.0)
         except (_Terminated, KeyboardInterrupt) as exc:
             _deregister(network, worker_id, beat)
