@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from rushopt import RedisServer, Rush, rush_plan
 from rushopt.core.large_objects import LargeObject, store_large_object
+from rushopt.exceptions import InputError
 from tests.conftest import eventually
 
 
@@ -111,3 +114,55 @@ def test_metadata_is_stored_with_the_network_and_reset_with_it(rush: Rush) -> No
     assert rush.metadata == {"metric": "y", "direction": "maximize", "n_evals": 12}
     rush.reset()
     assert rush.metadata == {}
+
+
+def test_a_shared_value_only_moves_forward(rush: Rush) -> None:
+    # Given nothing shared yet
+    assert rush.read_shared_value("fit") is None
+    # When offers arrive out of order
+    assert rush.offer_shared_value("fit", 10, b"ten")
+    assert not rush.offer_shared_value("fit", 7, b"seven")
+    assert not rush.offer_shared_value("fit", 10, b"ten again")
+    # Then the highest rank stays
+    assert rush.read_shared_value("fit") == (10, b"ten")
+    assert rush.offer_shared_value("fit", 11, b"")
+    assert rush.read_shared_value("fit") == (11, b"")
+    # and a lead makes an offer a claim: it needs a rank that far ahead
+    assert not rush.offer_shared_value("fit", 15, b"claim", lead=5)
+    assert rush.offer_shared_value("fit", 16, b"claim", lead=5)
+    # and the value goes with the network
+    rush.reset()
+    assert rush.read_shared_value("fit") is None
+
+
+def test_of_racing_offers_the_highest_rank_stays(rush: Rush, make_rush: Any) -> None:
+    # Given four clients offering ranks 0..199 at once, two counting up and two down
+    clients = [make_rush(network_id=rush.network_id) for _ in range(4)]
+
+    def offer(i: int) -> int:
+        order = list(range(i, 200, 4)) if i % 2 else list(range(199 - i, -1, -4))
+        return sum(clients[i].offer_shared_value("v", r, str(r).encode()) for r in order)
+
+    with ThreadPoolExecutor(4) as pool:
+        stored = sum(pool.map(offer, range(4)))
+    # Then the stored value is the highest rank's, and no offer stored an older one after it
+    assert rush.read_shared_value("v") == (199, b"199")
+    assert 1 <= stored <= 200
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"name": "", "rank": 1, "value": b""}, "name"),
+        ({"name": "v", "rank": -1, "value": b""}, "rank"),
+        ({"name": "v", "rank": True, "value": b""}, "rank"),
+        ({"name": "v", "rank": 1, "value": "text"}, "value must be bytes"),
+        ({"name": "v", "rank": 1, "value": b"", "lead": 0}, "lead"),
+    ],
+)
+def test_bad_shared_values_are_refused_by_name(
+    rush: Rush, kwargs: dict[str, Any], match: str
+) -> None:
+    with pytest.raises(InputError, match=match):
+        rush.offer_shared_value(**kwargs)
+    assert rush.read_shared_value("v") is None

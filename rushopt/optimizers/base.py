@@ -19,13 +19,13 @@ import json
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from rushopt.optimizers.space import Param, Space, as_space
 
-__all__ = ["Optimizer", "config_fingerprint", "config_key"]
+__all__ = ["Optimizer", "SharedValues", "config_fingerprint", "config_key"]
 
 
 def config_key(config: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -73,6 +73,23 @@ def config_fingerprint(config: Mapping[str, Any]) -> str:
     pairs = [list(pair) for pair in config_key(config)]
     text = json.dumps(pairs, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha1(text.encode("ascii")).hexdigest()
+
+
+class SharedValues(Protocol):
+    """Values the optimizers of one network share (a :class:`~rushopt.core.RushWorker` is one).
+
+    A value has a rank and only moves forward: an offer replaces the shared
+    value only if it ranks higher (see
+    :meth:`~rushopt.core.Rush.offer_shared_value`).
+    """
+
+    def offer_shared_value(self, name: str, rank: int, value: bytes, lead: int = 1) -> bool:
+        """Share ``value`` unless the shared one's rank exceeds ``rank - lead``; return whether."""
+        ...
+
+    def read_shared_value(self, name: str) -> tuple[int, bytes] | None:
+        """Return ``(rank, value)`` of the shared value ``name``, or None."""
+        ...
 
 
 class Optimizer(ABC):
@@ -151,7 +168,11 @@ class Optimizer(ABC):
         return f"{type(self).__name__}({args})"
 
     def join_network(
-        self, index: int, claim: Callable[[], int] | None = None, design_seed: int | None = None
+        self,
+        index: int,
+        claim: Callable[[], int] | None = None,
+        design_seed: int | None = None,
+        shared: SharedValues | None = None,
     ) -> None:
         """Take part in a decentralized network as its loop number ``index`` (default: nothing).
 
@@ -159,7 +180,9 @@ class Optimizer(ABC):
         before the first ``ask``. Optimizers with an initial design may take
         it from one network-wide sequence: ``claim()`` returns the next index
         of the network's design (0, 1, ... across all workers, atomically) and
-        ``design_seed`` is the same on every worker.
+        ``design_seed`` is the same on every worker. Optimizers with costly
+        state that every worker would compute alike (a surrogate's
+        hyperparameters) may share it through ``shared``.
 
         Parameters
         ----------
@@ -169,6 +192,8 @@ class Optimizer(ABC):
             Returns the next network-wide index of the initial design.
         design_seed : int, optional
             Seed of the network's initial design.
+        shared : SharedValues, optional
+            The network's shared values (the worker itself).
         """
         return  # an optimizer without an initial design has nothing to share
 

@@ -42,7 +42,17 @@ likelihood evaluation, so they are re-optimized on every ask only while at
 most 20 evaluations succeeded; afterwards from the previous optimum every
 ``min(20, n // 10)`` new evaluations, with random restarts again whenever ``n``
 has doubled since the last restarts, and in between only the Cholesky factor
-is recomputed.
+is recomputed. On a rush network that schedule is the network's, not each
+worker's: a worker that fitted offers its hyperparameters, ranked by its
+``n``, as a shared value (one script keeps the highest rank), and a worker
+about to refit first takes the shared ones when they were fitted on more
+results than its own; it then fits only if those are due too, and only if it
+claims the refit (another script: of the workers due at about the same
+``n``, one fits and the others condition on the shared fit). So with ``W``
+workers the network fits about as often as one worker would, where each
+worker refitting on its own made every ask of a large network a refit (its
+``n`` grows by about ``W`` between two of its asks): with 32 workers on 2
+cores that was most of the CPU the workers spent.
 """
 
 from __future__ import annotations
@@ -55,7 +65,7 @@ from typing import Any
 import numpy as np
 
 from rushopt.optimizers.acquisition_search import N_TOP, search, unique_configs
-from rushopt.optimizers.base import Optimizer
+from rushopt.optimizers.base import Optimizer, SharedValues
 from rushopt.optimizers.encoding import Encoding
 from rushopt.optimizers.features import KernelFeatures, SpaceModel
 from rushopt.optimizers.forest import RandomForestSurrogate
@@ -86,6 +96,9 @@ _EI_WORKERS = 4
 # posterior mean (below, the lowest value: the two nearly coincide, and noise-free runs such
 # as levy4's keep their trajectories)
 _NOISY = 1e-2
+#: Name of the shared value holding the network's GP hyperparameters (join_network).
+_SHARED_FIT = "gp_hyperparameters"
+_SHARED_CLAIM = "gp_hyperparameters_claim"  # the n of the latest refit a worker claimed
 
 
 def _acquisition_error(value: Any) -> ValueError:
@@ -202,7 +215,11 @@ class BayesianOptimization(Optimizer):
             raise ValueError(f"mode must be one of {list(_MODES)}, got {self.mode!r}")
 
     def join_network(
-        self, index: int, claim: Callable[[], int] | None = None, design_seed: int | None = None
+        self,
+        index: int,
+        claim: Callable[[], int] | None = None,
+        design_seed: int | None = None,
+        shared: SharedValues | None = None,
     ) -> None:
         """Take part in a decentralized network as its loop number ``index``.
 
@@ -211,6 +228,9 @@ class BayesianOptimization(Optimizer):
         scrambled Sobol sequence seeded by ``design_seed``, on whichever
         worker claims it, until ``n_initial`` indices are claimed. With
         ``index >= 4`` and ``acquisition="auto"``, the stochastic LCB is used.
+        With ``shared``, the Gaussian process's hyperparameters are the
+        network's (module docstring): a worker fits them only when the latest
+        fit of any worker is due for a refit, and offers its fit to the others.
 
         Parameters
         ----------
@@ -222,8 +242,11 @@ class BayesianOptimization(Optimizer):
             initial design is one Sobol sequence for the whole network.
         design_seed : int, optional
             Seed of the network's Sobol sequence, the same on every worker.
+        shared : SharedValues, optional
+            Where the workers share the hyperparameters (the worker itself).
         """
         self._network = (int(index), claim, design_seed)
+        self._shared = shared
 
     def _setup(self) -> None:
         space = self.space_
@@ -393,20 +416,60 @@ class BayesianOptimization(Optimizer):
         model = self.surrogate_
         Z = self._model_input(X)
         if isinstance(model, GPSurrogate):
-            n = len(y)
-            restart = self._gp_restart_n
-            if restart is None or n <= _FULL_FIT_UNTIL or n >= 2 * restart:
-                seed = int(self.rng_.integers(2**31))
-                model.set_params(n_restarts=2, seed=seed).fit(Z, y)
-                self._gp_restart_n = self._gp_fit_n = n
-            elif n - self._gp_fit_n >= min(20, max(1, n // 10)):
-                model.set_params(n_restarts=0).fit(Z, y)
-                self._gp_fit_n = n
-            else:
-                model.fit(Z, y, optimize=False)
+            self._fit_gp(model, Z, y)
         else:
             model.set_params(seed=int(self.rng_.integers(2**31))).fit(Z, y)
         return X, y
+
+    def _fit_gp(self, model: GPSurrogate, Z: np.ndarray, y: np.ndarray) -> None:
+        """Fit the Gaussian process, its hyperparameters only when due (module docstring)."""
+        n = len(y)
+        shared: SharedValues | None = getattr(self, "_shared", None)
+        if n <= _FULL_FIT_UNTIL:
+            shared = None  # fits on few points are cheap: every worker makes its own
+        if shared is not None:
+            self._adopt_shared_fit(model, Z.shape[1], shared)
+        restart = self._gp_restart_n
+        step = min(20, max(1, n // 10))
+        full = restart is None or n <= _FULL_FIT_UNTIL or n >= 2 * restart
+        due = full or n - self._gp_fit_n >= step
+        if due and shared is not None and self._has_hyperparameters(model, Z.shape[1]):
+            # one worker refits; the others go on with the shared fit until it arrives
+            due = shared.offer_shared_value(_SHARED_CLAIM, n, b"", lead=step)
+        if not due:
+            model.fit(Z, y, optimize=False)
+            return
+        if full:
+            seed = int(self.rng_.integers(2**31))
+            model.set_params(n_restarts=2, seed=seed).fit(Z, y)
+            self._gp_restart_n = n
+        else:
+            model.set_params(n_restarts=0).fit(Z, y)
+        self._gp_fit_n = n
+        if shared is not None:
+            self._offer_shared_fit(model, shared)
+
+    @staticmethod
+    def _has_hyperparameters(model: GPSurrogate, n_features: int) -> bool:
+        theta = getattr(model, "theta_", None)
+        return theta is not None and len(theta) == model.n_hyperparameters(n_features)
+
+    def _adopt_shared_fit(self, model: GPSurrogate, n_features: int, shared: SharedValues) -> None:
+        """Take the network's hyperparameters if they were fitted on more results than ours."""
+        got = shared.read_shared_value(_SHARED_FIT)
+        if got is None or got[0] <= self._gp_fit_n:
+            return
+        values = np.frombuffer(got[1], dtype="<f8")
+        if len(values) != model.n_hyperparameters(n_features) + 1:
+            return  # another space's fit (cannot happen within one run)
+        model.theta_ = values[1:].copy()
+        self._gp_fit_n = got[0]
+        self._gp_restart_n = max(self._gp_restart_n or 0, int(values[0]))
+
+    def _offer_shared_fit(self, model: GPSurrogate, shared: SharedValues) -> None:
+        """Offer the hyperparameters just fitted to the network, ranked by ``n``."""
+        values = np.r_[float(self._gp_restart_n or 0), model.theta_].astype("<f8")
+        shared.offer_shared_value(_SHARED_FIT, self._gp_fit_n, values.tobytes())
 
     def _impute(self, batch: _Batch, pending: list[dict[str, Any]]) -> None:
         """Refit the surrogate with pending configurations imputed at its mean.

@@ -148,6 +148,16 @@ class GPSurrogate(RegressorMixin, BaseEstimator):  # type: ignore[misc]
             )
         return groups
 
+    def n_hyperparameters(self, n_features: int) -> int:
+        """Length of ``theta_`` for ``n_features`` features: one length scale per group, s, noise.
+
+        Raises
+        ------
+        ValueError
+            If ``groups`` does not fit ``n_features``.
+        """
+        return int(self._groups(n_features).max()) + 3
+
     def _prior(self, g: int) -> tuple[np.ndarray, np.ndarray]:
         """Means and standard deviations of the normal priors of the log-parameters."""
         mean = np.r_[np.full(g, 0.25 * math.log(g) - 0.5), 0.0, math.log(1e-4)]

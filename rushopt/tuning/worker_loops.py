@@ -522,6 +522,7 @@ def optimize_loop(rush: RushWorker, settings: LoopSettings) -> None:
         index,
         claim=lambda: claim_design_index(rush),
         design_seed=design_seed(base, rush.network_id),
+        shared=rush,
     )
     proposer = _Proposer(rush, optimizer, settings, ahead=True)
     try:

@@ -1,4 +1,4 @@
-"""Server settings of a network's Redis: snapshots and INFO."""
+"""Server settings of a network's Redis (snapshots, INFO), its metadata and shared values."""
 
 from __future__ import annotations
 
@@ -81,6 +81,62 @@ class ServerAdmin:
         Decentralized loops use it to number themselves across the network.
         """
         return int(self.network.redis.hincrby(self.network.keys.metadata, name, amount))
+
+    def offer_shared_value(self, name: str, rank: int, value: bytes, lead: int = 1) -> bool:
+        """Share ``value`` with the network's workers unless the shared one ranks as high.
+
+        A shared value only moves forward: it is replaced only by an offer of
+        a rank at least ``lead`` higher, in one script, so of several workers
+        offering at once the stored rank never decreases. With ``lead > 1`` an
+        offer claims work: of the workers that would each redo the same work
+        at about the same rank, the first wins and the others skip it.
+        Decentralized Bayesian optimization shares its surrogate's
+        hyperparameters this way, ranked by the number of results they were
+        fitted on, and claims each refit, so that one worker's fit serves all.
+
+        Parameters
+        ----------
+        name : str
+            The value's name.
+        rank : int
+            Its rank (non-negative).
+        value : bytes
+            The value.
+        lead : int, default 1
+            By how much ``rank`` must exceed the stored rank.
+
+        Returns
+        -------
+        bool
+            Whether ``value`` is now the shared one.
+
+        Raises
+        ------
+        InputError
+            If ``name`` is not a non-empty string, ``rank`` not a non-negative
+            integer, ``value`` not bytes or ``lead`` not a positive integer.
+        """
+        if not isinstance(name, str) or not name:
+            raise InputError(f"name must be a non-empty string, got {name!r}")
+        if isinstance(rank, bool) or not isinstance(rank, int) or rank < 0:
+            raise InputError(f"rank must be a non-negative integer, got {rank!r}")
+        if not isinstance(value, bytes):
+            raise InputError(f"value must be bytes, got {type(value).__name__}")
+        if isinstance(lead, bool) or not isinstance(lead, int) or lead < 1:
+            raise InputError(f"lead must be a positive integer, got {lead!r}")
+        return self.network.scripts.offer_shared(name, rank, value, lead)
+
+    def read_shared_value(self, name: str) -> tuple[int, bytes] | None:
+        """Return ``(rank, value)`` of the shared value ``name`` (see :meth:`offer_shared_value`).
+
+        Returns
+        -------
+        (int, bytes) or None
+            ``None`` while nothing was offered.
+        """
+        if not isinstance(name, str) or not name:
+            raise InputError(f"name must be a non-empty string, got {name!r}")
+        return self.network.scripts.read_shared(name)
 
     @property
     def redis_info(self) -> dict[str, Any]:

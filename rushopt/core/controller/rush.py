@@ -330,6 +330,8 @@ class Rush:
     metadata = ForwardProperty("_admin", ServerAdmin.metadata)
     update_metadata = forward("_admin", ServerAdmin.update_metadata)
     increment_metadata = forward("_admin", ServerAdmin.increment_metadata)
+    offer_shared_value = forward("_admin", ServerAdmin.offer_shared_value)
+    read_shared_value = forward("_admin", ServerAdmin.read_shared_value)
     redis_info = ForwardProperty("_admin", ServerAdmin.redis_info)
 
 

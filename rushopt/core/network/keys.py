@@ -40,6 +40,8 @@ Layout (``P`` is the prefix)::
     P rung:<b>:<k>:candidates zset    the same, less those promoted already
     P budget_started          string  multi-fidelity: sum of the budgets of the tasks created
     P checkpoint:<uuid>       string  pickled checkpoint a task left for its promotion
+    P shared:<name>           hash    a value workers share (rank, value), e.g. a surrogate's
+                                      hyperparameters: replaced only by a higher rank
 
 A worker pool (``rushopt worker --pool NAME``) has keys of its own, under
 ``<prefix>:pool:{<name>}:`` (so one ACL pattern, ``~rushopt:*``, covers
@@ -300,6 +302,10 @@ class KeySchema:
     def checkpoint(self, task_id: str) -> str:
         """Return the key of the checkpoint the task ``task_id`` left for its promotion."""
         return f"{self.base}checkpoint:{task_id}"
+
+    def shared(self, name: str) -> str:
+        """Return the key of the value ``name`` that the network's workers share."""
+        return f"{self.base}shared:{name}"
 
 
 class PoolKeySchema:

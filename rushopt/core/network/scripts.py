@@ -36,6 +36,7 @@ SCRIPT_NAMES = (
     "fail_tasks",
     "finish_tasks",
     "hold_lease",
+    "offer_shared",
     "pop_task",
     "pop_tasks",
     "push_running_tasks",
@@ -43,6 +44,7 @@ SCRIPT_NAMES = (
     "read_hashes",
     "read_list_hashes",
     "read_running_log",
+    "read_shared",
     "read_value",
     "register_worker",
     "release_tasks",
@@ -519,6 +521,19 @@ class Scripts:
         """Return the pickled checkpoint the task ``task_id`` left, or None."""
         value = self._run("read_value", [self._keys.checkpoint(task_id)], [])
         return value or None
+
+    # ---------------------------------------------------------- shared values
+    def offer_shared(self, name: str, rank: int, value: bytes, lead: int = 1) -> bool:
+        """Store ``value`` as the shared value ``name`` unless one of rank > ``rank - lead`` is."""
+        args = [int(rank), value, int(lead)]
+        return bool(self._run("offer_shared", [self._keys.shared(name)], args))
+
+    def read_shared(self, name: str) -> tuple[int, bytes] | None:
+        """Return the rank and value of the shared value ``name``, or None."""
+        rank, value = self._run("read_shared", [self._keys.shared(name)], [])
+        if rank is None or value is None:
+            return None
+        return int(rank), bytes(value)
 
 
 class PoolScripts:
