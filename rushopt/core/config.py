@@ -12,6 +12,7 @@ variable (read only by :meth:`RedisConfig.from_env`), then the embedded server
 
 from __future__ import annotations
 
+import functools
 import logging
 import numbers
 import os
@@ -188,6 +189,11 @@ class RedisConfig:
             # server must fail within a few seconds, a short blip must not
             "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), DEFAULT_CONNECT_RETRIES),
         }
+        driver = _driver_info()
+        if driver is not None and not {"driver_info", "lib_name", "lib_version"} & set(
+            self.redis_kwargs
+        ):
+            kwargs["driver_info"] = driver
         kwargs.update(self.redis_kwargs)
         kwargs["decode_responses"] = False
         return kwargs
@@ -425,3 +431,18 @@ def _check_thresholds(
             raise InputError(f"log_thresholds[{name!r}]: unknown level {level!r}")
         thresholds[str(name)] = level.upper() if isinstance(level, str) else int(level)
     return thresholds
+
+
+@functools.cache
+def _driver_info() -> Any:
+    """redis-py's client identification, built once per process (None before redis-py 7).
+
+    Without it redis-py reads its own version from the installed package's
+    metadata for every connection it makes: about 8 ms each, which was a fifth
+    of a worker's start.
+    """
+    try:
+        from redis.driver_info import DriverInfo
+    except ImportError:
+        return None
+    return DriverInfo(name="redis-py", lib_version=redis.__version__)

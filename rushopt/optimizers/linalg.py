@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
-__all__ = ["matern52", "single_blas_thread", "stable_cholesky"]
+__all__ = ["load_blas_controller", "matern52", "single_blas_thread", "stable_cholesky"]
 
 _SQRT5 = math.sqrt(5.0)
 _MAX_JITTER_TRIES = 8
@@ -29,19 +29,29 @@ def single_blas_thread() -> Any:
     Workers already occupy every core, and on matrices of a few hundred rows
     OpenBLAS threads mostly wait for each other: a likelihood optimization
     at n = 300 took 0.3 s on one thread and up to 4 s on two busy cores. The
-    library scan of ``threadpoolctl`` is done once (it takes about 10 ms).
+    library scan of ``threadpoolctl`` is done once (:func:`load_blas_controller`).
 
     Returns
     -------
     contextlib.AbstractContextManager
         Restores the previous limits on exit.
     """
+    load_blas_controller()
+    return _controller.limit(limits=1, user_api="blas")
+
+
+def load_blas_controller() -> None:
+    """Scan the loaded BLAS libraries once (``threadpoolctl``), for :func:`single_blas_thread`.
+
+    The worker zygote calls it before it forks, so that workers do not each
+    scan the few hundred shared libraries numpy, scipy and scikit-learn load
+    (tens of milliseconds per worker).
+    """
     global _controller
     if _controller is None:
         from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
 
         _controller = ThreadpoolController()
-    return _controller.limit(limits=1, user_api="blas")
 
 
 def stable_cholesky(K: np.ndarray) -> tuple[np.ndarray, float]:

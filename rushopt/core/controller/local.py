@@ -154,7 +154,8 @@ class _Supervisor:
             return cls._read_fd
 
 
-#: What the workers of :func:`~rushopt.tune` import besides their loop: the optimizer stack.
+#: What the workers of :func:`~rushopt.tune` import besides their loop: the optimizer stack
+#: (``module:function``: the zygote also calls the function once before it forks).
 TUNING_MODULES = (
     "numpy",
     "scipy.stats",
@@ -165,6 +166,8 @@ TUNING_MODULES = (
     "rushopt.optimizers.forest",
     "rushopt.tuning",
     "rushopt.tuning.worker_loops",
+    "rushopt.optimizers.linalg:load_blas_controller",
+    "rushopt.optimizers.space:load_sobol_tables",
 )
 
 

@@ -7,7 +7,10 @@ modules and the modules the controller names (the optimizer stack for
 waits for requests. For each it forks a child that becomes the worker: the
 child runs exactly what ``python -m rushopt worker ...`` runs, with the same
 arguments, so a worker starts in milliseconds instead of importing numpy,
-scipy and scikit-learn itself.
+scipy and scikit-learn itself. An entry ``module:function`` also calls
+``function()`` once after the import, to do before the forks what every
+worker would otherwise do on its own (e.g. scanning the loaded BLAS
+libraries, loading the Sobol direction numbers).
 
 The zygote is safe to fork because it does little: it never connects to
 Redis, never starts a thread (it checks before each fork that it is the only
@@ -75,15 +78,23 @@ def _forkable() -> str | None:
     return None
 
 
-def _preload(modules: list[str], failed: set[str]) -> None:
-    """Import ``modules``; one that fails is left to the worker, which reports the error."""
+def _preload(modules: list[str], failed: set[str], done: set[str]) -> None:
+    """Import ``modules`` (and call ``module:function`` entries once).
+
+    One that fails is left to the worker, which reports the error.
+    """
     for name in modules:
-        if name in sys.modules or name in failed:
+        if name in done or name in failed:
             continue
+        module_name, _, function = name.partition(":")
         try:
-            importlib.import_module(name)
+            module = importlib.import_module(module_name)
+            if function:
+                getattr(module, function)()
         except BaseException:  # a broken user module must not end the zygote
             failed.add(name)
+        else:
+            done.add(name)
 
 
 def _send(fd: int, message: dict[str, Any]) -> None:
@@ -151,9 +162,9 @@ def _become_worker(request: dict[str, Any], keep: int | None) -> NoReturn:
         os._exit(code)
 
 
-def _spawn(request: dict[str, Any], status_fd: int, failed: set[str]) -> None:
+def _spawn(request: dict[str, Any], status_fd: int, failed: set[str], done: set[str]) -> None:
     """Fork the worker a request asks for and answer with its pid (or why not)."""
-    _preload(list(request.get("preload", ())), failed)
+    _preload(list(request.get("preload", ())), failed, done)
     reason = _forkable()
     if reason is not None:
         _send(status_fd, {"id": request["id"], "error": reason})
@@ -188,7 +199,8 @@ def serve(status_fd: int, preload: list[str]) -> int:
         The exit code: 0 once stdin reached end-of-file.
     """
     failed: set[str] = set()
-    _preload([*BASE_MODULES, *preload], failed)
+    done: set[str] = set()
+    _preload([*BASE_MODULES, *preload], failed, done)
     _send(status_fd, {"ready": True, "unforkable": _forkable(), "failed": sorted(failed)})
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
@@ -213,7 +225,7 @@ def serve(status_fd: int, preload: list[str]) -> int:
         *lines, buffer = buffer.split(b"\n")
         for line in lines:
             if line.strip():
-                _spawn(json.loads(line), status_fd, failed)
+                _spawn(json.loads(line), status_fd, failed, done)
         _reap(status_fd)
 
 
