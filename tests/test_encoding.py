@@ -9,7 +9,7 @@ from rushopt.optimizers.encoding import Encoding
 from rushopt.optimizers.features import KernelFeatures, SpaceModel
 from rushopt.optimizers.gp import GPSurrogate
 from rushopt.optimizers.space import Categorical, Float, Int, Space
-from rushopt.optimizers.targets import warp_targets
+from rushopt.optimizers.targets import warp_targets, yeojohnson
 
 SPACE = Space(
     {
@@ -114,6 +114,33 @@ def test_warp_targets_keeps_the_order_at_any_scale(scale: float) -> None:
     assert float(np.std(w)) == pytest.approx(1.0)
     # the outlier no longer dominates: the good points keep most of the spread
     assert float(np.std(w[:-1])) > 0.3
+
+
+@pytest.mark.parametrize("kind", ["normal", "lognormal", "negative", "cauchy"])
+def test_yeojohnson_is_scipys_transform_and_its_fit(kind: str) -> None:
+    from scipy import stats
+    from scipy.optimize import minimize_scalar
+
+    from rushopt.optimizers.targets import _negative_log_likelihood
+
+    rng = np.random.default_rng(0)
+    draw = {
+        "normal": lambda n: rng.normal(size=n),
+        "lognormal": lambda n: np.exp(rng.normal(size=n)),
+        "negative": lambda n: -np.exp(rng.normal(size=n)),
+        "cauchy": lambda n: rng.standard_cauchy(n),
+    }[kind]
+    for n in (5, 50, 300):
+        x = draw(n)
+        # the transform is scipy's at every exponent, 0 and 2 included
+        for lmbda in (-3.0, -1.0, 0.0, 0.5, 1.0, 2.0, 3.0):
+            np.testing.assert_allclose(yeojohnson(x, lmbda), stats.yeojohnson(x, lmbda=lmbda))
+        # and the maximum-likelihood exponent is scipy's (clamped to the warp's bounds)
+        logs = float(np.sum(np.sign(x) * np.log1p(np.abs(x))))
+        ours = minimize_scalar(
+            _negative_log_likelihood, bounds=(-3.0, 3.0), args=(x, logs), method="bounded"
+        ).x
+        assert ours == pytest.approx(np.clip(stats.yeojohnson_normmax(x), -3.0, 3.0), abs=1e-3)
 
 
 def test_warp_targets_of_constant_values_is_zero() -> None:
