@@ -13,8 +13,11 @@ redis-server in the same call of this script:
   0.5-1 s: utilization over the whole call, the sum of the evaluations'
   ``runtime`` over n_workers x the call's wall time (target 0.85).
 
-Run ``python benchmarks/worker_start.py [--quick] [--repeats K]``; ``--quick``
-skips the 32-worker tune run. The table gives the median over the repeats.
+Run ``python benchmarks/worker_start.py [--quick] [--repeats K] [--base PATH]``;
+``--quick`` skips the 32-worker tune run; ``--base PATH`` compares another
+checkout of rushopt (e.g. ``git worktree add /tmp/base <commit>``) with this
+one instead, both with the zygote. The table gives the median over the
+repeats, with the CPU time of all the processes of each run.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -91,10 +95,13 @@ def _measure_tune(url: str, n_workers: int, n_evals: int, sleepy: bool) -> dict[
     wall = time.perf_counter() - t0
     t_return = time.time()
     archive = result.archive
+    busy = float(archive["runtime"].sum())
+    span = float(archive["finished_at"].max()) - float(archive["started_at"].min())
     return {
         "first": float(archive["started_at"].min()) - t_call,
         "tail": t_return - float(archive["finished_at"].max()),
-        "utilization": float(archive["runtime"].sum()) / (n_workers * wall),
+        "utilization": busy / (n_workers * wall),
+        "span_utilization": busy / (n_workers * span),
         "wall": wall,
         "n": float(len(archive)),
     }
@@ -109,8 +116,16 @@ def _child(spec: dict[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------ in the parent
-def _run(spec: dict[str, Any], zygote: bool) -> dict[str, float]:
+def _run(spec: dict[str, Any], zygote: bool, path: str | None = None) -> dict[str, float]:
+    """Measure in a fresh controller process (rushopt from ``path`` if given).
+
+    ``cpu`` is the CPU time of that process and every process it (and its
+    zygote) started and reaped: the controller, the zygote and the workers.
+    """
     env = dict(os.environ, RUSHOPT_ZYGOTE="1" if zygote else "0")
+    if path is not None:
+        env["PYTHONPATH"] = os.path.abspath(path)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
         [sys.executable, __file__, "--child", json.dumps(spec)],
         env=env,
@@ -118,17 +133,25 @@ def _run(spec: dict[str, Any], zygote: bool) -> dict[str, float]:
         text=True,
         check=False,
     )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.returncode != 0:
         raise RuntimeError(f"measurement {spec} failed:\n{out.stderr[-3000:]}")
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    result["cpu"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return result
 
 
-def _pair(spec: dict[str, Any], repeats: int) -> tuple[dict[str, float], dict[str, float]]:
-    """Medians of each measured field without and with the zygote, runs interleaved."""
+def _pair(
+    spec: dict[str, Any], repeats: int, base: str | None = None
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Medians of each measured field, old then new, runs interleaved.
+
+    Old is this checkout without the zygote, or with ``base`` the checkout at
+    that path (with the zygote); new is this checkout with the zygote.
+    """
     old, new = [], []
     for _ in range(repeats):
-        old.append(_run(spec, zygote=False))
+        old.append(_run(spec, zygote=base is not None, path=base))
         new.append(_run(spec, zygote=True))
 
     def medians(runs: list[dict[str, float]]) -> dict[str, float]:
@@ -141,8 +164,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="skip the 32-worker tune run")
     parser.add_argument("--repeats", type=int, default=1, help="runs of each measurement")
+    parser.add_argument(
+        "--base",
+        metavar="PATH",
+        help="compare with the checkout at PATH (both with the zygote) instead of without it",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.base is not None and not os.path.isdir(os.path.join(args.base, "rushopt")):
+        parser.error(f"--base: {args.base!r} has no rushopt package")
     if args.child:
         _child(json.loads(args.child))
         return 0
@@ -152,43 +182,53 @@ def main(argv: list[str] | None = None) -> int:
         f"machine: {os.cpu_count()} CPUs, {platform.platform()}, Python "
         f"{platform.python_version()}, load {os.getloadavg()[0]:.2f}"
     )
+    old_name = "Popen" if args.base is None else "base"
     rows: list[Row] = []
     with RedisServer() as server:
         url = server.url
         for n in (4, 32):
-            old, new = _pair({"kind": "start", "url": url, "n": n}, args.repeats)
+            old, new = _pair({"kind": "start", "url": url, "n": n}, args.repeats, args.base)
             rows += [
-                Row(f"start {n} workers, Popen", old["seconds"], "s"),
+                Row(f"start {n} workers, {old_name}", old["seconds"], "s"),
                 Row(f"start {n} workers, zygote", new["seconds"], "s"),
-                Row(f"start {n} workers, Popen / zygote", old["seconds"] / new["seconds"], "x"),
+                Row(
+                    f"start {n} workers, {old_name} / zygote", old["seconds"] / new["seconds"], "x"
+                ),
             ]
         spec = {"kind": "tune", "url": url, "n": 4, "n_evals": 40, "sleepy": False}
-        old, new = _pair(spec, args.repeats)
+        old, new = _pair(spec, args.repeats, args.base)
         rows += [
-            Row("tune BO 4 workers: call to first start, Popen", old["first"], "s"),
+            Row(f"tune BO 4 workers: call to first start, {old_name}", old["first"], "s"),
             Row("tune BO 4 workers: call to first start, zygote", new["first"], "s", "<=", 1.0),
-            Row("tune BO 4 workers: first start, Popen / zygote", old["first"] / new["first"], "x"),
-            Row("tune BO 4 workers: last finish to return, Popen", old["tail"], "s"),
+            Row(f"tune BO 4 workers: last finish to return, {old_name}", old["tail"], "s"),
             Row("tune BO 4 workers: last finish to return, zygote", new["tail"], "s"),
         ]
         if not args.quick:
             spec = {"kind": "tune", "url": url, "n": 32, "n_evals": 320, "sleepy": True}
-            old, new = _pair(spec, args.repeats)
-            rows += [
-                Row("tune BO 32 workers 320 evals: wall, Popen", old["wall"], "s"),
-                Row("tune BO 32 workers 320 evals: wall, zygote", new["wall"], "s"),
-                Row("tune BO 32 workers 320 evals: utilization, Popen", old["utilization"], ""),
-                Row(
-                    "tune BO 32 workers 320 evals: utilization, zygote",
-                    new["utilization"],
-                    "",
-                    ">=",
-                    0.85,
-                ),
-                Row("tune BO 32 workers: last finish to return, zygote", new["tail"], "s"),
-            ]
+            old, new = _pair(spec, args.repeats, args.base)
+            label = "tune BO 32 workers 320 evals"
+            for name, run in ((old_name, old), ("zygote", new)):
+                rows += [
+                    Row(f"{label}: wall, {name}", run["wall"], "s"),
+                    Row(f"{label}: CPU of all processes, {name}", run["cpu"], "s"),
+                    Row(
+                        f"{label}: utilization between first start and last finish, {name}",
+                        run["span_utilization"],
+                        "",
+                    ),
+                    Row(
+                        f"{label}: utilization over the call, {name}",
+                        run["utilization"],
+                        "",
+                        *((">=", 0.85) if run is new else ()),
+                    ),
+                ]
+            rows.append(Row(f"{label}: last finish to return, zygote", new["tail"], "s"))
+    title = "worker start: Popen (RUSHOPT_ZYGOTE=0) vs zygote, same run"
+    if args.base is not None:
+        title = f"worker start: base ({args.base}) vs this checkout, both with the zygote"
     print(f"load after: {os.getloadavg()[0]:.2f}")
-    print_rows("worker start: Popen (RUSHOPT_ZYGOTE=0) vs zygote, same run", rows)
+    print_rows(title, rows)
     return 0
 
 
