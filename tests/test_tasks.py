@@ -421,3 +421,30 @@ def test_limit_creates_tasks_only_within_the_budget(rush: Rush, worker: RushWork
     assert len(first) == 3 and len(second) == 2 and third == []
     assert rush.n_tasks == 5
     assert rush.queued_tasks == first + second
+
+
+def test_a_push_larger_than_redis_takes_in_one_command_creates_every_task(rush: Rush) -> None:
+    # Given more tasks than one Redis command can carry (2**20 arguments, 9 per task)
+    n = 150_000
+    # When they are pushed at once
+    keys = rush.push_tasks([{"x": i} for i in range(n)])
+    # Then every one was created, queued in order, with its arguments
+    assert len(keys) == n
+    assert rush.n_queued_tasks == n
+    assert rush.queued_tasks[:2] == keys[:2] and rush.queued_tasks[-1] == keys[-1]
+    rows = rush.read_hashes([keys[0], keys[n // 2], keys[-1]], ["xs"])
+    assert [row["x"] for row in rows] == [0, n // 2, n - 1]
+
+
+def test_a_budget_stops_a_push_of_several_chunks_exactly(rush: Rush, worker: RushWorker) -> None:
+    from rushopt.core.controller.tasks import PUSH_CHUNK
+
+    # Given a budget that ends inside the second chunk of a push
+    limit = PUSH_CHUNK + 123
+    # When a push of three chunks runs into it
+    keys = worker.push_running_tasks([{"x": i} for i in range(3 * PUSH_CHUNK)], limit=limit)
+    # Then exactly the budget was created: the first tasks of the push, all running
+    assert len(keys) == limit
+    assert rush.n_tasks == limit == rush.n_running_tasks
+    assert rush.read_hashes([keys[-1]], ["xs"])[0]["x"] == limit - 1
+    assert worker.push_running_tasks([{"x": -1}], limit=limit) == []
