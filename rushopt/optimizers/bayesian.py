@@ -48,7 +48,8 @@ worker's: a worker that fitted offers its hyperparameters, ranked by its
 about to refit first takes the shared ones when they were fitted on more
 results than its own; it then fits only if those are due too, and only if it
 claims the refit (another script: of the workers due at about the same
-``n``, one fits and the others condition on the shared fit). So with ``W``
+``n``, one fits and the others condition on the shared fit; up to 20
+successes that is one fit per ``n`` in the network). So with ``W``
 workers the network fits about as often as one worker would, where each
 worker refitting on its own made every ask of a large network a refit (its
 ``n`` grows by about ``W`` between two of its asks): with 32 workers on 2
@@ -425,8 +426,6 @@ class BayesianOptimization(Optimizer):
         """Fit the Gaussian process, its hyperparameters only when due (module docstring)."""
         n = len(y)
         shared: SharedValues | None = getattr(self, "_shared", None)
-        if n <= _FULL_FIT_UNTIL:
-            shared = None  # fits on few points are cheap: every worker makes its own
         if shared is not None:
             self._adopt_shared_fit(model, Z.shape[1], shared)
         restart = self._gp_restart_n

@@ -23,7 +23,7 @@ from sklearn.utils.validation import check_is_fitted
 from rushopt.optimizers.linalg import matern52, single_blas_thread, stable_cholesky
 from rushopt.optimizers.sklearn_compat import validate_data
 
-__all__ = ["GPSurrogate"]
+__all__ = ["GPSurrogate", "warm_up"]
 
 
 class GPSurrogate(RegressorMixin, BaseEstimator):  # type: ignore[misc]
@@ -386,3 +386,15 @@ class GPSurrogate(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         d_var = -2.0 * contract(v)
         d_var[raw <= 1e-12] = 0.0
         return mean, self.y_std_ * sd, d_mean, self.y_std_ * d_var / (2.0 * sd[:, None])
+
+
+def warm_up() -> None:
+    """Fit and query a tiny Gaussian process, so that what a first fit sets up is done.
+
+    The worker zygote calls it before it forks: scikit-learn's input checks
+    discover their dataframe plugins (package metadata, about 35 ms), and
+    :func:`~rushopt.optimizers.linalg.single_blas_thread` scans the BLAS
+    libraries, once instead of in every worker.
+    """
+    X = np.array([[0.0], [0.5], [1.0]])
+    GPSurrogate(n_restarts=0, max_iter=2).fit(X, np.array([0.0, 1.0, 0.0])).predict(X)

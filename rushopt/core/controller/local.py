@@ -166,7 +166,7 @@ TUNING_MODULES = (
     "rushopt.optimizers.forest",
     "rushopt.tuning",
     "rushopt.tuning.worker_loops",
-    "rushopt.optimizers.linalg:load_blas_controller",
+    "rushopt.optimizers.gp:warm_up",
     "rushopt.optimizers.space:load_sobol_tables",
 )
 

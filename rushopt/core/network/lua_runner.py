@@ -32,7 +32,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-__all__ = ["LuaRunner", "Script", "lua_source"]
+__all__ = ["LuaRunner", "Script", "load_scripts", "lua_source", "script"]
 
 
 def _pack_resp(command: tuple[Any, ...]) -> bytes:
@@ -95,6 +95,20 @@ class Script:
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
 
 
+@cache
+def script(name: str) -> Script:
+    """Return the :class:`Script` ``name``, read and hashed once per process."""
+    return Script(name)
+
+
+def load_scripts() -> None:
+    """Read and hash every script now (the worker zygote does it once before it forks)."""
+    from rushopt.core.network.scripts import POOL_SCRIPT_NAMES, SCRIPT_NAMES
+
+    for name in (*SCRIPT_NAMES, *POOL_SCRIPT_NAMES):
+        script(name)
+
+
 class LuaRunner:
     """Run scripts on leased connections of one client.
 
@@ -110,7 +124,7 @@ class LuaRunner:
 
     def __init__(self, client: redis.Redis, names: Sequence[str], max_idle: int = 4) -> None:
         self._client = client
-        self._scripts = {name: Script(name) for name in names}
+        self._scripts = {name: script(name) for name in names}
         self._max_idle = max_idle
         self._idle: deque[Any] = deque()  # redis.connection.Connection (untyped)
         _RUNNERS.add(self)

@@ -59,6 +59,7 @@ BASE_MODULES = (
     "rushopt.core.worker.rush_worker",
     "rushopt.core.worker.loops",
     "rushopt.core.worker.preemption",
+    "rushopt.core.network.lua_runner:load_scripts",
 )
 
 
