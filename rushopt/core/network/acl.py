@@ -64,6 +64,7 @@ ACL_COMMANDS: tuple[str, ...] = (
     "smembers",
     "sismember",
     "smismember",
+    "smismember",
     "scard",
     "sunion",
     # sorted sets: failed tasks, idle pool workers, rungs of ASHA

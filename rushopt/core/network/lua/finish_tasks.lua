@@ -10,11 +10,15 @@
 -- ARGV        per task: ys, ys_extra ("" = none), metric ("" = none)
 -- Returns the 1-based indices of discarded results.
 --!include _finish.lua
-local discarded = {}
+local keys, ys, extras, metrics = {}, {}, {}, {}
 for i = 4, #KEYS do
   local j = i - 3
-  local ys, ys_extra, metric = ARGV[3 * j - 2], ARGV[3 * j - 1], ARGV[3 * j]
-  if not finish_task(KEYS[1], KEYS[2], KEYS[3], KEYS[i], ys, ys_extra, metric) then
+  keys[j], ys[j], extras[j], metrics[j] = KEYS[i], ARGV[3 * j - 2], ARGV[3 * j - 1], ARGV[3 * j]
+end
+local owned = finish_tasks_of(KEYS[1], KEYS[2], KEYS[3], keys, ys, extras, metrics)
+local discarded = {}
+for j = 1, #keys do
+  if not owned[j] then
     discarded[#discarded + 1] = j
   end
 end

@@ -20,11 +20,15 @@
 -- recorded; keys the popped hashes; values m fields per popped task.
 --!include _finish.lua
 local m = tonumber(ARGV[4])
-local finished = {}
+local done_keys, ys, metrics = {}, {}, {}
 for i = 9, #KEYS do
   local j = i - 8
-  local ys, metric = ARGV[3 + m + 2 * j], ARGV[4 + m + 2 * j]
-  if finish_task(KEYS[6], KEYS[7], KEYS[8], KEYS[i], ys, "", metric) then
+  done_keys[j], ys[j], metrics[j] = KEYS[i], ARGV[3 + m + 2 * j], ARGV[4 + m + 2 * j]
+end
+local owned = finish_tasks_of(KEYS[6], KEYS[7], KEYS[8], done_keys, ys, nil, metrics)
+local finished = {}
+for j = 1, #done_keys do
+  if owned[j] then
     finished[#finished + 1] = j
   end
 end
@@ -63,10 +67,16 @@ if #keys == 0 then
   end
   return {"empty", finished, {}, {}}
 end
+call_chunked("SADD", KEYS[7], keys)
+if redis.call("EXISTS", KEYS[8]) == 1 then
+  local entries = {}
+  for i, key in ipairs(keys) do
+    entries[i] = "+" .. key
+  end
+  call_chunked("RPUSH", KEYS[8], entries)
+end
 local values = {}
 for _, key in ipairs(keys) do
-  redis.call("SADD", KEYS[7], key)
-  redis.call("RPUSHX", KEYS[8], "+" .. key)
   redis.call("HSET", key, "worker_extra", ARGV[1])
   if m > 0 then
     local row = redis.call("HMGET", key, unpack(ARGV, 5, 4 + m))
