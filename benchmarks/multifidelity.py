@@ -6,14 +6,22 @@ the parts are
 - ``regret``: median final regret over the seeds, at equal total budget, on
   ``curves`` (synthetic learning curves with a known optimum at full budget:
   ``final(x) + early(x) / budget``, where configurations that look good early
-  converge badly; each evaluation sleeps in proportion to its budget) and
+  converge badly; each evaluation sleeps 10 ms per budget unit) and
   ``sgd`` (an ``SGDClassifier`` trained for ``budget`` epochs with
   ``partial_fit`` on sklearn's digits, validation error; checkpoints in
-  promotion mode, ``report`` in stopping mode). Contenders: rushopt ASHA
-  (random and BO base, promotion; random, stopping), Hyperband, random search
-  at full budget (``tune``), and Optuna TPE with ``SuccessiveHalvingPruner``
-  and ``HyperbandPruner`` (``n_jobs`` threads). Also the wall time to reach a
-  regret, against random search at full budget;
+  promotion mode, ``report`` in stopping mode; ``random_state=0``, so a
+  configuration's value at a budget is one number and the regret is exact).
+  Contenders: rushopt ASHA (random and BO base, promotion; random, stopping),
+  Hyperband (random and BO base), random search at full budget (``tune``),
+  and Optuna TPE with ``SuccessiveHalvingPruner`` and ``HyperbandPruner``
+  (``n_jobs`` threads). The regret is that of the configuration each picks
+  (the best at the largest budget reached; Optuna's best completed trial)
+  at full budget. Optuna's budget counts every step reported; no step starts
+  once the total is spent (rushopt: no evaluation starts once it is spent).
+  Also the wall time to a regret: the first time the median over the seeds
+  of the incumbent's regret (from the start of ``tune`` or ``optimize``)
+  drops to the final median regret of random search at full budget, and
+  random search's time over it (the speed-up);
 - ``utilization``: ASHA (random base, promotion) with 8 workers on ``curves``
   whose evaluations sleep 50 ms per budget unit (50 ms to 1.35 s): busy time
   of the workers over ``8 x`` the wall time, between the first start and the
@@ -28,6 +36,7 @@ Run it with ``nice -n 19`` on a shared machine.
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import statistics
 import threading
@@ -37,6 +46,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from _report import print_table
 
 from rushopt import ASHA, Float, Hyperband, RedisServer, Rush, RushWorker, tune
@@ -45,7 +55,9 @@ from rushopt.core.serialize import dumps
 
 MIN_BUDGET, MAX_BUDGET, ETA = 1, 27, 3
 TOTAL_BUDGET = 40 * MAX_BUDGET
-SLEEP_PER_UNIT_S = 0.002  # "curves": an evaluation at budget b sleeps b * this
+# "curves": an evaluation at budget b sleeps b * this (a full-budget one 0.27 s), so that the
+# time to a regret measures evaluations more than the start of the workers (about 0.5 s)
+SLEEP_PER_UNIT_S = 0.01
 
 
 # ------------------------------------------------------------------ problems
@@ -73,13 +85,23 @@ def _digits() -> tuple[Any, Any, Any, Any]:
     return train_test_split(X / 16.0, y, test_size=0.3, random_state=0)
 
 
+def _sgd(alpha: float, eta0: float) -> Any:
+    """The model of ``sgd``; seeded, so its value after ``budget`` epochs is one number.
+
+    ``partial_fit`` reseeds from an integer ``random_state`` on every call, so
+    training continued from a checkpoint gives what training from scratch does.
+    """
+    from sklearn.linear_model import SGDClassifier
+
+    return SGDClassifier(alpha=alpha, eta0=eta0, learning_rate="constant", random_state=0)
+
+
 def sgd_objective(alpha: float, eta0: float, budget: float, checkpoint: Any = None) -> dict:
     import numpy as np
-    from sklearn.linear_model import SGDClassifier
 
     X_train, X_test, y_train, y_test = _digits()
     if checkpoint is None:
-        model, done = SGDClassifier(alpha=alpha, eta0=eta0, learning_rate="constant"), 0
+        model, done = _sgd(alpha, eta0), 0
     else:
         model, done = checkpoint
     for _ in range(int(budget) - done):
@@ -89,10 +111,9 @@ def sgd_objective(alpha: float, eta0: float, budget: float, checkpoint: Any = No
 
 def sgd_stopping(alpha: float, eta0: float, report: Callable[[float, float], bool]) -> None:
     import numpy as np
-    from sklearn.linear_model import SGDClassifier
 
     X_train, X_test, y_train, y_test = _digits()
-    model = SGDClassifier(alpha=alpha, eta0=eta0, learning_rate="constant")
+    model = _sgd(alpha, eta0)
     for epoch in range(1, MAX_BUDGET + 1):
         model.partial_fit(X_train, y_train, classes=np.arange(10))
         if report(epoch, 1.0 - model.score(X_test, y_test)):
@@ -105,17 +126,47 @@ def sgd_full(alpha: float, eta0: float) -> float:
 
 
 # ------------------------------------------------------------------ contenders
-def _true_final(problem: str, params: dict[str, float]) -> float:
+#: One run: its pick's regret-to-be (true final value), wall time, and the
+#: incumbents as they changed: (seconds since the start, parameters).
+Run = tuple[float, float, list[tuple[float, dict[str, float]]]]
+
+
+@functools.cache
+def _true_final_cached(problem: str, key: tuple[tuple[str, float], ...]) -> float:
+    params = dict(key)
     if problem == "curves":
         return curves_value(params["x"], params["z"], math.inf)
     return sgd_full(params["alpha"], params["eta0"])
 
 
-def run_rushopt(problem: str, name: str, seed: int, workers: int, url: str) -> tuple[float, float]:
+def _true_final(problem: str, params: dict[str, float]) -> float:
+    return _true_final_cached(problem, tuple(sorted(params.items())))
+
+
+def _incumbents(archive: Any, names: list[str], start: float) -> list[tuple[float, dict]]:
+    """The picks of a run as results arrived: the best at the largest budget reached so far."""
+    done = archive[archive["state"] == "finished"].sort_values("finished_at", kind="stable")
+    budgets = (
+        pd.to_numeric(done["budget"], errors="coerce").fillna(0.0).to_numpy()
+        if "budget" in done
+        else np.zeros(len(done))
+    )
+    out: list[tuple[float, dict]] = []
+    top, best = -math.inf, math.inf
+    for budget, (_, row) in zip(budgets, done.iterrows(), strict=True):
+        value = float(row["y"])
+        if math.isfinite(value) and (budget > top or (budget == top and value < best)):
+            out.append((float(row["finished_at"]) - start, {n: float(row[n]) for n in names}))
+            top, best = budget, value
+    return out
+
+
+def run_rushopt(problem: str, name: str, seed: int, workers: int, url: str) -> Run:
     space = CURVES_SPACE if problem == "curves" else SGD_SPACE
+    names = list(space)
     if name == "random (full budget)":
         fun = (lambda x, z: curves_objective(x, z, MAX_BUDGET)) if problem == "curves" else sgd_full
-        start = time.monotonic()
+        start = time.time()
         result = tune(
             fun,
             space,
@@ -126,12 +177,14 @@ def run_rushopt(problem: str, name: str, seed: int, workers: int, url: str) -> t
             config=url,
             progress=False,
         )
-        return _true_final(problem, result.best_params or {}), time.monotonic() - start
+        wall = time.time() - start
+        trace = _incumbents(result.archive, names, start)
+        return _true_final(problem, result.best_params or {}), wall, trace
     strategy = "stopping" if "stopping" in name else "promotion"
+    base = "bo" if " bo" in name else "random"
     if name.startswith("hyperband"):
-        opt: ASHA = Hyperband(space, MIN_BUDGET, MAX_BUDGET, ETA, seed=seed)
+        opt: ASHA = Hyperband(space, MIN_BUDGET, MAX_BUDGET, ETA, base=base, seed=seed)
     else:
-        base = "bo" if "bo" in name else "random"
         opt = ASHA(space, MIN_BUDGET, MAX_BUDGET, ETA, base=base, strategy=strategy, seed=seed)
     if problem == "curves":
         if strategy == "stopping":
@@ -145,7 +198,7 @@ def run_rushopt(problem: str, name: str, seed: int, workers: int, url: str) -> t
             fun = curves_objective
     else:
         fun = sgd_stopping if strategy == "stopping" else sgd_objective
-    start = time.monotonic()
+    start = time.time()
     result = tune(
         fun,
         space,
@@ -156,10 +209,12 @@ def run_rushopt(problem: str, name: str, seed: int, workers: int, url: str) -> t
         config=url,
         progress=False,
     )
-    return _true_final(problem, result.best_params or {}), time.monotonic() - start
+    wall = time.time() - start
+    trace = _incumbents(result.archive, names, start)
+    return _true_final(problem, result.best_params or {}), wall, trace
 
 
-def run_optuna(problem: str, pruner_name: str, seed: int, workers: int) -> tuple[float, float]:
+def run_optuna(problem: str, pruner_name: str, seed: int, workers: int) -> Run:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -178,12 +233,15 @@ def run_optuna(problem: str, pruner_name: str, seed: int, workers: int) -> tuple
         if problem == "curves":
             x, z = trial.suggest_float("x", 0, 1), trial.suggest_float("z", 0, 1)
         else:
-            from sklearn.linear_model import SGDClassifier
-
             alpha = trial.suggest_float("alpha", 1e-6, 1e-1, log=True)
             eta0 = trial.suggest_float("eta0", 1e-4, 1.0, log=True)
-            model = SGDClassifier(alpha=alpha, eta0=eta0, learning_rate="constant")
+            model = _sgd(alpha, eta0)
         for step in range(1, MAX_BUDGET + 1):
+            with lock:  # the same accounting as total_budget: no step starts once it is spent
+                if spent[0] >= TOTAL_BUDGET:
+                    trial.study.stop()
+                    raise optuna.TrialPruned()
+                spent[0] += 1
             if problem == "curves":
                 time.sleep(SLEEP_PER_UNIT_S)
                 value = curves_value(x, z, step)
@@ -191,20 +249,22 @@ def run_optuna(problem: str, pruner_name: str, seed: int, workers: int) -> tuple
                 assert data is not None
                 model.partial_fit(data[0], data[2], classes=np.arange(10))
                 value = 1.0 - model.score(data[1], data[3])
-            with lock:
-                spent[0] += 1
             trial.report(value, step)
             if trial.should_prune():
                 raise optuna.TrialPruned()
         return value
 
-    def stop(study: Any, trial: Any) -> None:
-        if spent[0] >= TOTAL_BUDGET:
-            study.stop()
-
-    start = time.monotonic()
-    study.optimize(objective, n_trials=10_000, n_jobs=workers, callbacks=[stop])
-    return _true_final(problem, study.best_params), time.monotonic() - start
+    start = time.time()
+    study.optimize(objective, n_trials=10_000, n_jobs=workers)
+    wall = time.time() - start
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    complete.sort(key=lambda t: t.datetime_complete)
+    trace, best = [], math.inf
+    for t in complete:
+        if t.value is not None and t.value < best:
+            best = t.value
+            trace.append((t.datetime_complete.timestamp() - start, dict(t.params)))
+    return _true_final(problem, study.best_params), wall, trace
 
 
 CONTENDERS = [
@@ -212,43 +272,79 @@ CONTENDERS = [
     "asha bo",
     "asha random stopping",
     "hyperband random",
+    "hyperband bo",
     "random (full budget)",
     "optuna tpe + sha",
     "optuna tpe + hyperband",
 ]
 
 
+def _median_curve(
+    problem: str, traces: list[list[tuple[float, dict[str, float]]]], reference: float
+) -> list[tuple[float, float]]:
+    """The median over the runs of the incumbent's regret, as (time, regret) steps."""
+    times = sorted({t for trace in traces for t, _ in trace})
+    steps = []
+    for now in times:
+        regrets = []
+        for trace in traces:
+            current = [params for t, params in trace if t <= now]
+            regrets.append(_true_final(problem, current[-1]) - reference if current else math.inf)
+        steps.append((now, float(np.median(regrets))))
+    return steps
+
+
+def _time_to(curve: list[tuple[float, float]], regret: float) -> float:
+    return next((t for t, r in curve if r <= regret * (1 + 1e-9)), math.inf)
+
+
 def part_regret(seeds: int, workers: int, url: str, problems: list[str]) -> None:
     for problem in problems:
-        finals: dict[str, list[float]] = {}
-        walls: dict[str, list[float]] = {}
+        runs: dict[str, list[Run]] = {}
         for name in CONTENDERS:
             for seed in range(seeds):
                 if name.startswith("optuna"):
                     try:
-                        value, wall = run_optuna(problem, name.split()[-1], seed, workers)
+                        run = run_optuna(problem, name.split()[-1], seed, workers)
                     except ImportError:
                         continue
                 else:
-                    value, wall = run_rushopt(problem, name, seed, workers, url)
-                finals.setdefault(name, []).append(value)
-                walls.setdefault(name, []).append(wall)
+                    run = run_rushopt(problem, name, seed, workers, url)
+                runs.setdefault(name, []).append(run)
+        finals = {name: [r[0] for r in rs] for name, rs in runs.items()}
         reference = 0.0 if problem == "curves" else min(min(v) for v in finals.values())
+        random_name = "random (full budget)"
+        target = statistics.median(v - reference for v in finals[random_name])
+        curves = {
+            name: _median_curve(problem, [r[2] for r in rs], reference) for name, rs in runs.items()
+        }
+        random_time = _time_to(curves[random_name], target)
         lines = []
         for name, values in finals.items():
             regrets = [v - reference for v in values]
+            reach = _time_to(curves[name], target)
             lines.append(
                 (
                     name,
                     f"{statistics.median(regrets):.4g}",
                     f"{np.percentile(regrets, 75):.4g}",
-                    f"{statistics.median(walls[name]):.1f}",
+                    f"{statistics.median(r[1] for r in runs[name]):.1f}",
+                    f"{reach:.1f}" if math.isfinite(reach) else "never",
+                    f"{random_time / reach:.2f}x" if math.isfinite(reach) else "-",
                 )
             )
         print_table(
             f"{problem}: final regret at total budget {TOTAL_BUDGET}, {seeds} seeds, "
-            f"{workers} workers",
-            ("contender", "median regret", "q75 regret", "median wall s"),
+            f"{workers} workers; time to the median regret of random search at full budget "
+            f"({target:.4g})",
+            (
+                "contender",
+                "median regret",
+                "q75 regret",
+                "median wall s",
+                "s to regret",
+                "speed-up vs random",
+            ),
             lines,
         )
 

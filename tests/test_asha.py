@@ -12,9 +12,9 @@ import pytest
 
 from rushopt import Rush
 from rushopt.exceptions import InputError, RushWarning
-from rushopt.optimizers.asha import ASHA, Hyperband
+from rushopt.optimizers.asha import ASHA, BaseProposer, Hyperband
 from rushopt.optimizers.rungs import RungSchedule, RungTable
-from rushopt.optimizers.space import Float
+from rushopt.optimizers.space import Float, as_space
 from rushopt.tuning.tune import tune
 
 SPACE = {"x": Float(0.0, 1.0)}
@@ -344,6 +344,29 @@ def test_bo_base_models_the_budget(redis_url: str, network_id: str) -> None:
     )
     assert result.n_failed == 0
     assert _check_promotions(result.archive, eta=3) > 0
+
+
+def test_bo_base_proposes_for_the_full_budget_on_deceptive_curves() -> None:
+    # at budget 1 the best configurations are near x = 0.2, at budget 27 near x = 0.8
+    # (learning curves that look good early and converge badly); the base must propose
+    # near the full-budget optimum, not chase the low-budget one where most results are
+    def curve(x: float, budget: float) -> float:
+        return (x - 0.8) ** 2 + (4 * (x - 0.2) ** 2 - 0.5) / budget
+
+    base = BaseProposer(as_space(SPACE), "bo", 1, 27, seed=0)
+    grid = [float(x) for x in np.linspace(0.0, 1.0, 11)]
+    configs = [{"x": x} for x in grid] + [{"x": x} for x in (0.05, 0.45, 0.95)]
+    budgets = [1.0] * len(grid) + [27.0] * 3
+    base.observe(
+        configs, budgets, [curve(c["x"], b) for c, b in zip(configs, budgets, strict=True)]
+    )
+    proposals = []
+    for _ in range(3):
+        config = base.propose()
+        assert config is not None
+        proposals.append(config["x"])
+        base.observe([config], [27.0], [curve(config["x"], 27.0)])
+    assert all(abs(x - 0.8) < 0.2 for x in proposals), proposals
 
 
 def test_plots(redis_url: str, network_id: str) -> None:

@@ -237,12 +237,26 @@ def test_tell_rejects_configurations_outside_the_space(make: Factory) -> None:
         ({"n_initial": 2.5}, "n_initial must be a positive integer"),
         ({"initial_design": "lhs"}, "initial_design must be one of"),
         ({"mode": "async"}, "mode must be one of"),
+        ({"fixed": {"nope": 1.0}}, "fixed: 'nope' is not"),
+        ({"fixed": [1.0]}, "fixed must be a dict"),
     ],
 )
 def test_bad_arguments_raise_in_ask_naming_the_argument(kwargs: dict[str, Any], match: str) -> None:
     opt = BayesianOptimization(BRANIN_SPACE, **kwargs)  # __init__ only stores
     with pytest.raises(ValueError, match=match):
         opt.ask()
+
+
+def test_fixed_parameters_hold_in_every_proposal() -> None:
+    space = {"x": Float(0.0, 1.0), "b": Float(1.0, 27.0, log=True)}
+    opt = BayesianOptimization(space, fixed={"b": 27.0}, n_initial=4, seed=0)
+    for _ in range(8):
+        (config,) = opt.ask()
+        assert config["b"] == 27.0
+        opt.tell(config, (config["x"] - 0.3) ** 2)
+    # results told at other values of a fixed parameter inform the model
+    opt.tell({"x": 0.5, "b": 1.0}, 0.7)
+    assert opt.ask()[0]["b"] == 27.0
 
 
 def test_auto_choices() -> None:

@@ -34,7 +34,7 @@ so the optimizer's proposals stay reproducible.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -61,6 +61,7 @@ __all__ = [
     "refine",
     "search",
     "unique_configs",
+    "unique_rows",
 ]
 
 N_SOBOL = 512  # quasi-random candidates scored first (a power of 2)
@@ -151,6 +152,7 @@ def search(
     top: np.ndarray,
     rng: np.random.Generator,
     gradient: bool = True,
+    fixed: Mapping[int, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Minimize the acquisition over a mixed space (see the module docstring).
 
@@ -171,6 +173,10 @@ def search(
         Random source (the optimizer's stream).
     gradient : bool, default True
         Refine the numeric features with L-BFGS-B.
+    fixed : mapping of int to float, optional
+        Encoded columns held at a value: every candidate has them, and the
+        local search does not move them (a context, such as the budget of a
+        multi-fidelity surrogate, at which the proposals are made).
 
     Returns
     -------
@@ -181,10 +187,20 @@ def search(
         Their acquisition values (smaller is better).
     """
     score = acquisition_scorer(model, kappa, best)
+    cols = np.array(sorted(fixed or {}), dtype=int)
+    values = np.array([(fixed or {})[c] for c in cols], dtype=float)
+
+    def pin(X: np.ndarray) -> np.ndarray:
+        if len(cols) and len(X):
+            X = X.copy()
+            X[:, cols] = values
+        return X
+
     finite = encoding.enumerate()
     if finite is not None:
+        finite = unique_rows(pin(finite))
         return finite, score(finite)
-    candidates = _candidates(encoding, top, rng)
+    candidates = pin(_candidates(encoding, top, rng))
     scores = score(candidates)
     seen_X, seen_s = [candidates], [scores]
     order = np.argsort(scores, kind="stable")
@@ -192,7 +208,11 @@ def search(
     to_refine = np.ones(len(starts), dtype=bool)
     for _ in range(N_ROUNDS):
         if gradient and (to_refine[:, None] & encoding.active_numeric(starts)).any():
-            refined = encoding.snap(refine(model, kappa, starts[to_refine], best, encoding))  # type: ignore[arg-type]
+            refined = pin(
+                encoding.snap(
+                    refine(model, kappa, starts[to_refine], best, encoding, cols)  # type: ignore[arg-type]
+                )
+            )
             refined_scores = score(refined)
             seen_X.append(refined)
             seen_s.append(refined_scores)
@@ -208,6 +228,7 @@ def search(
                 numeric = encoding.active_numeric(steps)
                 steps = np.where(numeric, steps + 0.05 * rng.normal(size=steps.shape), steps)
                 neighbors = np.vstack([neighbors, encoding.snap(np.clip(steps, -1, 1))])
+            neighbors = pin(neighbors)
             if not len(neighbors):
                 continue
             neighbor_scores = score(neighbors)
@@ -229,6 +250,7 @@ def refine(
     starts: np.ndarray,
     best: float,
     encoding: Encoding | None = None,
+    fixed: Sequence[int] = (),
 ) -> np.ndarray:
     """Minimize the acquisition from each start, as one batched L-BFGS-B problem.
 
@@ -249,6 +271,8 @@ def refine(
         The incumbent.
     encoding : Encoding, optional
         Tells which features may move; without it, all of them.
+    fixed : sequence of int, default ()
+        Columns that do not move either.
 
     Returns
     -------
@@ -256,9 +280,9 @@ def refine(
         The local minima found (not snapped).
     """
     q, d = starts.shape
-    free = (
-        np.ones((q, d), dtype=bool) if encoding is None else encoding.active_numeric(starts)
-    ).ravel()
+    free_rows = np.ones((q, d), dtype=bool) if encoding is None else encoding.active_numeric(starts)
+    free_rows[:, list(fixed)] = False
+    free = free_rows.ravel()
     flat0 = starts.ravel()
     bounds = [(0.0, 1.0) if f else (v, v) for f, v in zip(free, flat0, strict=True)]
 
@@ -288,6 +312,12 @@ def refine(
         )
     x = np.asarray(result.x, dtype=float).reshape(q, d)
     return np.where(free.reshape(q, d), np.clip(x, 0.0, 1.0), starts)
+
+
+def unique_rows(X: np.ndarray) -> np.ndarray:
+    """Drop repeated rows, keeping the first of each, in their order."""
+    _, first = np.unique(X, axis=0, return_index=True)
+    return X[np.sort(first)]
 
 
 def unique_configs(configs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

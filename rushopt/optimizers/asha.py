@@ -19,6 +19,11 @@ New configurations come from the *base*: ``"random"`` samples the space;
 ``"bo"`` asks a :class:`~rushopt.optimizers.bayesian.BayesianOptimization`
 whose space holds the budget as one more (log-scaled) input, so low-budget
 results inform high-budget proposals, and pending evaluations are imputed.
+Its proposals target the largest budget (``fixed={"budget": max_budget}``):
+the acquisition is the surrogate's at ``max_budget``, its incumbent the best
+predicted there. Optimizing it over the budget too would chase the optimum
+of the small budgets, where most results are and where learning curves that
+look good early but converge badly put it.
 The coupling to the Bayesian optimizer is its public ``ask`` / ``tell`` /
 ``set_pending``, nothing more (:class:`BaseProposer`).
 """
@@ -62,7 +67,8 @@ class BaseProposer:
     space : Space
         The search space.
     base : {"random", "bo"}
-        Random sampling, or Bayesian optimization with the budget as an input.
+        Random sampling, or Bayesian optimization with the budget as an
+        input, proposing for the budget ``high`` (module docstring).
     low, high : float
         The range of budgets (the surrogate's budget input, log-scaled).
     seed : int, optional
@@ -80,7 +86,7 @@ class BaseProposer:
             from rushopt.optimizers.bayesian import BayesianOptimization
 
             augmented = {**space.params, "budget": Float(self.low, self.high, log=True)}
-            self.optimizer = BayesianOptimization(augmented, seed=seed)
+            self.optimizer = BayesianOptimization(augmented, seed=seed, fixed={"budget": self.high})
         else:
             self.optimizer = RandomSearch(space, seed=seed)
 

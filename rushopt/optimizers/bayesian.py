@@ -72,7 +72,7 @@ from rushopt.optimizers.features import KernelFeatures, SpaceModel
 from rushopt.optimizers.forest import RandomForestSurrogate
 from rushopt.optimizers.gp import GPSurrogate
 from rushopt.optimizers.linalg import single_blas_thread
-from rushopt.optimizers.parameters import Float, Param
+from rushopt.optimizers.parameters import Float, Int, Param
 from rushopt.optimizers.space import Space
 from rushopt.optimizers.targets import warp_targets
 
@@ -145,6 +145,16 @@ class BayesianOptimization(Optimizer):
     seed : int, optional
         Seed of the optimizer's random stream; the same seed gives the same
         proposals for the same sequence of tells.
+    fixed : dict, optional
+        Numeric parameters held at a value in every proposal (a *context*):
+        the surrogate learns from evaluations at any value of them, but the
+        acquisition is optimized over the other parameters with these at
+        the given values, and its incumbent is the lowest posterior mean of
+        the evaluated (and pending) configurations moved to them. This is
+        how a multi-fidelity surrogate with the budget as an input proposes
+        for the full budget: results at small budgets inform the model
+        without their own optimum, which a deceptive objective puts
+        elsewhere, drawing the proposals there.
 
     Attributes
     ----------
@@ -184,6 +194,7 @@ class BayesianOptimization(Optimizer):
         initial_design: str = "sobol",
         mode: str = "decentralized",
         seed: int | None = None,
+        fixed: Mapping[str, float] | None = None,
     ) -> None:
         super().__init__(space, seed=seed)
         self.surrogate = surrogate
@@ -191,6 +202,7 @@ class BayesianOptimization(Optimizer):
         self.n_initial = n_initial
         self.initial_design = initial_design
         self.mode = mode
+        self.fixed = fixed
 
     # ------------------------------------------------------------ setup
     def _check_params(self) -> None:
@@ -214,6 +226,25 @@ class BayesianOptimization(Optimizer):
             )
         if not isinstance(self.mode, str) or self.mode not in _MODES:
             raise ValueError(f"mode must be one of {list(_MODES)}, got {self.mode!r}")
+        self._fixed_columns()
+
+    def _fixed_columns(self) -> dict[int, float]:
+        """Check ``fixed`` and return its encoded columns and their values."""
+        if self.fixed is None:
+            return {}
+        if not isinstance(self.fixed, Mapping):
+            raise ValueError(f"fixed must be a dict or None, got {self.fixed!r}")
+        space = self.space_
+        out = {}
+        for name, value in self.fixed.items():
+            param = space.params.get(name)
+            if not isinstance(param, (Float, Int)) or param.when:
+                raise ValueError(
+                    f"fixed: {name!r} is not an unconditional numeric parameter of the space"
+                )
+            value = param.validate(name, value)
+            out[space.columns(name).start] = param.to_unit(value)
+        return out
 
     def join_network(
         self,
@@ -255,6 +286,11 @@ class BayesianOptimization(Optimizer):
             name: (float(p.low), float(p.high))
             for name, p in space.params.items()
             if isinstance(p, Float)
+        }
+        self._fixed = self._fixed_columns()
+        self._fixed_values = {
+            name: space.params[name].validate(name, value)
+            for name, value in (self.fixed or {}).items()
         }
         index, claim, design_seed = getattr(self, "_network", (None, None, None))
         kind = self.surrogate
@@ -347,16 +383,18 @@ class BayesianOptimization(Optimizer):
             )
 
     def _clamp(self, configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Clamp floats into their bounds.
+        """Clamp floats into their bounds, and set the ``fixed`` parameters.
 
         ``Float.from_unit`` can overshoot a log-scaled bound by an ulp
         (``exp(log(10))`` is ``10.000000000000007``), and the acquisition
         optimizer often proposes the bounds themselves.
         """
-        floats = self._floats
+        floats, fixed = self._floats, self._fixed_values
         for config in configs:
             for name, value in config.items():
-                if name in floats:
+                if name in fixed:
+                    config[name] = fixed[name]
+                elif name in floats:
                     low, high = floats[name]
                     config[name] = min(max(value, low), high)
         return configs
@@ -499,18 +537,30 @@ class BayesianOptimization(Optimizer):
         """Return the best new candidate of the acquisition, or None if all were taken."""
         model = self.surrogate_
         gp = isinstance(model, GPSurrogate)
-        if gp and model.noise_ > _NOISY * model.signal_variance_:
+        X_all = np.vstack([batch.X, batch.X_imputed])
+        if self._fixed:
+            # the evaluated points moved to the fixed values (class docstring): the values
+            # observed elsewhere are not comparable with what the proposals target
+            X_all[:, list(self._fixed)] = list(self._fixed.values())
+        if self._fixed or (gp and model.noise_ > _NOISY * model.signal_variance_):
             # the incumbent: the lowest posterior mean at a conditioning point (module docstring)
-            X_all = np.vstack([batch.X, batch.X_imputed])
             fitted = np.asarray(model.predict(self._model_input(X_all)), dtype=float)
             best = float(np.min(fitted))
             order = np.argsort(fitted[: len(batch.X)], kind="stable")[:N_TOP]
         else:
             best = float(min(np.min(batch.y), np.min(batch.y_imputed, initial=np.inf)))
             order = np.argsort(batch.y, kind="stable")[:N_TOP]
+        top = X_all[order]
         predictor: Any = SpaceModel(model, self.features_) if gp else model
         candidates, scores = search(
-            predictor, self.kappa, best, self.encoding_, batch.X[order], self.rng_, gradient=gp
+            predictor,
+            self.kappa,
+            best,
+            self.encoding_,
+            top,
+            self.rng_,
+            gradient=gp,
+            fixed=self._fixed,
         )
         for i in np.argsort(scores, kind="stable"):
             (config,) = self._clamp(self.space_.decode(candidates[i : i + 1]))
