@@ -344,6 +344,11 @@ def test_bo_base_models_the_budget(redis_url: str, network_id: str) -> None:
     )
     assert result.n_failed == 0
     assert _check_promotions(result.archive, eta=3) > 0
+    # and the workers' BO bases fitted the GP for the network (shared hyperparameters)
+    from rushopt.optimizers import bayesian
+
+    shared = Rush(network_id, config=redis_url).read_shared_value(bayesian._SHARED_FIT)
+    assert shared is not None and shared[0] > 20
 
 
 def test_bo_base_proposes_for_the_full_budget_on_deceptive_curves() -> None:

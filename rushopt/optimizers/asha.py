@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from rushopt.optimizers.base import Optimizer, config_key
+from rushopt.optimizers.base import Optimizer, SharedValues, config_key
 from rushopt.optimizers.parameters import Float, Param
 from rushopt.optimizers.random_search import RandomSearch
 from rushopt.optimizers.rungs import RungSchedule, RungTable
@@ -89,6 +89,14 @@ class BaseProposer:
             self.optimizer = BayesianOptimization(augmented, seed=seed, fixed={"budget": self.high})
         else:
             self.optimizer = RandomSearch(space, seed=seed)
+
+    def share_fits(self, shared: SharedValues | None) -> None:
+        """Let the Bayesian optimizer share its GP fits with the other workers (BO base only)."""
+        if self.base == "bo":
+            from rushopt.optimizers.bayesian import BayesianOptimization
+
+            assert isinstance(self.optimizer, BayesianOptimization)
+            self.optimizer.share_fits(shared)
 
     @property
     def learns(self) -> bool:

@@ -278,6 +278,19 @@ class BayesianOptimization(Optimizer):
             Where the workers share the hyperparameters (the worker itself).
         """
         self._network = (int(index), claim, design_seed)
+        self.share_fits(shared)
+
+    def share_fits(self, shared: SharedValues | None) -> None:
+        """Share the Gaussian process's hyperparameter fits through ``shared`` (module docstring).
+
+        :meth:`join_network` does it; a loop that runs this optimizer inside
+        another one (ASHA's BO base) calls it alone.
+
+        Parameters
+        ----------
+        shared : SharedValues or None
+            The network's shared values (the worker itself); ``None`` stops sharing.
+        """
         self._shared = shared
 
     def _setup(self) -> None:

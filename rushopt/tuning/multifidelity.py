@@ -131,6 +131,7 @@ class _Loop:
         index = claim_index(rush)
         base_seed = prototype.seed if prototype.seed is not None else settings.seed
         self.base: BaseProposer = prototype.make_base(worker_seed(base_seed, index))
+        self.base.share_fits(rush)  # a BO base fits the GP for the network, not for itself
         self.names = as_space(prototype.space).names
         self.bracket_rng = np.random.default_rng(worker_seed(base_seed, index, stream=2))
         self.seeds: Iterator[int | None] = _task_seeds(settings.seed, index)
