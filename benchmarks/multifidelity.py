@@ -25,7 +25,9 @@ the parts are
 - ``utilization``: ASHA (random base, promotion) with 8 workers on ``curves``
   whose evaluations sleep 50 ms per budget unit (50 ms to 1.35 s): busy time
   of the workers over ``8 x`` the wall time, between the first start and the
-  last finish and over the whole ``tune`` call (target: >= 95 %);
+  last finish and over the whole ``tune`` call (target: >= 95 %), and where the idle time of
+  the span goes: between two evaluations of a worker, or in the drain at the end (once the
+  budget is spent, workers wait for the last long evaluations);
 - ``decision``: the cost of one rung decision (``asha_step.lua``: record a
   result, find the best promotable configuration, create its task) with 100
   and with 10,000 results in the rung.
@@ -376,7 +378,15 @@ def part_utilization(url: str, workers: int = 8, total_budget: int = 3000) -> No
         wall = time.time() - start
         archive = result.archive
         busy = float(archive["runtime"].sum())
-        span = float(archive["finished_at"].max() - archive["started_at"].min())
+        first, last = float(archive["started_at"].min()), float(archive["finished_at"].max())
+        span = last - first
+        # where the idle worker time of the span goes: between two evaluations of a worker,
+        # or at the end, once the budget is spent and the last long evaluations run
+        between = drain = 0.0
+        for _, runs in archive.sort_values("started_at").groupby("worker_id"):
+            starts, ends = runs["started_at"].to_numpy(), runs["finished_at"].to_numpy()
+            between += float((starts[1:] - ends[:-1]).sum())
+            drain += last - float(ends.max())
         lines.append(
             (
                 str(seed),
@@ -386,6 +396,8 @@ def part_utilization(url: str, workers: int = 8, total_budget: int = 3000) -> No
                 f"{wall:.1f}",
                 f"{100 * busy / (workers * span):.1f}",
                 f"{100 * busy / (workers * wall):.1f}",
+                f"{100 * between / (workers * span):.2f}",
+                f"{100 * drain / (workers * span):.2f}",
             )
         )
     print_table(
@@ -399,6 +411,8 @@ def part_utilization(url: str, workers: int = 8, total_budget: int = 3000) -> No
             "tune() s",
             "util % (span)",
             "util % (call)",
+            "idle % between evals",
+            "idle % end drain",
         ),
         lines,
     )
