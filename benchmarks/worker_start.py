@@ -30,6 +30,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -126,13 +127,16 @@ def _run(spec: dict[str, Any], zygote: bool, path: str | None = None) -> dict[st
     if path is not None:
         env["PYTHONPATH"] = os.path.abspath(path)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", json.dumps(spec)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    with tempfile.TemporaryDirectory() as cwd:  # python -m puts the cwd first on sys.path:
+        # from a checkout's root, the zygote and the workers would import that checkout
+        out = subprocess.run(
+            [sys.executable, os.path.abspath(__file__), "--child", json.dumps(spec)],
+            env=env,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.returncode != 0:
         raise RuntimeError(f"measurement {spec} failed:\n{out.stderr[-3000:]}")
