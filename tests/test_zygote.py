@@ -250,3 +250,46 @@ def test_forked_workers_and_zygote_die_with_a_killed_controller(
         if controller.stdout is not None:
             controller.stdout.close()
         Rush(network_id=network_id, config=redis_url).reset()
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="PYTHONSAFEPATH needs Python 3.11")
+@pytest.mark.parametrize("zygote", ["1", "0"])
+def test_workers_import_the_controllers_rushopt_not_one_in_the_cwd(
+    tmp_path: Path, redis_url: str, zygote: str
+) -> None:
+    # Given a controller script run from a directory that holds another package named rushopt
+    # (a checkout, say), while the controller imports the real one through PYTHONPATH
+    (tmp_path / "rushopt").mkdir()
+    (tmp_path / "rushopt" / "__init__.py").write_text("raise ImportError('the cwd rushopt')\n")
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "controller.py").write_text(
+        textwrap.dedent(
+            f"""
+            import sys
+            from rushopt import Rush
+            rush = Rush(network_id="cwd-{zygote}", config={redis_url!r})
+            try:
+                rush.start_local_workers(n_workers=1, fun=lambda x: {{"y": x + 1}}, timeout=60)
+                keys = rush.push_tasks([{{"x": 1}}])
+                assert rush.wait_for_tasks(keys, timeout=60), rush.read_log()
+                print(rush.fetch_finished_tasks()["y"].tolist())
+            finally:
+                rush.reset()
+            """
+        )
+    )
+    root = str(Path(rushopt.__file__).parent.parent)
+    env = {**os.environ, "PYTHONPATH": root, ZYGOTE_ENV: zygote}
+    # When it starts a local worker there
+    done = subprocess.run(
+        [sys.executable, str(scripts / "controller.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    # Then the worker imported the controller's rushopt and evaluated the task
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "[2]"

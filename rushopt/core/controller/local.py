@@ -266,6 +266,10 @@ def _worker_env(config: RedisConfig | None) -> dict[str, str]:
         env[CONFIG_ENV] = base64.b64encode(pickle.dumps(config)).decode()
     script_dir = sys.path[0] if sys.path and sys.path[0] else os.getcwd()
     env["PYTHONPATH"] = os.pathsep.join(p for p in (script_dir, env.get("PYTHONPATH")) if p)
+    # `python -m` would put the cwd first on the workers' sys.path (Python >= 3.11 leaves it
+    # out with this): from a directory holding another rushopt (a checkout), the workers would
+    # import that one, not the controller's; what the controller imports from is in PYTHONPATH
+    env["PYTHONSAFEPATH"] = "1"
     return env
 
 
