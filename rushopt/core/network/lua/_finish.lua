@@ -10,17 +10,27 @@
 -- they learn that the task stopped running without reading any running set
 -- (RPUSHX: only once a reader started the log, so networks without
 -- decentralized optimizers pay no memory for it).
+
+-- Write a finished task's results in one HSET: ys, and ys_extra and metric
+-- unless "".
+local function write_results(key, ys, ys_extra, metric)
+  local fields = {"ys", ys}
+  if ys_extra ~= "" then
+    fields[#fields + 1] = "ys_extra"
+    fields[#fields + 1] = ys_extra
+  end
+  if metric ~= "" then
+    fields[#fields + 1] = "metric"
+    fields[#fields + 1] = metric
+  end
+  redis.call("HSET", key, unpack(fields))
+end
+
 local function finish_task(finished, worker_running, log, key, ys, ys_extra, metric)
   if redis.call("SREM", worker_running, key) == 0 then
     return false
   end
-  redis.call("HSET", key, "ys", ys)
-  if ys_extra ~= "" then
-    redis.call("HSET", key, "ys_extra", ys_extra)
-  end
-  if metric ~= "" then
-    redis.call("HSET", key, "metric", metric)
-  end
+  write_results(key, ys, ys_extra, metric)
   redis.call("RPUSH", finished, key)
   redis.call("RPUSHX", log, "-" .. key)
   return true
@@ -63,17 +73,7 @@ local function finish_tasks_of(finished, worker_running, log, keys, ys, extras, 
       owned[j] = true
       done[#done + 1] = key
       entries[#entries + 1] = "-" .. key
-      local fields = {"ys", ys[j]}
-      local extra = extras and extras[j] or ""
-      if extra ~= "" then
-        fields[#fields + 1] = "ys_extra"
-        fields[#fields + 1] = extra
-      end
-      if metrics[j] ~= "" then
-        fields[#fields + 1] = "metric"
-        fields[#fields + 1] = metrics[j]
-      end
-      redis.call("HSET", key, unpack(fields))
+      write_results(key, ys[j], extras and extras[j] or "", metrics[j])
     end
   end
   if #done > 0 then
