@@ -476,16 +476,15 @@ class BayesianOptimization(Optimizer):
     def _fit_gp(self, model: GPSurrogate, Z: np.ndarray, y: np.ndarray) -> None:
         """Fit the Gaussian process, its hyperparameters only when due (module docstring)."""
         n = len(y)
-        shared: SharedValues | None = getattr(self, "_shared", None)
-        if shared is not None:
-            self._adopt_shared_fit(model, Z.shape[1], shared)
-        restart = self._gp_restart_n
         step = min(20, max(1, n // 10))
-        full = restart is None or n <= _FULL_FIT_UNTIL or n >= 2 * restart
-        due = full or n - self._gp_fit_n >= step
-        if due and shared is not None and self._has_hyperparameters(model, Z.shape[1]):
-            # one worker refits; the others go on with the shared fit until it arrives
-            due = shared.offer_shared_value(_SHARED_CLAIM, n, b"", lead=step)
+        full, due = self._fit_due(n, step)
+        shared: SharedValues | None = getattr(self, "_shared", None)
+        if due and shared is not None:  # about to refit: first look at the network's fit
+            if self._adopt_shared_fit(model, Z.shape[1], shared):
+                full, due = self._fit_due(n, step)
+            if due and self._has_hyperparameters(model, Z.shape[1]):
+                # one worker refits; the others go on with the shared fit until it arrives
+                due = shared.offer_shared_value(_SHARED_CLAIM, n, b"", lead=step)
         if not due:
             model.fit(Z, y, optimize=False)
             return
@@ -499,22 +498,29 @@ class BayesianOptimization(Optimizer):
         if shared is not None:
             self._offer_shared_fit(model, shared)
 
+    def _fit_due(self, n: int, step: int) -> tuple[bool, bool]:
+        """Whether ``n`` successes call for a fit with restarts, and for any refit."""
+        restart = self._gp_restart_n
+        full = restart is None or n <= _FULL_FIT_UNTIL or n >= 2 * restart
+        return full, full or n - self._gp_fit_n >= step
+
     @staticmethod
     def _has_hyperparameters(model: GPSurrogate, n_features: int) -> bool:
         theta = getattr(model, "theta_", None)
         return theta is not None and len(theta) == model.n_hyperparameters(n_features)
 
-    def _adopt_shared_fit(self, model: GPSurrogate, n_features: int, shared: SharedValues) -> None:
+    def _adopt_shared_fit(self, model: GPSurrogate, n_features: int, shared: SharedValues) -> bool:
         """Take the network's hyperparameters if they were fitted on more results than ours."""
         got = shared.read_shared_value(_SHARED_FIT)
         if got is None or got[0] <= self._gp_fit_n:
-            return
+            return False
         values = np.frombuffer(got[1], dtype="<f8")
         if len(values) != model.n_hyperparameters(n_features) + 1:
-            return  # another space's fit (cannot happen within one run)
+            return False  # another space's fit (cannot happen within one run)
         model.theta_ = values[1:].copy()
         self._gp_fit_n = got[0]
         self._gp_restart_n = max(self._gp_restart_n or 0, int(values[0]))
+        return True
 
     def _offer_shared_fit(self, model: GPSurrogate, shared: SharedValues) -> None:
         """Offer the hyperparameters just fitted to the network, ranked by ``n``."""

@@ -43,8 +43,9 @@ def single_blas_thread() -> Any:
 def load_blas_controller() -> None:
     """Scan the loaded BLAS libraries once (``threadpoolctl``), for :func:`single_blas_thread`.
 
-    The worker zygote calls it before it forks, so that workers do not each
-    scan the few hundred shared libraries numpy, scipy and scikit-learn load
+    The worker zygote has it done before it forks (through
+    :func:`rushopt.optimizers.gp.warm_up`), so that workers do not each scan
+    the few hundred shared libraries numpy, scipy and scikit-learn load
     (tens of milliseconds per worker).
     """
     global _controller
