@@ -15,43 +15,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import signal
-import threading
-from collections.abc import Callable, Iterator
-from types import FrameType
-from typing import Any
+from collections.abc import Callable
 
 from rushopt.core.config import RedisConfig
 from rushopt.core.defaults import POOL_BEAT_PERIOD_S
 from rushopt.core.network import Network, PoolKeySchema, text
+from rushopt.core.worker.sigterm import SigtermFlag
 from rushopt.core.worker.start import start_worker
 from rushopt.exceptions import RedisUnavailableError
 
 __all__ = ["serve_pool"]
 
 logger = logging.getLogger(__name__)
-
-
-class _StopFlag:
-    """Set by SIGTERM (main thread only); handlers installed later chain to it."""
-
-    def __init__(self) -> None:
-        self.set = False
-
-    @contextlib.contextmanager
-    def installed(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def handler(signum: int, frame: FrameType | None) -> None:
-            self.set = True
-
-        previous: Any = signal.signal(signal.SIGTERM, handler)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGTERM, previous)
 
 
 def serve_pool(
@@ -97,7 +72,7 @@ def serve_pool(
     keys = PoolKeySchema(pool)
     network = Network(pool, config, keys=keys)
     scripts = network.pool_scripts
-    stop = _StopFlag()
+    stop = SigtermFlag()
     served = 0
     finished = ""
     idle = False

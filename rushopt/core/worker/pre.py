@@ -11,12 +11,8 @@ its work to.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import signal
-import threading
-from collections.abc import Callable, Iterator
-from types import FrameType
+from collections.abc import Callable
 from typing import Any
 
 import cloudpickle
@@ -27,6 +23,7 @@ from rushopt.core.states import WorkerState
 from rushopt.core.waiting import wait_until
 from rushopt.core.worker.heartbeat import HeartbeatThread
 from rushopt.core.worker.registration import register_worker
+from rushopt.core.worker.sigterm import SigtermFlag
 from rushopt.exceptions import RushError
 
 __all__ = ["PRE_HEARTBEAT_EXPIRE_S", "PRE_HEARTBEAT_PERIOD_S", "load_start_args"]
@@ -36,29 +33,6 @@ logger = logging.getLogger(__name__)
 #: Heartbeat of a ``pre`` worker whose command line sets none (seconds).
 PRE_HEARTBEAT_PERIOD_S = 2
 PRE_HEARTBEAT_EXPIRE_S = 6
-
-
-class _Terminated(Exception):
-    """SIGTERM arrived while the worker waited."""
-
-
-@contextlib.contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    """While entered (main thread only), SIGTERM raises :class:`_Terminated`."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        if callable(previous):  # e.g. a pooled worker's: it leaves its pool afterwards
-            previous(signum, frame)
-        raise _Terminated
-
-    previous: Any = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def load_start_args(
@@ -122,9 +96,14 @@ def load_start_args(
         beat.beat.wait(timeout=10)  # no controller sees a pre worker without its key
         pre = keys.worker_state(WorkerState.PRE.value)
 
+        sigterm = SigtermFlag()
+
         def available() -> bool:
-            # also stop waiting when asked to terminate, killed, or the network was reset
+            # also stop waiting on SIGTERM, when asked to terminate, killed, or the network
+            # was reset
             nonlocal payload
+            if sigterm.set:
+                return True
             pipe = network.pipeline()
             pipe.get(key)
             pipe.exists(keys.terminate(worker_id))
@@ -134,7 +113,7 @@ def load_start_args(
 
         try:
             # the handler is in place before anyone can see the worker as pre
-            with _sigterm_raises():
+            with sigterm.installed():
                 register_worker(
                     network, worker_id, WorkerState.PRE.value, remote, keys.heartbeat(worker_id)
                 )
@@ -142,10 +121,11 @@ def load_start_args(
                 if on_wait is not None:
                     on_wait(network_id)
                 wait_until(available, max_interval=1.0)
-        except (_Terminated, KeyboardInterrupt) as exc:
+        except KeyboardInterrupt:
             _deregister(network, worker_id, beat)
-            if isinstance(exc, KeyboardInterrupt):
-                raise
+            raise
+        if sigterm.set:
+            _deregister(network, worker_id, beat)
             logger.warning("worker %s got SIGTERM while it waited: deregistered", worker_id)
             return None
         if payload is None:
