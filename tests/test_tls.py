@@ -10,6 +10,7 @@ and ``tune`` connect through it with ``rediss://``. Certificates come from ``ope
 from __future__ import annotations
 
 import contextlib
+import select
 import shutil
 import socket
 import ssl
@@ -77,21 +78,32 @@ class _TlsTerminator:
             raw.close()
             return
         upstream = socket.create_connection(("127.0.0.1", self.target_port))
-        threading.Thread(target=_pump, args=(upstream, tls), daemon=True).start()
-        _pump(tls, upstream)
+        _relay(tls, upstream)
 
     def close(self) -> None:
         self.listener.close()
 
 
-def _pump(source: socket.socket, sink: socket.socket) -> None:
+def _relay(tls: ssl.SSLSocket, upstream: socket.socket) -> None:
+    """Copy both ways in this one thread until either side closes.
+
+    One thread only: OpenSSL objects are not safe to use from two threads at
+    once (a pump per direction, one closing the TLS socket while the other
+    read from it, crashed the test process with a segmentation fault).
+    """
     try:
-        while data := source.recv(65536):
-            sink.sendall(data)
+        while True:
+            # bytes OpenSSL already decrypted do not make the socket readable
+            ready = [tls] if tls.pending() else select.select([tls, upstream], [], [])[0]
+            for source in ready:
+                data = source.recv(65536)
+                if not data:
+                    return
+                (upstream if source is tls else tls).sendall(data)
     except OSError:
         pass
     finally:
-        for s in (source, sink):
+        for s in (tls, upstream):
             with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
             s.close()
