@@ -350,6 +350,14 @@ def test_bench_command_rejects_unknown_names(capsys: pytest.CaptureFixture[str])
     assert "must be >= 1" in capsys.readouterr().err
 
 
+def test_bench_help_names_every_problem_and_optimizer(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    words = set(capsys.readouterr().out.replace(",", " ").split())
+    assert set(list_problems()) <= words
+    assert set(OPTIMIZERS) <= words
+
+
 def test_bench_command_in_process(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["bench", "--optimizers", "random", "--problems", "mixed", "--seeds", "2"])
     assert code == 0

@@ -49,14 +49,17 @@ def add_bench_parser(commands: Any) -> None:
         "--optimizers",
         nargs="+",
         metavar="NAME",
-        help="random, bo, tpe (Optuna's TPE) (default: all three; tpe only if optuna is installed)",
+        help="random, bo, bo-rf (BO with the random-forest surrogate), tpe (Optuna's TPE), "
+        "gpsampler (Optuna's GPSampler, needs torch) (default: random, bo, tpe; tpe only if "
+        "optuna is installed)",
     )
     bench.add_argument(
         "--problems",
         nargs="+",
         metavar="NAME",
-        help="branin, hartmann3, hartmann6, ackley, levy, rosenbrock (ackley10: 10-d), "
-        "mixed, conditional (default: all)",
+        help="branin, hartmann3, hartmann6, ackley, levy, rosenbrock, rastrigin, styblinski, "
+        "ellipsoid, rotellipsoid (a number sets the dimension: ackley10), mixed, "
+        "mixed_interaction, conditional, conditional_hidden (default: all)",
     )
     bench.add_argument(
         "--seeds",
