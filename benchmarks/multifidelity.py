@@ -6,7 +6,7 @@ the parts are
 - ``regret``: median final regret over the seeds, at equal total budget, on
   ``curves`` (synthetic learning curves with a known optimum at full budget:
   ``final(x) + early(x) / budget``, where configurations that look good early
-  converge badly; each evaluation sleeps 10 ms per budget unit) and
+  converge badly; each evaluation sleeps 10 ms per budget unit, ``--sleep-ms``) and
   ``sgd`` (an ``SGDClassifier`` trained for ``budget`` epochs with
   ``partial_fit`` on sklearn's digits, validation error; checkpoints in
   promotion mode, ``report`` in stopping mode; ``random_state=0``, so a
@@ -23,7 +23,8 @@ the parts are
   drops to the final median regret of random search at full budget, and
   random search's time over it (the speed-up);
 - ``utilization``: ASHA (random base, promotion) with 8 workers on ``curves``
-  whose evaluations sleep 50 ms per budget unit (50 ms to 1.35 s): busy time
+  whose evaluations sleep 50 ms per budget unit (50 ms to 1.35 s), ``--util-seeds`` seeds
+  (default 3) at total budget ``--util-budget`` (default 3000): busy time
   of the workers over ``8 x`` the wall time, between the first start and the
   last finish and over the whole ``tune`` call (target: >= 95 %), and where the idle time of
   the span goes: between two evaluations of a worker, or in the drain at the end (once the
@@ -337,7 +338,9 @@ def part_regret(seeds: int, workers: int, url: str, problems: list[str]) -> None
             )
         print_table(
             f"{problem}: final regret at total budget {TOTAL_BUDGET}, {seeds} seeds, "
-            f"{workers} workers; time to the median regret of random search at full budget "
+            f"{workers} workers"
+            + (f", {1000 * SLEEP_PER_UNIT_S:g} ms per budget unit" if problem == "curves" else "")
+            + "; time to the median regret of random search at full budget "
             f"({target:.4g})",
             (
                 "contender",
@@ -360,9 +363,9 @@ def _slow_curves(x: float, z: float, budget: float) -> float:
     return curves_value(x, z, budget)
 
 
-def part_utilization(url: str, workers: int = 8, total_budget: int = 3000) -> None:
+def part_utilization(url: str, workers: int = 8, total_budget: int = 3000, seeds: int = 3) -> None:
     lines = []
-    for seed in range(3):
+    for seed in range(seeds):
         opt = ASHA(CURVES_SPACE, MIN_BUDGET, MAX_BUDGET, ETA, seed=seed)
         start = time.time()
         result = tune(
@@ -475,12 +478,22 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--only", nargs="*", default=["decision", "regret"])
     parser.add_argument("--problems", nargs="*", default=["curves", "sgd"])
+    parser.add_argument(
+        "--sleep-ms",
+        type=float,
+        default=1000 * SLEEP_PER_UNIT_S,
+        help="regret part: what a curves evaluation sleeps per budget unit",
+    )
+    parser.add_argument("--util-seeds", type=int, default=3)
+    parser.add_argument("--util-budget", type=int, default=3000)
     args = parser.parse_args()
+    global SLEEP_PER_UNIT_S  # the objectives are pickled by value, with this global
+    SLEEP_PER_UNIT_S = args.sleep_ms / 1000
     with RedisServer() as server:
         if "decision" in args.only:
             part_decision(server.url)
         if "utilization" in args.only:
-            part_utilization(server.url)
+            part_utilization(server.url, total_budget=args.util_budget, seeds=args.util_seeds)
         if "regret" in args.only:
             part_regret(args.seeds, args.workers, server.url, args.problems)
 
