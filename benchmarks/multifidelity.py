@@ -473,6 +473,7 @@ def part_decision(url: str, sizes: tuple[int, ...] = (100, 10_000), calls: int =
 
 
 def main() -> None:
+    global SLEEP_PER_UNIT_S  # the objectives are pickled by value, with this global
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--workers", type=int, default=4)
@@ -487,7 +488,6 @@ def main() -> None:
     parser.add_argument("--util-seeds", type=int, default=3)
     parser.add_argument("--util-budget", type=int, default=3000)
     args = parser.parse_args()
-    global SLEEP_PER_UNIT_S  # the objectives are pickled by value, with this global
     SLEEP_PER_UNIT_S = args.sleep_ms / 1000
     with RedisServer() as server:
         if "decision" in args.only:
