@@ -239,6 +239,8 @@ def test_tell_rejects_configurations_outside_the_space(make: Factory) -> None:
         ({"mode": "async"}, "mode must be one of"),
         ({"fixed": {"nope": 1.0}}, "fixed: 'nope' is not"),
         ({"fixed": [1.0]}, "fixed must be a dict"),
+        ({"input_warping": "yes"}, "input_warping must be True, False or 'auto'"),
+        ({"input_warping": 1}, "input_warping must be True, False or 'auto'"),
     ],
 )
 def test_bad_arguments_raise_in_ask_naming_the_argument(kwargs: dict[str, Any], match: str) -> None:
@@ -283,6 +285,21 @@ def test_auto_choices() -> None:
     wide = BayesianOptimization({f"x{i}": Float(0, 1) for i in range(8)}, seed=0)
     wide.ask()
     assert wide.n_initial_ == 18
+    assert numeric.surrogate_.warp is None  # input warping is off unless asked for
+
+
+def test_input_warping_warps_the_always_active_numeric_parameters() -> None:
+    opt = BayesianOptimization(MIXED, input_warping=True, n_initial=5, seed=0)
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        (config,) = opt.ask()
+        opt.tell(config, float(rng.random()))
+    model = opt.surrogate_
+    assert isinstance(model, GPSurrogate)
+    numeric = [n for n, p in MIXED.params.items() if not isinstance(p, Categorical) and not p.when]
+    assert len(model.warp) == len(numeric) > 0
+    assert len(model.warp_a_) == len(numeric)
+    assert model.n_hyperparameters(opt.features_.n_features) == len(model.theta_)
 
 
 @pytest.mark.parametrize("design", ["sobol", "random"])
@@ -425,6 +442,61 @@ def test_gp_gradients_match_finite_differences() -> None:
         mm, sm = gp.predict(Q - step, return_std=True)
         assert d_mean[:, k] == pytest.approx((mp - mm) / (2 * eps), rel=1e-4, abs=1e-6)
         assert d_std[:, k] == pytest.approx((sp - sm) / (2 * eps), rel=1e-4, abs=1e-6)
+
+
+def test_warped_gp_likelihood_gradient_matches_finite_differences() -> None:
+    rng = np.random.default_rng(1)
+    X = rng.random((25, 3))
+    y = np.cos(4 * np.sqrt(X[:, 0])) + X[:, 1] ** 2 + 0.1 * X[:, 2]
+    y = (y - y.mean()) / y.std()
+    gp = GPSurrogate(warp=[0, 1])
+    groups, warp = np.arange(3), np.array([0, 1])
+    theta = rng.normal(0.0, 0.3, gp.n_hyperparameters(3))
+    assert len(theta) == 3 + 2 + 2 * 2
+    theta[4] = math.log(1e-3)
+    _, grad = gp._neg_lml(theta, X, y, groups, warp)
+    eps = 1e-6
+    for k in range(len(theta)):
+        step = np.zeros_like(theta)
+        step[k] = eps
+        up = gp._neg_lml(theta + step, X, y, groups, warp)[0]
+        down = gp._neg_lml(theta - step, X, y, groups, warp)[0]
+        assert grad[k] == pytest.approx((up - down) / (2 * eps), rel=1e-5, abs=1e-5)
+
+
+def test_warped_gp_learns_the_warp_and_its_prediction_gradients_are_exact() -> None:
+    rng = np.random.default_rng(1)
+    X = rng.random((30, 2))
+    # changes fast near x0 = 0 and slowly near 1: the warp stretches the start (a < 1)
+    gp = GPSurrogate(seed=0, warp=[0]).fit(X, np.cos(4 * np.sqrt(X[:, 0])) + X[:, 1])
+    assert gp.warp_a_.shape == gp.warp_b_.shape == (1,)
+    assert gp.warp_a_[0] < 0.9
+    unwarped = GPSurrogate(seed=0).fit(X, np.cos(4 * np.sqrt(X[:, 0])) + X[:, 1])
+    assert unwarped.warp_a_.shape == (0,)
+    assert gp.log_marginal_likelihood_ > unwarped.log_marginal_likelihood_
+    Q = rng.random((4, 2))
+    mean, _, d_mean, d_std = gp.predict_with_gradient(Q)
+    assert mean == pytest.approx(gp.predict(Q))
+    eps = 1e-5
+    for k in range(2):
+        step = np.zeros(2)
+        step[k] = eps
+        mp, sp = gp.predict(Q + step, return_std=True)
+        mm, sm = gp.predict(Q - step, return_std=True)
+        assert d_mean[:, k] == pytest.approx((mp - mm) / (2 * eps), rel=1e-3, abs=1e-5)
+        assert d_std[:, k] == pytest.approx((sp - sm) / (2 * eps), rel=1e-3, abs=1e-5)
+
+
+@pytest.mark.parametrize("warp", [[0, 0], [2], [-1], [0.5], [[0]]])
+def test_bad_warp_features_are_refused(warp: Any) -> None:
+    with pytest.raises(ValueError, match="warp must list distinct feature indices"):
+        GPSurrogate(warp=warp).fit(np.random.default_rng(0).random((5, 2)), np.arange(5.0))
+
+
+def test_warped_features_must_be_in_the_unit_interval() -> None:
+    X = np.array([[0.0], [0.5], [2.0]])
+    with pytest.raises(ValueError, match="warped features must lie in"):
+        GPSurrogate(warp=[0]).fit(X, np.arange(3.0))
 
 
 def test_gp_copes_with_duplicates_and_constant_targets() -> None:

@@ -57,6 +57,9 @@ class KernelFeatures:
         Number of parameters, and so of length scales.
     n_features : int
         Number of kernel features.
+    numeric : numpy.ndarray of int
+        The features of the always-active numeric parameters (each its
+        ``[0, 1]`` column), which the GP may warp.
     """
 
     def __init__(self, space: Space) -> None:
@@ -78,6 +81,9 @@ class KernelFeatures:
         self.groups = np.asarray(groups, dtype=int)
         self.n_groups = len(space.names)
         self.n_features = len(groups)
+        self.numeric = np.asarray(
+            [out.start for kind, _, out in self._parts if kind == "num"], dtype=int
+        )
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         """Return the kernel features of encoded rows.

@@ -25,6 +25,29 @@ from rushopt.optimizers.sklearn_compat import validate_data
 
 __all__ = ["GPSurrogate", "warm_up"]
 
+_WARP_EPS = 1e-6  # warped features are clipped into [eps, 1 - eps], where the warp is smooth
+_WARP_BOUNDS = (0.2, 5.0)  # of a and b
+_WARP_PRIOR_STD = 0.5  # of log a and log b, around 0 (no warp)
+
+
+def _kumaraswamy(
+    x: np.ndarray, a: np.ndarray, b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Return ``w = 1 - (1 - x^a)^b`` and its derivatives in ``log a``, ``log b`` and ``x``.
+
+    ``x`` is clipped into ``[eps, 1 - eps]``; the derivative in ``x`` is zero
+    where it was clipped.
+    """
+    clipped = np.clip(x, _WARP_EPS, 1.0 - _WARP_EPS)
+    xa = clipped**a
+    log_rest = np.log1p(-xa)  # log(1 - x^a)
+    rest_b = np.exp(b * log_rest)  # (1 - x^a)^b
+    common = b * rest_b / (1.0 - xa)  # b (1 - x^a)^(b - 1)
+    d_log_a = a * common * xa * np.log(clipped)
+    d_log_b = -b * rest_b * log_rest
+    d_x = np.where(clipped == x, common * a * xa / clipped, 0.0)
+    return 1.0 - rest_b, d_log_a, d_log_b, d_x
+
 
 class GPSurrogate(RegressorMixin, BaseEstimator):  # type: ignore[misc]
     """Gaussian process regressor with a Matérn 5/2 ARD kernel, for Bayesian optimization.
@@ -46,6 +69,14 @@ class GPSurrogate(RegressorMixin, BaseEstimator):  # type: ignore[misc]
     previous fit's hyperparameters (``warm_start=True``) or else from the
     prior's centre, and from ``n_restarts`` random points; the best optimum
     wins. Covariances are factorized with :func:`stable_cholesky`.
+
+    With ``warp``, the given features (which must lie in ``[0, 1]``) are
+    first warped by a Kumaraswamy CDF ``w(x) = 1 - (1 - x^a)^b`` with its
+    own ``a`` and ``b`` per feature, fitted with the other hyperparameters
+    (input warping, Snoek et al., 2014, as in HEBO): a problem that varies
+    fast in one end of a parameter's range and slowly in the other becomes
+    stationary for the kernel. Log-normal priors centred on ``a = b = 1``
+    (no warp) keep the warp off until the data call for it.
 
     Parameters
     ----------
@@ -72,20 +103,25 @@ class GPSurrogate(RegressorMixin, BaseEstimator):  # type: ignore[misc]
     prior : bool, default True
         Maximize the posterior of the hyperparameters (likelihood times the
         priors above) rather than the likelihood alone.
+    warp : array-like of int, optional
+        Features to warp (their indices); default none.
     seed : int, optional
         Seed of the random restarts and of the subset.
 
     Attributes
     ----------
     theta_ : numpy.ndarray
-        Log of the length scales (one per group), the signal variance and
-        the noise variance.
+        Log of the length scales (one per group), the signal variance, the
+        noise variance and, with ``warp``, the ``a`` then the ``b`` of each
+        warped feature.
     length_scale_ : numpy.ndarray
         Fitted length scales, one per feature.
     signal_variance_ : float
         Fitted signal variance (normalized units).
     noise_ : float
         Fitted noise variance plus any jitter the factorization needed.
+    warp_a_, warp_b_ : numpy.ndarray
+        Fitted warps, one per warped feature (empty without ``warp``).
     log_marginal_likelihood_ : float
         Log marginal likelihood of the fitted hyperparameters (on the
         subset they were fitted on).
@@ -95,7 +131,7 @@ class GPSurrogate(RegressorMixin, BaseEstimator):  # type: ignore[misc]
     y_mean_, y_std_ : float
         Target normalization.
     X_train_, y_train_ : numpy.ndarray
-        The data the process is conditioned on.
+        The data the process is conditioned on (``X_train_`` before the warp).
     L_, alpha_ : numpy.ndarray
         Cholesky factor of the training covariance and ``K^-1 y`` (normalized).
     n_features_in_ : int
@@ -120,6 +156,7 @@ class GPSurrogate(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         noise_bounds: tuple[float, float] = (1e-6, 1.0),
         groups: Any = None,
         prior: bool = True,
+        warp: Any = None,
         seed: int | None = None,
     ) -> None:
         self.n_restarts = n_restarts
@@ -131,6 +168,7 @@ class GPSurrogate(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         self.noise_bounds = noise_bounds
         self.groups = groups
         self.prior = prior
+        self.warp = warp
         self.seed = seed
 
     # ------------------------------------------------------------ fitting
@@ -148,38 +186,66 @@ class GPSurrogate(RegressorMixin, BaseEstimator):  # type: ignore[misc]
             )
         return groups
 
+    def _warp_index(self, d: int) -> np.ndarray:
+        if self.warp is None:
+            return np.zeros(0, dtype=int)
+        warp = np.asarray(self.warp)
+        if (
+            warp.ndim != 1
+            or (warp.size and not np.issubdtype(warp.dtype, np.integer))
+            or len(set(warp.tolist())) != warp.size
+            or (warp.size and not 0 <= int(warp.min()) <= int(warp.max()) < d)
+        ):
+            raise ValueError(
+                f"warp must list distinct feature indices in 0 .. {d - 1}, got {self.warp!r}"
+            )
+        return warp.astype(int)
+
     def n_hyperparameters(self, n_features: int) -> int:
-        """Length of ``theta_`` for ``n_features`` features: one length scale per group, s, noise.
+        """Length of ``theta_`` for ``n_features`` features.
+
+        One length scale per group, the signal and noise variances, and two
+        per warped feature.
 
         Raises
         ------
         ValueError
-            If ``groups`` does not fit ``n_features``.
+            If ``groups`` or ``warp`` does not fit ``n_features``.
         """
-        return int(self._groups(n_features).max()) + 3
+        return int(self._groups(n_features).max()) + 3 + 2 * len(self._warp_index(n_features))
 
-    def _prior(self, g: int) -> tuple[np.ndarray, np.ndarray]:
+    def _prior(self, g: int, m: int) -> tuple[np.ndarray, np.ndarray]:
         """Means and standard deviations of the normal priors of the log-parameters."""
-        mean = np.r_[np.full(g, 0.25 * math.log(g) - 0.5), 0.0, math.log(1e-4)]
-        std = np.r_[np.full(g, 1.0), 1.5, 3.0]
+        mean = np.r_[np.full(g, 0.25 * math.log(g) - 0.5), 0.0, math.log(1e-4), np.zeros(2 * m)]
+        std = np.r_[np.full(g, 1.0), 1.5, 3.0, np.full(2 * m, _WARP_PRIOR_STD)]
         return mean, std
 
-    def _log_bounds(self, d: int) -> np.ndarray:
+    def _log_bounds(self, d: int, m: int) -> np.ndarray:
         for name in ("length_scale_bounds", "signal_bounds", "noise_bounds"):
             low, high = getattr(self, name)
             if not 0 < low < high:
                 raise ValueError(f"{name} must be (low, high) with 0 < low < high")
         rows = [self.length_scale_bounds] * d + [self.signal_bounds, self.noise_bounds]
+        rows += [_WARP_BOUNDS] * (2 * m)
         return np.asarray(np.log(np.asarray(rows, dtype=float)))
 
     def _neg_lml(
-        self, theta: np.ndarray, X: np.ndarray, y: np.ndarray, groups: np.ndarray
+        self,
+        theta: np.ndarray,
+        X: np.ndarray,
+        y: np.ndarray,
+        groups: np.ndarray,
+        warp: np.ndarray,
     ) -> tuple[float, np.ndarray]:
         """Negative log posterior (or likelihood) and its gradient in the log-parameters."""
         n = len(X)
-        g = len(theta) - 2
+        g, m = int(groups.max()) + 1, len(warp)
         length_scale = np.exp(theta[:g])[groups]
         signal, noise = math.exp(theta[g]), math.exp(theta[g + 1])
+        if m:
+            a, b = np.exp(theta[g + 2 : g + 2 + m]), np.exp(theta[g + 2 + m :])
+            X = X.copy()
+            X[:, warp], d_log_a, d_log_b, _ = _kumaraswamy(X[:, warp], a, b)
         K, G = matern52(X, X, length_scale, signal)
         assert G is not None
         K[np.diag_indices_from(K)] += noise
@@ -204,31 +270,49 @@ class GPSurrogate(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         trace_w = float(np.trace(W))
         grad[g] = 0.5 * (float(np.sum(W * K)) - noise * trace_w)  # dK/dlog s = K - noise I
         grad[g + 1] = 0.5 * noise * trace_w
+        if m:
+            # dlml/dw_id = sum_j W_ij dK_ij/dw_id, dK_ij/dw_id = -G_ij (w_id - w_jd) / l_d^2
+            Xw = X[:, warp]
+            d_w = (WG @ Xw - np.sum(WG, axis=1)[:, None] * Xw) / length_scale[warp] ** 2
+            grad[g + 2 : g + 2 + m] = np.sum(d_w * d_log_a, axis=0)
+            grad[g + 2 + m :] = np.sum(d_w * d_log_b, axis=0)
         if self.prior:
-            mean, std = self._prior(g)
+            mean, std = self._prior(g, m)
             z = (theta - mean) / std
             lml -= 0.5 * float(z @ z)
             grad -= z / std
         return -lml, -grad
 
     def _optimize(
-        self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator, groups: np.ndarray
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        rng: np.random.Generator,
+        groups: np.ndarray,
+        warp: np.ndarray,
     ) -> np.ndarray:
-        d = int(groups.max()) + 1  # length scales
-        bounds = self._log_bounds(d)
+        d, m = int(groups.max()) + 1, len(warp)  # length scales, warped features
+        bounds = self._log_bounds(d, m)
         if self.prior:
-            default = self._prior(d)[0]
+            default = self._prior(d, m)[0]
             default[d + 1] = math.log(1e-3)
         else:
-            default = np.r_[np.full(d, math.log(0.5 * math.sqrt(d))), 0.0, math.log(1e-3)]
+            default = np.r_[
+                np.full(d, math.log(0.5 * math.sqrt(d))), 0.0, math.log(1e-3), np.zeros(2 * m)
+            ]
         previous = getattr(self, "theta_", None)
-        if self.warm_start and previous is not None and len(previous) == d + 2:
+        if self.warm_start and previous is not None and len(previous) == len(default):
             starts = [np.clip(previous, bounds[:, 0], bounds[:, 1])]
         else:
             starts = [np.clip(default, bounds[:, 0], bounds[:, 1])]
         # restarts: length scales anywhere in a sensible part of the box
-        low = np.maximum(bounds[:, 0], np.log(np.r_[np.full(d, 0.05), 0.2, 1e-5]))
-        high = np.minimum(bounds[:, 1], np.log(np.r_[np.full(d, 5.0 * math.sqrt(d)), 5.0, 0.1]))
+        low = np.maximum(
+            bounds[:, 0], np.log(np.r_[np.full(d, 0.05), 0.2, 1e-5, np.full(2 * m, 0.5)])
+        )
+        high = np.minimum(
+            bounds[:, 1],
+            np.log(np.r_[np.full(d, 5.0 * math.sqrt(d)), 5.0, 0.1, np.full(2 * m, 2.0)]),
+        )
         for _ in range(int(self.n_restarts)):
             starts.append(rng.uniform(np.minimum(low, high), np.maximum(low, high)))
         best_theta: np.ndarray = starts[0]
@@ -240,7 +324,7 @@ class GPSurrogate(RegressorMixin, BaseEstimator):  # type: ignore[misc]
                 result = minimize(
                     self._neg_lml,
                     theta0,
-                    args=(X, y, groups),
+                    args=(X, y, groups, warp),
                     jac=True,
                     method="L-BFGS-B",
                     bounds=bounds,
@@ -291,23 +375,34 @@ class GPSurrogate(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         # relative to the mean only: targets of 1e-12 still have a spread worth modelling
         self.y_std_ = std if std > 1e-13 * abs(self.y_mean_) and std > 1e-300 else 1.0
         y_norm = (y - self.y_mean_) / self.y_std_
-        groups = self._groups(d)
-        g = int(groups.max()) + 1
+        groups, warp = self._groups(d), self._warp_index(d)
+        g, m = int(groups.max()) + 1, len(warp)
+        if m and (X[:, warp].min() < 0.0 or X[:, warp].max() > 1.0):
+            raise ValueError("warped features must lie in [0, 1]")
         previous = getattr(self, "theta_", None)
-        keep = not optimize and self.warm_start and previous is not None and len(previous) == g + 2
+        keep = (
+            not optimize
+            and self.warm_start
+            and previous is not None
+            and len(previous) == g + 2 + 2 * m
+        )
         if keep:
             self.n_iter_ = 0
         else:
             rng = np.random.default_rng(self.seed)
             if n > self.max_fit_samples > 0:
                 subset = np.sort(rng.choice(n, size=self.max_fit_samples, replace=False))
-                self.theta_ = self._optimize(X[subset], y_norm[subset], rng, groups)
+                self.theta_ = self._optimize(X[subset], y_norm[subset], rng, groups, warp)
             else:
-                self.theta_ = self._optimize(X, y_norm, rng, groups)
+                self.theta_ = self._optimize(X, y_norm, rng, groups, warp)
         theta = self.theta_
         self.length_scale_ = np.exp(theta[:g])[groups]
         self.signal_variance_ = math.exp(theta[g])
-        K, _ = matern52(X, X, self.length_scale_, self.signal_variance_, grad=False)
+        self._warp_columns = warp
+        self.warp_a_ = np.exp(theta[g + 2 : g + 2 + m])
+        self.warp_b_ = np.exp(theta[g + 2 + m :])
+        Z = self._warped(X)[0]
+        K, _ = matern52(Z, Z, self.length_scale_, self.signal_variance_, grad=False)
         noise = math.exp(theta[g + 1])
         if keep:  # the jitter the last factorization needed is likely needed again: start there
             noise = max(noise, float(getattr(self, "noise_", noise)))
@@ -317,7 +412,17 @@ class GPSurrogate(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         self.alpha_ = scipy.linalg.cho_solve((self.L_, True), y_norm, check_finite=False)
         self.X_train_ = X
         self.y_train_ = y
+        self._Z_train = Z
         return self
+
+    def _warped(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Return ``X`` with the fitted warp applied, and the warp's derivative in its columns."""
+        warp = self._warp_columns
+        if not len(warp):
+            return X, None
+        Z = X.copy()
+        Z[:, warp], _, _, d_x = _kumaraswamy(X[:, warp], self.warp_a_, self.warp_b_)
+        return Z, d_x
 
     # ------------------------------------------------------------ prediction
     def predict(self, X: Any, return_std: bool = False) -> Any:
@@ -339,7 +444,8 @@ class GPSurrogate(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         """
         check_is_fitted(self, "alpha_")
         X, _ = validate_data(self, X, reset=False)
-        Ks, _ = matern52(X, self.X_train_, self.length_scale_, self.signal_variance_, grad=False)
+        Z = self._warped(X)[0]
+        Ks, _ = matern52(Z, self._Z_train, self.length_scale_, self.signal_variance_, grad=False)
         mean = self.y_mean_ + self.y_std_ * (Ks @ self.alpha_)
         if not return_std:
             return mean
@@ -366,15 +472,18 @@ class GPSurrogate(RegressorMixin, BaseEstimator):  # type: ignore[misc]
             Their gradients with respect to each query point.
         """
         check_is_fitted(self, "alpha_")
-        X = np.atleast_2d(np.asarray(X, dtype=float))
-        Ks, G = matern52(X, self.X_train_, self.length_scale_, self.signal_variance_)
+        X, d_warp = self._warped(np.atleast_2d(np.asarray(X, dtype=float)))
+        Z_train = self._Z_train
+        Ks, G = matern52(X, Z_train, self.length_scale_, self.signal_variance_)
         assert G is not None
         # dKs[q, j, d] = -G[q, j] (x_qd - x_jd) / l_d^2, contracted without building it
         inv_l2 = 1.0 / self.length_scale_**2
 
         def contract(w: np.ndarray) -> np.ndarray:  # sum_j dKs[q, j, :] w[q, j]
             Gw = G * w
-            out: np.ndarray = (Gw @ self.X_train_ - np.sum(Gw, axis=1)[:, None] * X) * inv_l2
+            out: np.ndarray = (Gw @ Z_train - np.sum(Gw, axis=1)[:, None] * X) * inv_l2
+            if d_warp is not None:  # chain rule through the warp
+                out[:, self._warp_columns] *= d_warp
             return out
 
         mean = self.y_mean_ + self.y_std_ * (Ks @ self.alpha_)
