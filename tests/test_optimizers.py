@@ -431,17 +431,23 @@ def test_gp_gradients_match_finite_differences() -> None:
     rng = np.random.default_rng(1)
     X = rng.random((25, 2))
     gp = GPSurrogate(seed=0).fit(X, np.cos(4 * X[:, 0]) + X[:, 1] ** 2)
-    Q = rng.random((4, 2))
+    # the fitted noise is tiny: smaller steps drown in rounding
+    _check_prediction_gradients(gp, rng.random((4, 2)), eps=1e-4, rel=1e-4, abs_=1e-6)
+
+
+def _check_prediction_gradients(
+    gp: GPSurrogate, Q: np.ndarray, eps: float, rel: float, abs_: float
+) -> None:
+    """predict_with_gradient agrees with predict and with central differences of it."""
     mean, _, d_mean, d_std = gp.predict_with_gradient(Q)
     assert mean == pytest.approx(gp.predict(Q))
-    eps = 1e-4  # the fitted noise is tiny: smaller steps drown in rounding
-    for k in range(2):
-        step = np.zeros(2)
+    for k in range(Q.shape[1]):
+        step = np.zeros(Q.shape[1])
         step[k] = eps
         mp, sp = gp.predict(Q + step, return_std=True)
         mm, sm = gp.predict(Q - step, return_std=True)
-        assert d_mean[:, k] == pytest.approx((mp - mm) / (2 * eps), rel=1e-4, abs=1e-6)
-        assert d_std[:, k] == pytest.approx((sp - sm) / (2 * eps), rel=1e-4, abs=1e-6)
+        assert d_mean[:, k] == pytest.approx((mp - mm) / (2 * eps), rel=rel, abs=abs_)
+        assert d_std[:, k] == pytest.approx((sp - sm) / (2 * eps), rel=rel, abs=abs_)
 
 
 def test_warped_gp_likelihood_gradient_matches_finite_differences() -> None:
@@ -474,17 +480,7 @@ def test_warped_gp_learns_the_warp_and_its_prediction_gradients_are_exact() -> N
     unwarped = GPSurrogate(seed=0).fit(X, np.cos(4 * np.sqrt(X[:, 0])) + X[:, 1])
     assert unwarped.warp_a_.shape == (0,)
     assert gp.log_marginal_likelihood_ > unwarped.log_marginal_likelihood_
-    Q = rng.random((4, 2))
-    mean, _, d_mean, d_std = gp.predict_with_gradient(Q)
-    assert mean == pytest.approx(gp.predict(Q))
-    eps = 1e-5
-    for k in range(2):
-        step = np.zeros(2)
-        step[k] = eps
-        mp, sp = gp.predict(Q + step, return_std=True)
-        mm, sm = gp.predict(Q - step, return_std=True)
-        assert d_mean[:, k] == pytest.approx((mp - mm) / (2 * eps), rel=1e-3, abs=1e-5)
-        assert d_std[:, k] == pytest.approx((sp - sm) / (2 * eps), rel=1e-3, abs=1e-5)
+    _check_prediction_gradients(gp, rng.random((4, 2)), eps=1e-5, rel=1e-3, abs_=1e-5)
 
 
 @pytest.mark.parametrize("warp", [[0, 0], [2], [-1], [0.5], [[0]]])
