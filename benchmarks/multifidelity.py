@@ -363,7 +363,7 @@ def _slow_curves(x: float, z: float, budget: float) -> float:
     return curves_value(x, z, budget)
 
 
-def part_utilization(url: str, workers: int = 8, total_budget: int = 3000, seeds: int = 3) -> None:
+def part_utilization(url: str, total_budget: int, seeds: int, workers: int = 8) -> None:
     lines = []
     for seed in range(seeds):
         opt = ASHA(CURVES_SPACE, MIN_BUDGET, MAX_BUDGET, ETA, seed=seed)

@@ -384,7 +384,7 @@ class GPSurrogate(RegressorMixin, BaseEstimator):  # type: ignore[misc]
             not optimize
             and self.warm_start
             and previous is not None
-            and len(previous) == g + 2 + 2 * m
+            and len(previous) == self.n_hyperparameters(d)
         )
         if keep:
             self.n_iter_ = 0
