@@ -9,6 +9,8 @@ Run ``python benchmarks/optimizers.py [--quick] [--only PART ...] [--check]``; t
   (at most 120): BO against BO with the random-forest surrogate (``surrogate="rf"``, what
   ``"auto"`` could pick instead), random search, Optuna's TPE and, when PyTorch is installed,
   Optuna's GPSampler; ``--out`` saves the curves and one regret plot per problem;
+- ``warping``: median final regret over the same seeds and problems of BO with and without
+  ``input_warping`` (the figures behind its ``"auto"``: off);
 - ``parallel``: BO through ``tune`` with 2 and 4 workers on ``PARALLEL_PROBLEMS``, at the same
   budget: median final regret against sequential BO, and repeated points in every run;
 - ``throughput``: evaluations per second of ``rushopt.tune`` with a trivial objective, random
@@ -224,6 +226,31 @@ def report_regret(results: pd.DataFrame, out: str | None = None) -> list[Row]:
     ]
 
 
+def bench_warping(seeds: int) -> list[Row]:
+    """Median final regret of BO with and without input warping, on ``REGRET_PROBLEMS``."""
+    bayesian = _bayesian()
+    results = run_benchmark(
+        list(REGRET_PROBLEMS),
+        {
+            "bo": lambda space, seed: bayesian(space, seed=seed, input_warping=False),
+            "bo-warp": lambda space, seed: bayesian(space, seed=seed, input_warping=True),
+        },
+        seeds=seeds,
+        progress=lambda line: print(f"  {line}", file=sys.stderr, flush=True),
+    )
+    median = summarize(results).pivot(index="problem", columns="optimizer", values="regret_median")
+    lines = [
+        (problem, f"{row['bo']:.3g}", f"{row['bo-warp']:.3g}", f"{row['bo-warp'] / row['bo']:.2f}")
+        for problem, row in median.loc[list(REGRET_PROBLEMS)].iterrows()
+    ]
+    print_table(
+        f"(b'') median final regret over {seeds} seeds, BO without / with input warping",
+        ["problem", "BO", "BO, input_warping=True", "ratio"],
+        lines,
+    )
+    return []
+
+
 # ------------------------------------------------------------------ (b') parallel BO
 def _repeats(archive: pd.DataFrame, names: Sequence[str]) -> int:
     columns = [name for name in names if name in archive.columns]
@@ -432,7 +459,7 @@ def bench_utilization_optuna(url: str, n_trials: int, n_processes: int = 4) -> l
 
 
 # ------------------------------------------------------------------ main
-PARTS = ("ask", "regret", "parallel", "throughput", "utilization")
+PARTS = ("ask", "regret", "warping", "parallel", "throughput", "utilization")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -485,6 +512,8 @@ def main(argv: list[str] | None = None) -> int:
             attempt("ask", lambda: bench_ask(sizes.ask_n, sizes.ask_d, sizes.ask_repeats))
         if "regret" in parts:
             attempt("regret", lambda: bench_regret(seeds, use_optuna, args.out))
+        if "warping" in parts:
+            attempt("warping", lambda: bench_warping(seeds))
         if "parallel" in parts:
             attempt("parallel", lambda: bench_parallel(url, seeds))
         if "throughput" in parts:
