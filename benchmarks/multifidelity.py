@@ -41,10 +41,12 @@ from __future__ import annotations
 import argparse
 import functools
 import math
+import os
 import statistics
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -52,7 +54,7 @@ import numpy as np
 import pandas as pd
 from _report import print_table
 
-from rushopt import ASHA, Float, Hyperband, RedisServer, Rush, RushWorker, tune
+from rushopt import ASHA, Categorical, Float, Hyperband, Int, RedisServer, Rush, RushWorker, tune
 from rushopt.core.network.scripts import FinishedStep
 from rushopt.core.serialize import dumps
 
@@ -78,54 +80,133 @@ def curves_objective(x: float, z: float, budget: float) -> float:
 
 CURVES_SPACE = {"x": Float(0.0, 1.0), "z": Float(0.0, 1.0)}
 SGD_SPACE = {"alpha": Float(1e-6, 1e-1, log=True), "eta0": Float(1e-4, 1.0, log=True)}
+MLP_SPACE = {
+    "hidden": Int(8, 128, log=True),
+    "alpha": Float(1e-6, 1e-1, log=True),
+    "lr": Float(1e-4, 0.3, log=True),
+    "batch": Int(16, 256, log=True),
+    "momentum": Float(0.5, 0.99),
+    "solver": Categorical(["adam", "sgd"]),
+}
+SPACES: dict[str, dict[str, Any]] = {"curves": CURVES_SPACE, "sgd": SGD_SPACE, "mlp": MLP_SPACE}
+
+#: The split of sklearn's digits, loaded once per process (as a user's objective
+#: would), so that an evaluation's cost grows with its budget.
+_DATA: dict[str, tuple[Any, Any, Any, Any]] = {}
 
 
 def _digits() -> tuple[Any, Any, Any, Any]:
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
+    if "digits" not in _DATA:
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
 
-    X, y = load_digits(return_X_y=True)
-    return train_test_split(X / 16.0, y, test_size=0.3, random_state=0)
+        X, y = load_digits(return_X_y=True)
+        _DATA["digits"] = train_test_split(X / 16.0, y, test_size=0.3, random_state=0)
+    return _DATA["digits"]
 
 
-def _sgd(alpha: float, eta0: float) -> Any:
-    """The model of ``sgd``; seeded, so its value after ``budget`` epochs is one number.
+def _model(problem: str, params: dict[str, Any]) -> Any:
+    """The model of ``sgd`` or ``mlp``; seeded, so its value after ``budget`` epochs is one number.
 
-    ``partial_fit`` reseeds from an integer ``random_state`` on every call, so
-    training continued from a checkpoint gives what training from scratch does.
+    ``partial_fit`` reseeds from an integer ``random_state`` on every call (or
+    keeps its generator in the pickled model), so training continued from a
+    checkpoint gives what training from scratch does.
     """
-    from sklearn.linear_model import SGDClassifier
+    if problem == "sgd":
+        from sklearn.linear_model import SGDClassifier
 
-    return SGDClassifier(alpha=alpha, eta0=eta0, learning_rate="constant", random_state=0)
+        return SGDClassifier(
+            alpha=params["alpha"], eta0=params["eta0"], learning_rate="constant", random_state=0
+        )
+    from sklearn.neural_network import MLPClassifier
+
+    return MLPClassifier(
+        hidden_layer_sizes=(int(params["hidden"]),),
+        alpha=params["alpha"],
+        learning_rate_init=params["lr"],
+        batch_size=int(params["batch"]),
+        momentum=params["momentum"],
+        solver=params["solver"],
+        random_state=0,
+    )
 
 
-def sgd_objective(alpha: float, eta0: float, budget: float, checkpoint: Any = None) -> dict:
-    import numpy as np
-
+def _epoch(model: Any) -> float:
+    """Train one more epoch; the validation error after it."""
     X_train, X_test, y_train, y_test = _digits()
-    if checkpoint is None:
-        model, done = _sgd(alpha, eta0), 0
-    else:
-        model, done = checkpoint
+    with warnings.catch_warnings():  # an MLP warns that one epoch did not converge
+        warnings.simplefilter("ignore")
+        model.partial_fit(X_train, y_train, classes=np.arange(10))
+    return float(1.0 - model.score(X_test, y_test))
+
+
+def _promotion(problem: str, params: dict[str, Any], budget: float, checkpoint: Any) -> dict:
+    model, done = (_model(problem, params), 0) if checkpoint is None else checkpoint
+    value = math.nan
     for _ in range(int(budget) - done):
-        model.partial_fit(X_train, y_train, classes=np.arange(10))
-    return {"y": 1.0 - model.score(X_test, y_test), "checkpoint": (model, int(budget))}
+        value = _epoch(model)
+    return {"y": value, "checkpoint": (model, int(budget))}
 
 
-def sgd_stopping(alpha: float, eta0: float, report: Callable[[float, float], bool]) -> None:
-    import numpy as np
-
-    X_train, X_test, y_train, y_test = _digits()
-    model = _sgd(alpha, eta0)
+def _stopping(problem: str, params: dict[str, Any], report: Callable[[float, float], bool]) -> None:
+    model = _model(problem, params)
     for epoch in range(1, MAX_BUDGET + 1):
-        model.partial_fit(X_train, y_train, classes=np.arange(10))
-        if report(epoch, 1.0 - model.score(X_test, y_test)):
+        if report(epoch, _epoch(model)):
             return
 
 
+def sgd_objective(alpha: float, eta0: float, budget: float, checkpoint: Any = None) -> dict:
+    return _promotion("sgd", {"alpha": alpha, "eta0": eta0}, budget, checkpoint)
+
+
+def sgd_stopping(alpha: float, eta0: float, report: Callable[[float, float], bool]) -> None:
+    _stopping("sgd", {"alpha": alpha, "eta0": eta0}, report)
+
+
 def sgd_full(alpha: float, eta0: float) -> float:
-    out = sgd_objective(alpha, eta0, MAX_BUDGET)
-    return float(out["y"])
+    return float(sgd_objective(alpha, eta0, MAX_BUDGET)["y"])
+
+
+def mlp_objective(
+    hidden: int,
+    alpha: float,
+    lr: float,
+    batch: int,
+    momentum: float,
+    solver: str,
+    budget: float,
+    checkpoint: Any = None,
+) -> dict:
+    params = {"hidden": hidden, "alpha": alpha, "lr": lr, "batch": batch}
+    params.update(momentum=momentum, solver=solver)
+    return _promotion("mlp", params, budget, checkpoint)
+
+
+def mlp_stopping(
+    hidden: int,
+    alpha: float,
+    lr: float,
+    batch: int,
+    momentum: float,
+    solver: str,
+    report: Callable[[float, float], bool],
+) -> None:
+    params = {"hidden": hidden, "alpha": alpha, "lr": lr, "batch": batch}
+    params.update(momentum=momentum, solver=solver)
+    _stopping("mlp", params, report)
+
+
+def mlp_full(
+    hidden: int, alpha: float, lr: float, batch: int, momentum: float, solver: str
+) -> float:
+    return float(mlp_objective(hidden, alpha, lr, batch, momentum, solver, MAX_BUDGET)["y"])
+
+
+#: Per real problem: the objective at full budget, in promotion mode, in stopping mode.
+REAL_OBJECTIVES: dict[str, tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]] = {
+    "sgd": (sgd_full, sgd_objective, sgd_stopping),
+    "mlp": (mlp_full, mlp_objective, mlp_stopping),
+}
 
 
 # ------------------------------------------------------------------ contenders
@@ -139,11 +220,16 @@ def _true_final_cached(problem: str, key: tuple[tuple[str, float], ...]) -> floa
     params = dict(key)
     if problem == "curves":
         return curves_value(params["x"], params["z"], math.inf)
-    return sgd_full(params["alpha"], params["eta0"])
+    return float(REAL_OBJECTIVES[problem][0](**params))
 
 
-def _true_final(problem: str, params: dict[str, float]) -> float:
+def _true_final(problem: str, params: dict[str, Any]) -> float:
     return _true_final_cached(problem, tuple(sorted(params.items())))
+
+
+def _plain(value: Any) -> Any:
+    """A parameter's value from the archive as the objective takes it (numpy scalars unboxed)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _incumbents(archive: Any, names: list[str], start: float) -> list[tuple[float, dict]]:
@@ -159,16 +245,20 @@ def _incumbents(archive: Any, names: list[str], start: float) -> list[tuple[floa
     for budget, (_, row) in zip(budgets, done.iterrows(), strict=True):
         value = float(row["y"])
         if math.isfinite(value) and (budget > top or (budget == top and value < best)):
-            out.append((float(row["finished_at"]) - start, {n: float(row[n]) for n in names}))
+            out.append((float(row["finished_at"]) - start, {n: _plain(row[n]) for n in names}))
             top, best = budget, value
     return out
 
 
 def run_rushopt(problem: str, name: str, seed: int, workers: int, url: str) -> Run:
-    space = CURVES_SPACE if problem == "curves" else SGD_SPACE
+    space = SPACES[problem]
     names = list(space)
     if name == "random (full budget)":
-        fun = (lambda x, z: curves_objective(x, z, MAX_BUDGET)) if problem == "curves" else sgd_full
+        fun = (
+            (lambda x, z: curves_objective(x, z, MAX_BUDGET))
+            if problem == "curves"
+            else REAL_OBJECTIVES[problem][0]
+        )
         start = time.time()
         result = tune(
             fun,
@@ -200,7 +290,7 @@ def run_rushopt(problem: str, name: str, seed: int, workers: int, url: str) -> R
         else:
             fun = curves_objective
     else:
-        fun = sgd_stopping if strategy == "stopping" else sgd_objective
+        fun = REAL_OBJECTIVES[problem][2 if strategy == "stopping" else 1]
     start = time.time()
     result = tune(
         fun,
@@ -217,6 +307,19 @@ def run_rushopt(problem: str, name: str, seed: int, workers: int, url: str) -> R
     return _true_final(problem, result.best_params or {}), wall, trace
 
 
+def _suggest(trial: Any, space: dict[str, Any]) -> dict[str, Any]:
+    """The same space as Optuna's suggestions."""
+    out: dict[str, Any] = {}
+    for name, param in space.items():
+        if isinstance(param, Categorical):
+            out[name] = trial.suggest_categorical(name, list(param.choices))
+        elif isinstance(param, Int):
+            out[name] = trial.suggest_int(name, param.low, param.high, log=param.log)
+        else:
+            out[name] = trial.suggest_float(name, param.low, param.high, log=param.log)
+    return out
+
+
 def run_optuna(problem: str, pruner_name: str, seed: int, workers: int) -> Run:
     import optuna
 
@@ -229,16 +332,13 @@ def run_optuna(problem: str, pruner_name: str, seed: int, workers: int) -> Run:
     study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner)
     spent = [0.0]
     lock = threading.Lock()
-    data = _digits() if problem == "sgd" else None
 
     def objective(trial: Any) -> float:
         value = math.nan
         if problem == "curves":
             x, z = trial.suggest_float("x", 0, 1), trial.suggest_float("z", 0, 1)
         else:
-            alpha = trial.suggest_float("alpha", 1e-6, 1e-1, log=True)
-            eta0 = trial.suggest_float("eta0", 1e-4, 1.0, log=True)
-            model = _sgd(alpha, eta0)
+            model = _model(problem, _suggest(trial, SPACES[problem]))
         for step in range(1, MAX_BUDGET + 1):
             with lock:  # the same accounting as total_budget: no step starts once it is spent
                 if spent[0] >= TOTAL_BUDGET:
@@ -249,9 +349,7 @@ def run_optuna(problem: str, pruner_name: str, seed: int, workers: int) -> Run:
                 time.sleep(SLEEP_PER_UNIT_S)
                 value = curves_value(x, z, step)
             else:
-                assert data is not None
-                model.partial_fit(data[0], data[2], classes=np.arange(10))
-                value = 1.0 - model.score(data[1], data[3])
+                value = _epoch(model)
             trial.report(value, step)
             if trial.should_prune():
                 raise optuna.TrialPruned()
@@ -478,7 +576,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--only", nargs="*", default=["decision", "regret"])
-    parser.add_argument("--problems", nargs="*", default=["curves", "sgd"])
+    parser.add_argument(
+        "--problems", nargs="*", default=["curves", "mlp"], choices=["curves", "mlp", "sgd"]
+    )
     parser.add_argument(
         "--sleep-ms",
         type=float,
@@ -489,6 +589,13 @@ def main() -> None:
     parser.add_argument("--util-budget", type=int, default=3000)
     args = parser.parse_args()
     SLEEP_PER_UNIT_S = args.sleep_ms / 1000
+    # one BLAS thread per process, here (Optuna's threads) and in the workers (they inherit
+    # the environment): four workers on two CPUs would otherwise oversubscribe them
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
     with RedisServer() as server:
         if "decision" in args.only:
             part_decision(server.url)
