@@ -6,11 +6,13 @@ the parts are
 - ``regret``: median final regret over the seeds, at equal total budget, on
   ``curves`` (synthetic learning curves with a known optimum at full budget:
   ``final(x) + early(x) / budget``, where configurations that look good early
-  converge badly; each evaluation sleeps 10 ms per budget unit, ``--sleep-ms``) and
-  ``sgd`` (an ``SGDClassifier`` trained for ``budget`` epochs with
-  ``partial_fit`` on sklearn's digits, validation error; checkpoints in
-  promotion mode, ``report`` in stopping mode; ``random_state=0``, so a
-  configuration's value at a budget is one number and the regret is exact).
+  converge badly; each evaluation sleeps 10 ms per budget unit, ``--sleep-ms``),
+  ``mlp`` (an ``MLPClassifier`` on sklearn's digits, six hyperparameters, trained
+  for ``budget`` epochs with ``partial_fit``; validation error) and ``sgd`` (a
+  2-parameter ``SGDClassifier``, the same way). The real problems take
+  checkpoints in promotion mode and call ``report`` in stopping mode; their
+  models have ``random_state=0``, so a configuration's value at a budget is one
+  number and the regret (against the best final value any run found) is exact.
   Contenders: rushopt ASHA (random and BO base, promotion; random, stopping),
   Hyperband (random and BO base), random search at full budget (``tune``),
   and Optuna TPE with ``SuccessiveHalvingPruner`` and ``HyperbandPruner``
@@ -22,6 +24,11 @@ the parts are
   of the incumbent's regret (from the start of ``tune`` or ``optimize``)
   drops to the final median regret of random search at full budget, and
   random search's time over it (the speed-up);
+- ``headroom``: for the real problems, from ``--headroom-configs`` random
+  configurations trained in this process, the rank correlation of their early
+  values with their final one, and the median final regret of random search at
+  full budget against synchronous successive halving at the same total budget,
+  by resampling those curves (what any multi-fidelity scheduler can gain);
 - ``utilization``: ASHA (random base, promotion) with 8 workers on ``curves``
   whose evaluations sleep 50 ms per budget unit (50 ms to 1.35 s), ``--util-seeds`` seeds
   (default 3) at total budget ``--util-budget`` (default 3000): busy time
@@ -41,7 +48,6 @@ from __future__ import annotations
 import argparse
 import functools
 import math
-import os
 import statistics
 import threading
 import time
@@ -57,6 +63,7 @@ from _report import print_table
 from rushopt import ASHA, Categorical, Float, Hyperband, Int, RedisServer, Rush, RushWorker, tune
 from rushopt.core.network.scripts import FinishedStep
 from rushopt.core.serialize import dumps
+from rushopt.optimizers.space import as_space
 
 MIN_BUDGET, MAX_BUDGET, ETA = 1, 27, 3
 TOTAL_BUDGET = 40 * MAX_BUDGET
@@ -519,6 +526,69 @@ def part_utilization(url: str, total_budget: int, seeds: int, workers: int = 8) 
     )
 
 
+# ------------------------------------------------------------------ headroom
+def part_headroom(problems: list[str], configs: int, seed: int = 0) -> None:
+    """What a real problem leaves multi-fidelity methods to gain, from sampled learning curves.
+
+    Trains ``configs`` random configurations for ``MAX_BUDGET`` epochs, in this
+    process, keeping the validation error at every rung's budget; then, by
+    resampling those curves, compares the median final regret (against the best
+    sampled) of random search with ``TOTAL_BUDGET / MAX_BUDGET`` full-budget
+    evaluations and of an oracle-free synchronous successive halving with the same
+    total budget (``27 k`` configurations at budget 1, the best third promoted per
+    rung, ``k`` at full budget, ``k = TOTAL_BUDGET / 108``). Where the two are
+    equal, no scheduler can reach random search's final regret much sooner.
+    """
+    from scipy.stats import spearmanr
+
+    budgets = [MIN_BUDGET * ETA**i for i in range(4)]
+    n_full = TOTAL_BUDGET // MAX_BUDGET
+    n_first = ETA ** (len(budgets) - 1) * (TOTAL_BUDGET // (len(budgets) * MAX_BUDGET))
+    lines = []
+    for problem in problems:
+        if problem == "curves":
+            continue
+        space = as_space(SPACES[problem])
+        values = np.empty((configs, len(budgets)))
+        start = time.perf_counter()
+        for i, params in enumerate(space.sample(configs, np.random.default_rng(seed))):
+            model, done = _model(problem, params), 0
+            for j, budget in enumerate(budgets):
+                for _ in range(budget - done):
+                    values[i, j] = _epoch(model)
+                done = budget
+        seconds = (time.perf_counter() - start) / configs
+        best = values[:, -1].min()
+        rng = np.random.default_rng(seed + 1)
+        random_regrets, sh_regrets = [], []
+        for _ in range(2000):
+            picked = rng.choice(configs, n_full, replace=False)
+            random_regrets.append(values[picked, -1].min() - best)
+            alive = rng.choice(configs, n_first, replace=True)
+            for j in range(len(budgets) - 1):
+                keep = len(alive) // ETA
+                alive = alive[np.argsort(values[alive, j], kind="stable")[:keep]]
+            sh_regrets.append(values[alive, -1].min() - best)
+        rho = [spearmanr(values[:, j], values[:, -1]).statistic for j in range(len(budgets) - 1)]
+        lines.append(
+            (
+                problem,
+                str(configs),
+                f"{seconds:.3f}",
+                " / ".join(f"{r:.2f}" for r in rho),
+                f"{statistics.median(random_regrets):.4g} ({np.mean(random_regrets):.4g})",
+                f"{statistics.median(sh_regrets):.4g} ({np.mean(sh_regrets):.4g})",
+            )
+        )
+    print_table(
+        f"headroom of the real problems: rank correlation of the value at budgets {budgets[:-1]} "
+        f"with the value at {MAX_BUDGET}; median (mean) final regret against the best sampled, "
+        f"random search with {n_full} full evaluations vs successive halving from {n_first}",
+        ("problem", "configs", "s per config", "Spearman", "random search", "successive halving"),
+        lines,
+    )
+
+
 # ------------------------------------------------------------------ rung decisions
 def part_decision(url: str, sizes: tuple[int, ...] = (100, 10_000), calls: int = 300) -> None:
     lines = []
@@ -585,14 +655,15 @@ def main() -> None:
         default=1000 * SLEEP_PER_UNIT_S,
         help="regret part: what a curves evaluation sleeps per budget unit",
     )
+    parser.add_argument(
+        "--headroom-configs", type=int, default=200, help="headroom part: configurations sampled"
+    )
     parser.add_argument("--util-seeds", type=int, default=3)
     parser.add_argument("--util-budget", type=int, default=3000)
     args = parser.parse_args()
     SLEEP_PER_UNIT_S = args.sleep_ms / 1000
-    # one BLAS thread per process, here (Optuna's threads) and in the workers (they inherit
-    # the environment): four workers on two CPUs would otherwise oversubscribe them
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(name, "1")
+    # one BLAS thread for Optuna's threads here too, as rushopt's local workers have: four
+    # of them on two CPUs would otherwise oversubscribe them
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
@@ -601,6 +672,8 @@ def main() -> None:
             part_decision(server.url)
         if "utilization" in args.only:
             part_utilization(server.url, total_budget=args.util_budget, seeds=args.util_seeds)
+        if "headroom" in args.only:
+            part_headroom(args.problems, args.headroom_configs)
         if "regret" in args.only:
             part_regret(args.seeds, args.workers, server.url, args.problems)
 
