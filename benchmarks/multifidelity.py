@@ -31,11 +31,13 @@ the parts are
   by resampling those curves (what any multi-fidelity scheduler can gain);
 - ``utilization``: ASHA (random base, promotion) with 8 workers on ``curves``
   whose evaluations sleep 50 ms per budget unit (50 ms to 1.35 s), ``--util-seeds`` seeds
-  (default 3) at total budget ``--util-budget`` (default 3000): busy time
-  of the workers over ``8 x`` the wall time, between the first start and the
+  (default 5) at total budget ``--util-budget`` (default 6000, a run of about 40 s): busy
+  time of the workers over ``8 x`` the wall time, between the first start and the
   last finish and over the whole ``tune`` call (target: >= 95 %), and where the idle time of
   the span goes: between two evaluations of a worker, or in the drain at the end (once the
-  budget is spent, workers wait for the last long evaluations);
+  budget is spent, workers wait for the last long evaluations). The drain is at most one
+  top-rung evaluation whatever the run's length, so its share halves when the budget
+  doubles: at 3000 (a 20 s run) it is 1-5 %;
 - ``decision``: the cost of one rung decision (``asha_step.lua``: record a
   result, find the best promotable configuration, create its task) with 100
   and with 10,000 results in the rung.
@@ -680,8 +682,8 @@ def main() -> None:
     parser.add_argument(
         "--headroom-configs", type=int, default=200, help="headroom part: configurations sampled"
     )
-    parser.add_argument("--util-seeds", type=int, default=3)
-    parser.add_argument("--util-budget", type=int, default=3000)
+    parser.add_argument("--util-seeds", type=int, default=5)
+    parser.add_argument("--util-budget", type=int, default=6000)
     args = parser.parse_args()
     SLEEP_PER_UNIT_S = args.sleep_ms / 1000
     # one BLAS thread for Optuna's threads here too, as rushopt's local workers have: four
