@@ -186,58 +186,23 @@ def _stopping(problem: str, params: dict[str, Any], report: Callable[[float, flo
             return
 
 
-def sgd_objective(alpha: float, eta0: float, budget: float, checkpoint: Any = None) -> dict:
-    return _promotion("sgd", {"alpha": alpha, "eta0": eta0}, budget, checkpoint)
+def _objectives(problem: str) -> tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]:
+    """The objectives of a real problem: at full budget, in promotion mode, in stopping mode."""
 
+    def full(**params: Any) -> float:
+        return float(_promotion(problem, params, MAX_BUDGET, None)["y"])
 
-def sgd_stopping(alpha: float, eta0: float, report: Callable[[float, float], bool]) -> None:
-    _stopping("sgd", {"alpha": alpha, "eta0": eta0}, report)
+    def promotion(budget: float, checkpoint: Any = None, **params: Any) -> dict:
+        return _promotion(problem, params, budget, checkpoint)
 
+    def stopping(report: Callable[[float, float], bool], **params: Any) -> None:
+        _stopping(problem, params, report)
 
-def sgd_full(alpha: float, eta0: float) -> float:
-    return float(sgd_objective(alpha, eta0, MAX_BUDGET)["y"])
-
-
-def mlp_objective(
-    hidden: int,
-    alpha: float,
-    lr: float,
-    batch: int,
-    momentum: float,
-    solver: str,
-    budget: float,
-    checkpoint: Any = None,
-) -> dict:
-    params = {"hidden": hidden, "alpha": alpha, "lr": lr, "batch": batch}
-    params.update(momentum=momentum, solver=solver)
-    return _promotion("mlp", params, budget, checkpoint)
-
-
-def mlp_stopping(
-    hidden: int,
-    alpha: float,
-    lr: float,
-    batch: int,
-    momentum: float,
-    solver: str,
-    report: Callable[[float, float], bool],
-) -> None:
-    params = {"hidden": hidden, "alpha": alpha, "lr": lr, "batch": batch}
-    params.update(momentum=momentum, solver=solver)
-    _stopping("mlp", params, report)
-
-
-def mlp_full(
-    hidden: int, alpha: float, lr: float, batch: int, momentum: float, solver: str
-) -> float:
-    return float(mlp_objective(hidden, alpha, lr, batch, momentum, solver, MAX_BUDGET)["y"])
+    return full, promotion, stopping
 
 
 #: Per real problem: the objective at full budget, in promotion mode, in stopping mode.
-REAL_OBJECTIVES: dict[str, tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]] = {
-    "sgd": (sgd_full, sgd_objective, sgd_stopping),
-    "mlp": (mlp_full, mlp_objective, mlp_stopping),
-}
+REAL_OBJECTIVES = {problem: _objectives(problem) for problem in ("sgd", "mlp")}
 
 
 # ------------------------------------------------------------------ contenders
