@@ -530,7 +530,8 @@ def part_headroom(problems: list[str], configs: int, seed: int = 0) -> None:
     """
     from scipy.stats import spearmanr
 
-    budgets = [MIN_BUDGET * ETA**i for i in range(4)]
+    n_rungs = round(math.log(MAX_BUDGET / MIN_BUDGET, ETA)) + 1
+    budgets = [MIN_BUDGET * ETA**i for i in range(n_rungs)]
     n_full = TOTAL_BUDGET // MAX_BUDGET
     n_first = ETA ** (len(budgets) - 1) * (TOTAL_BUDGET // (len(budgets) * MAX_BUDGET))
     lines = []
@@ -651,6 +652,8 @@ def main() -> None:
     parser.add_argument("--util-budget", type=int, default=6000)
     args = parser.parse_args()
     SLEEP_PER_UNIT_S = args.sleep_ms / 1000
+    if args.headroom_configs < TOTAL_BUDGET // MAX_BUDGET:  # random search draws that many
+        parser.error(f"--headroom-configs must be at least {TOTAL_BUDGET // MAX_BUDGET}")
     # one BLAS thread for Optuna's threads here too, as rushopt's local workers have: four
     # of them on two CPUs would otherwise oversubscribe them
     from threadpoolctl import threadpool_limits
