@@ -7,6 +7,8 @@ optimizer (and every Bayesian-optimization variant) must pass the same tests.
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -286,6 +288,35 @@ def test_auto_choices() -> None:
     wide.ask()
     assert wide.n_initial_ == 18
     assert numeric.surrogate_.warp is None  # input warping is off unless asked for
+
+
+_LIGHT_DESIGN = """
+import sys
+from rushopt.optimizers.bayesian import BayesianOptimization
+from rushopt.optimizers.space import Categorical, Float
+
+def heavy():
+    return sorted({m.split(".")[0] for m in sys.modules} & {"scipy", "sklearn"})
+
+opt = BayesianOptimization(
+    {"x": Float(0.0, 1.0), "k": Categorical(["a", "b"])}, surrogate=SURROGATE, n_initial=5, seed=0
+)
+for i in range(5):
+    (config,) = opt.ask()
+    opt.tell(config, config["x"] ** 2)
+print(heavy())  # the initial design: numpy only
+(config,) = opt.ask()
+print(heavy(), opt.n_model_proposals_)  # the first model-based proposal imports the model stack
+"""
+
+
+@pytest.mark.parametrize("surrogate", ["gp", "rf"])
+def test_the_initial_design_imports_neither_scipy_nor_sklearn(surrogate: str) -> None:
+    # a worker forked before the zygote imported the model stack evaluates its first points
+    # meanwhile (TUNING_FIRST_MODULES), and imports the stack itself at its first fit
+    code = _LIGHT_DESIGN.replace("SURROGATE", repr(surrogate))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == ["[]", "['scipy', 'sklearn'] 1"]
 
 
 def test_input_warping_warps_the_always_active_numeric_parameters() -> None:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,13 @@ import pytest
 import rushopt
 from rushopt import Rush
 from rushopt.core.controller import local
-from rushopt.core.controller.zygote import ZYGOTE_ENV, Zygote, ZygoteProcess, zygote_enabled
+from rushopt.core.controller.zygote import (
+    ZYGOTE_ENV,
+    SpawnRequest,
+    Zygote,
+    ZygoteProcess,
+    zygote_enabled,
+)
 from tests.conftest import blocking_fun, eventually, pid_gone
 
 # Functions for the workers are built inside factories: cloudpickle then sends
@@ -205,6 +212,50 @@ def test_a_zygote_with_threads_refuses_to_fork(tmp_path: Path) -> None:
             zygote.spawn("w", ["--version"], env, tmp_path / "w.log", None, ["threaded_module"])
     finally:
         zygote.close()
+
+
+def test_the_first_worker_forks_before_the_later_modules_are_imported(tmp_path: Path) -> None:
+    # Given a module that, once its import started, blocks until a gate file exists
+    gate, started, done = tmp_path / "gate", tmp_path / "started", tmp_path / "done"
+    (tmp_path / "gated_module.py").write_text(
+        "import os, pathlib, time\n"
+        f"pathlib.Path({str(started)!r}).touch()\n"
+        "deadline = time.monotonic() + 120\n"
+        f"while not os.path.exists({str(gate)!r}) and time.monotonic() < deadline:\n"
+        "    time.sleep(0.01)\n"
+        f"pathlib.Path({str(done)!r}).touch()\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), *sys.path]))
+    env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    zygote = Zygote.start(env, tmp_path / "zygote.log", (), [])
+    requests = [
+        SpawnRequest(f"w{i}", ["--version"], tmp_path / f"w{i}.log", None) for i in range(3)
+    ]
+    result: list[Any] = []
+    spawner = threading.Thread(
+        target=lambda: result.extend(zygote.spawn_many(requests, env, [], ["gated_module"]))
+    )
+    try:
+        spawner.start()
+        # When the zygote is importing the module of `later`, the first worker already ran
+        eventually(lambda: started.exists() and "rushopt" in _text(tmp_path / "w0.log"))
+        assert not done.exists()
+        assert not (tmp_path / "w1.log").exists() and not (tmp_path / "w2.log").exists()
+        # Then the others fork once the import is done, and every worker ran
+        gate.touch()
+        spawner.join(60)
+        assert not spawner.is_alive()
+        assert [type(r) for r in result] == [ZygoteProcess] * 3
+        assert [r.wait(30) for r in result] == [0, 0, 0]
+        assert all("rushopt" in _text(tmp_path / f"w{i}.log") for i in range(3))
+    finally:
+        gate.touch()
+        spawner.join(60)
+        zygote.close()
+
+
+def _text(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
 
 
 # ------------------------------------------------------------------ supervise

@@ -39,14 +39,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from scipy.optimize import minimize
-from scipy.stats import qmc
 
 from rushopt.optimizers.acquisition import (
     log_ei_and_grad,
     log_expected_improvement,
     lower_confidence_bound,
 )
-from rushopt.optimizers.base import config_key
+from rushopt.optimizers.base import unique_configs
+from rushopt.optimizers.sobol import scrambled_sobol
 
 if TYPE_CHECKING:
     from rushopt.optimizers.encoding import Encoding
@@ -125,7 +125,7 @@ def acquisition_scorer(
 
 def _candidates(encoding: Encoding, top: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     d = encoding.space.n_dims
-    sobol = qmc.Sobol(d, scramble=True, seed=rng).random(N_SOBOL)
+    sobol = scrambled_sobol(d, N_SOBOL, rng)
     parts = [encoding.snap(sobol, raw=True)]
     if len(top):
         m = len(top) * _PER_INCUMBENT
@@ -318,26 +318,3 @@ def unique_rows(X: np.ndarray) -> np.ndarray:
     """Drop repeated rows, keeping the first of each, in their order."""
     _, first = np.unique(X, axis=0, return_index=True)
     return X[np.sort(first)]
-
-
-def unique_configs(configs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Drop repeated configurations, keeping the first of each.
-
-    Parameters
-    ----------
-    configs : sequence of dict
-        Configurations.
-
-    Returns
-    -------
-    list of dict
-        The distinct configurations, in their order.
-    """
-    seen: set[tuple[tuple[str, str], ...]] = set()
-    out = []
-    for config in configs:
-        key = config_key(config)
-        if key not in seen:
-            seen.add(key)
-            out.append(config)
-    return out

@@ -25,7 +25,7 @@ import numpy as np
 
 from rushopt.optimizers.space import Param, Space, as_space
 
-__all__ = ["Optimizer", "SharedValues", "config_fingerprint", "config_key"]
+__all__ = ["Optimizer", "SharedValues", "config_fingerprint", "config_key", "unique_configs"]
 
 
 def config_key(config: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -42,6 +42,29 @@ def config_key(config: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
         The ``(name, repr(value))`` pairs, sorted by name.
     """
     return tuple(sorted((name, repr(value)) for name, value in config.items()))
+
+
+def unique_configs(configs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Drop repeated configurations, keeping the first of each.
+
+    Parameters
+    ----------
+    configs : sequence of dict
+        Configurations.
+
+    Returns
+    -------
+    list of dict
+        The distinct configurations, in their order.
+    """
+    seen: set[tuple[tuple[str, str], ...]] = set()
+    out = []
+    for config in configs:
+        key = config_key(config)
+        if key not in seen:
+            seen.add(key)
+            out.append(config)
+    return out
 
 
 def config_fingerprint(config: Mapping[str, Any]) -> str:

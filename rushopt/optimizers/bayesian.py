@@ -58,23 +58,24 @@ cores that was most of the CPU the workers spent.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rushopt.optimizers.acquisition_search import N_TOP, search, unique_configs
-from rushopt.optimizers.base import Optimizer, SharedValues
+from rushopt.optimizers.base import Optimizer, SharedValues, unique_configs
 from rushopt.optimizers.encoding import Encoding
 from rushopt.optimizers.features import KernelFeatures, SpaceModel
-from rushopt.optimizers.forest import RandomForestSurrogate
-from rushopt.optimizers.gp import GPSurrogate
-from rushopt.optimizers.linalg import single_blas_thread
 from rushopt.optimizers.parameters import Float, Int, Param
 from rushopt.optimizers.space import Space
 from rushopt.optimizers.targets import warp_targets
+
+if TYPE_CHECKING:  # the model stack (scipy, scikit-learn) is imported at the first fit
+    from rushopt.optimizers.forest import RandomForestSurrogate
+    from rushopt.optimizers.gp import GPSurrogate
 
 logger = logging.getLogger(__name__)
 
@@ -353,18 +354,8 @@ class BayesianOptimization(Optimizer):
         self._design_done = False
         self.encoding_ = Encoding(space)
         self.features_ = KernelFeatures(space)
-        self.surrogate_: GPSurrogate | RandomForestSurrogate
-        if kind == "gp":
-            warp = self.input_warping
-            if warp == "auto":
-                warp = _WARP_AUTO
-            self.surrogate_ = GPSurrogate(
-                warm_start=True,
-                groups=self.features_.groups,
-                warp=self.features_.numeric if warp else None,
-            )
-        else:
-            self.surrogate_ = RandomForestSurrogate()
+        self._gp = kind == "gp"
+        self._surrogate: GPSurrogate | RandomForestSurrogate | None = None
         self.n_model_proposals_ = 0
         self._finite_configs: list[dict[str, Any]] | None = None
         self._warned_exhausted = False
@@ -382,6 +373,31 @@ class BayesianOptimization(Optimizer):
         t = self.n_model_proposals_ % KAPPA_DECAY_PERIOD
         return float(self.kappa_ * math.exp(-KAPPA_DECAY_RATE * t))  # type: ignore[operator]
 
+    @property
+    def surrogate_(self) -> GPSurrogate | RandomForestSurrogate:
+        """The surrogate model, made on first use.
+
+        Its module imports scipy and scikit-learn (seconds), which the initial
+        design does not need: a worker evaluates its first points meanwhile.
+        """
+        if self._surrogate is None:
+            if self._gp:
+                from rushopt.optimizers.gp import GPSurrogate
+
+                warp = self.input_warping
+                if warp == "auto":
+                    warp = _WARP_AUTO
+                self._surrogate = GPSurrogate(
+                    warm_start=True,
+                    groups=self.features_.groups,
+                    warp=self.features_.numeric if warp else None,
+                )
+            else:
+                from rushopt.optimizers.forest import RandomForestSurrogate
+
+                self._surrogate = RandomForestSurrogate()
+        return self._surrogate
+
     # ------------------------------------------------------------ proposals
     def _propose(self, n: int) -> list[dict[str, Any]]:
         self._check_params()
@@ -390,7 +406,8 @@ class BayesianOptimization(Optimizer):
         out: list[dict[str, Any]] = []
         n_success = int(np.isfinite(np.asarray(self.values_, dtype=float)).sum())
         batch: _Batch | None = None
-        with single_blas_thread(), np.errstate(all="ignore"):
+        limited = False  # BLAS limited to one thread, once a model is fitted
+        with contextlib.ExitStack() as models, np.errstate(all="ignore"):
             for _ in range(n):
                 config: dict[str, Any] | None = None
                 if self._claim is not None:
@@ -399,6 +416,11 @@ class BayesianOptimization(Optimizer):
                 elif len(self.configs_) + len(self.pending_) + len(out) < self.n_initial_:
                     config = self._initial_point(out)
                 if config is None and n_success >= 2:
+                    if not limited:  # the model stack's first use (the surrogate_ docstring)
+                        from rushopt.optimizers.linalg import single_blas_thread
+
+                        models.enter_context(single_blas_thread())
+                        limited = True
                     try:
                         if batch is None:
                             batch = _Batch(*self._fit_base(), self.space_.n_dims)
@@ -485,7 +507,7 @@ class BayesianOptimization(Optimizer):
         return self._X_cache[ok], y[ok]
 
     def _model_input(self, X: np.ndarray) -> np.ndarray:
-        if isinstance(self.surrogate_, GPSurrogate):
+        if self._gp:
             return self.features_.transform(X)
         return X
 
@@ -495,7 +517,7 @@ class BayesianOptimization(Optimizer):
         y = warp_targets(y)
         model = self.surrogate_
         Z = self._model_input(X)
-        if isinstance(model, GPSurrogate):
+        if self._gp:
             self._fit_gp(model, Z, y)
         else:
             model.set_params(seed=int(self.rng_.integers(2**31))).fit(Z, y)
@@ -575,15 +597,17 @@ class BayesianOptimization(Optimizer):
         batch.n_imputed = len(pending)
         X = self._model_input(np.vstack([batch.X, batch.X_imputed]))
         y = np.concatenate([batch.y, batch.y_imputed])
-        if isinstance(model, GPSurrogate):
-            model.fit(X, y, optimize=False)
+        if self._gp:
+            model.fit(X, y, optimize=False)  # type: ignore[call-arg]
         else:
             model.fit(X, y)
 
     def _model_point(self, batch: _Batch, taken: list[dict[str, Any]]) -> dict[str, Any] | None:
         """Return the best new candidate of the acquisition, or None if all were taken."""
+        from rushopt.optimizers.acquisition_search import N_TOP, search
+
         model = self.surrogate_
-        gp = isinstance(model, GPSurrogate)
+        gp = self._gp
         X_all = np.vstack([batch.X, batch.X_imputed])
         if self._fixed:
             # the evaluated points moved to the fixed values (class docstring): the values

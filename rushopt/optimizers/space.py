@@ -24,6 +24,7 @@ import numpy as np
 
 from rushopt.exceptions import SearchSpaceError
 from rushopt.optimizers.parameters import Categorical, Float, Int, Param
+from rushopt.optimizers.sobol import load_tables, scrambled_sobol
 
 __all__ = ["Categorical", "Float", "Int", "Param", "Space", "as_space", "load_sobol_tables"]
 
@@ -31,14 +32,12 @@ INACTIVE = -1.0  # encoded value of an inactive numeric parameter
 
 
 def load_sobol_tables() -> None:
-    """Load scipy's Sobol direction numbers now (the first :meth:`Space.sobol` does otherwise).
+    """Load the Sobol direction numbers now (the first :meth:`Space.sobol` does otherwise).
 
     The worker zygote calls it before it forks, so that workers share the
     tables instead of each decompressing them (about 10 ms per worker).
     """
-    from scipy.stats import qmc
-
-    qmc.Sobol(d=1, scramble=False)
+    load_tables()
 
 
 class Space:
@@ -231,12 +230,9 @@ class Space:
         list of dict
             Configurations holding only their active parameters.
         """
-        from scipy.stats import qmc  # scipy.stats takes most of a second to import
-
         rng = np.random.default_rng(rng)
-        sampler = qmc.Sobol(d=self.n_dims, scramble=True, seed=rng)
         m = max(1, math.ceil(math.log2(max(n, 1))))
-        points = sampler.random_base2(m)[:n]
+        points = scrambled_sobol(self.n_dims, 2**m, rng)[:n]
         return self.decode(points, raw=True)
 
     # ------------------------------------------------------------ encoding

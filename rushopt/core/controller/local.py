@@ -48,6 +48,8 @@ from rushopt.core.defaults import CONFIG_ENV
 
 __all__ = [
     "LOG_DIR_PREFIX",
+    "TUNING_FIRST_MODULES",
+    "TUNING_MODEL_MODULES",
     "TUNING_MODULES",
     "LocalWorker",
     "LocalWorkers",
@@ -154,21 +156,29 @@ class _Supervisor:
             return cls._read_fd
 
 
-#: What the workers of :func:`~rushopt.tune` import besides their loop: the optimizer stack
-#: (``module:function``: the zygote also calls the function once before it forks).
-TUNING_MODULES = (
+#: What the workers of :func:`~rushopt.tune` import before their first evaluation: the loop
+#: and the initial design, numpy only (``module:function``: the zygote also calls the
+#: function once before it forks).
+TUNING_FIRST_MODULES = (
     "numpy",
-    "scipy.stats",
-    "sklearn.base",
     "rushopt.optimizers",
     "rushopt.optimizers.bayesian",
-    "rushopt.optimizers.gp",
-    "rushopt.optimizers.forest",
     "rushopt.tuning",
     "rushopt.tuning.worker_loops",
-    "rushopt.optimizers.gp:warm_up",
     "rushopt.optimizers.space:load_sobol_tables",
 )
+
+#: What they import at their first model fit: scipy and scikit-learn (seconds, once).
+TUNING_MODEL_MODULES = (
+    "sklearn.base",
+    "rushopt.optimizers.gp",
+    "rushopt.optimizers.forest",
+    "rushopt.optimizers.acquisition_search",
+    "rushopt.optimizers.gp:warm_up",
+)
+
+#: Everything the workers of :func:`~rushopt.tune` import besides their loop.
+TUNING_MODULES = (*TUNING_FIRST_MODULES, *TUNING_MODEL_MODULES)
 
 
 class _ZygoteHolder:
@@ -240,7 +250,7 @@ class _ZygoteHolder:
             shutil.rmtree(cls._log_dir, ignore_errors=True)
 
 
-def prestart_zygote(preload: Sequence[str] = TUNING_MODULES) -> None:
+def prestart_zygote(preload: Sequence[str] = TUNING_FIRST_MODULES) -> None:
     """Start this process's worker zygote now, so its imports overlap the caller's work.
 
     The next :func:`spawn_local_worker` waits for it. Does nothing when
@@ -248,7 +258,7 @@ def prestart_zygote(preload: Sequence[str] = TUNING_MODULES) -> None:
 
     Parameters
     ----------
-    preload : list of str, default TUNING_MODULES
+    preload : list of str, default TUNING_FIRST_MODULES
         Modules the zygote imports before its first fork.
     """
     if zygote_enabled():
@@ -303,6 +313,7 @@ def spawn_local_workers(
     log_dir: Path,
     supervise: bool,
     preload: Sequence[str] = (),
+    later: Sequence[str] = (),
 ) -> list[LocalWorker]:
     """Start local worker processes.
 
@@ -326,6 +337,11 @@ def spawn_local_workers(
         Whether the workers exit when this process exits.
     preload : list of str, optional
         Modules the zygote imports before it forks the workers (what their loop needs).
+    later : list of str, optional
+        Modules the loop needs only after its first evaluations: the zygote
+        forks the first worker before it imports them, the others after, so
+        that one worker starts evaluating while the zygote imports and the
+        others inherit what it imported (the first imports them itself).
 
     Returns
     -------
@@ -357,7 +373,7 @@ def spawn_local_workers(
     if zygote_enabled():
         zygote = _ZygoteHolder.get(env, preload)
         if zygote is not None:
-            forked = zygote.spawn_many(requests, env, preload)
+            forked = zygote.spawn_many(requests, env, preload, later)
             refused = [str(f) for f in forked if isinstance(f, OSError)]
             if refused:
                 logger.warning(
@@ -464,11 +480,13 @@ class LocalWorkers:
         start_args_id: str,
         supervise: bool,
         preload: Sequence[str] = (),
+        later: Sequence[str] = (),
     ) -> list[LocalWorker]:
         """Start local worker processes under ``worker_ids``.
 
         ``preload`` names the modules the workers' loop needs, which the zygote
-        imports once for all of them.
+        imports once for all of them; ``later`` those it needs after its first
+        evaluations (see :func:`spawn_local_workers`).
         """
         if self.log_dir is None:
             sweep_stale_log_dirs()
@@ -481,6 +499,7 @@ class LocalWorkers:
             self.log_dir,
             supervise,
             preload,
+            later,
         )
         for handle in handles:
             self.handles[handle.worker_id] = handle

@@ -292,7 +292,11 @@ class Zygote:
         return result
 
     def spawn_many(
-        self, requests: Sequence[SpawnRequest], env: Mapping[str, str], preload: Sequence[str]
+        self,
+        requests: Sequence[SpawnRequest],
+        env: Mapping[str, str],
+        preload: Sequence[str],
+        later: Sequence[str] = (),
     ) -> list[ZygoteProcess | OSError]:
         """Fork workers, one per request, sending all requests before reading the answers.
 
@@ -304,6 +308,10 @@ class Zygote:
             Their environment.
         preload : list of str
             Modules the zygote imports before it forks them.
+        later : list of str, optional
+            Modules it imports after it forked the first worker and before the
+            others: that one starts at once and imports them itself when its
+            loop needs them; the others inherit them.
 
         Returns
         -------
@@ -322,12 +330,12 @@ class Zygote:
                         "cwd": cwd,
                         "log": str(r.log_path),
                         "keep_fd": r.keep_fd,
-                        "preload": list(preload),
+                        "preload": [*preload, *later] if i else list(preload),
                     }
                 )
                 + "\n"
             ).encode()
-            for r in requests
+            for i, r in enumerate(requests)
         )
         stdin = self.process.stdin
         assert stdin is not None
@@ -339,7 +347,8 @@ class Zygote:
                 stdin.flush()
             except (OSError, ValueError) as exc:
                 return [OSError(f"the zygote exited: {exc}") for _ in requests]
-            deadline = time.monotonic() + _SPAWN_TIMEOUT_S
+            # the modules of ``later`` are imported while the answers are awaited
+            deadline = time.monotonic() + _SPAWN_TIMEOUT_S + (_READY_TIMEOUT_S if later else 0.0)
             with self._lock:
                 return [self._answer(r, deadline) for r in requests]
 
@@ -348,7 +357,7 @@ class Zygote:
         while request.worker_id not in self._replies and self.alive:
             left = deadline - time.monotonic()
             if left <= 0:
-                return OSError(f"the zygote did not fork within {_SPAWN_TIMEOUT_S:g} s")
+                return OSError("the zygote did not fork in time")
             self._arrived.wait(left)
         reply = self._replies.pop(request.worker_id, None)
         if reply is None:
