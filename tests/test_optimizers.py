@@ -23,6 +23,7 @@ from rushopt.optimizers.acquisition import (
 )
 from rushopt.optimizers.base import Optimizer
 from rushopt.optimizers.bayesian import KAPPA_MEAN, BayesianOptimization
+from rushopt.optimizers.gaussian_process import GaussianProcess
 from rushopt.optimizers.random_search import RandomSearch
 from rushopt.optimizers.space import Categorical, Float, Int, Space
 from rushopt.optimizers.surrogates import GPSurrogate, RandomForestSurrogate, stable_cholesky
@@ -267,12 +268,12 @@ def test_auto_choices() -> None:
     # the GP with log-EI on every kind of space, sequentially and in centralized mode
     numeric = BayesianOptimization(NUMERIC, seed=0)
     numeric.ask()
-    assert isinstance(numeric.surrogate_, GPSurrogate)
+    assert isinstance(numeric.surrogate_, GaussianProcess)
     assert numeric.acquisition_ == "ei"
     assert numeric.n_initial_ == 10  # max(10, 2 * 3 + 2)
     mixed = BayesianOptimization(MIXED, mode="centralized", seed=0)
     mixed.ask()
-    assert isinstance(mixed.surrogate_, GPSurrogate)
+    assert isinstance(mixed.surrogate_, GaussianProcess)
     assert mixed.acquisition_ == "ei"
     assert mixed.kappa is None
     # the fifth and later workers of a decentralized network explore with stochastic LCB
@@ -310,13 +311,27 @@ print(heavy(), opt.n_model_proposals_)  # the first model-based proposal imports
 """
 
 
-@pytest.mark.parametrize("surrogate", ["gp", "rf"])
-def test_the_initial_design_imports_neither_scipy_nor_sklearn(surrogate: str) -> None:
+@pytest.mark.parametrize(
+    ("surrogate", "after"), [("gp", "['scipy'] 1"), ("rf", "['scipy', 'sklearn'] 1")]
+)
+def test_the_initial_design_imports_neither_scipy_nor_sklearn(surrogate: str, after: str) -> None:
     # a worker forked before the zygote imported the model stack evaluates its first points
-    # meanwhile (TUNING_FIRST_MODULES), and imports the stack itself at its first fit
+    # meanwhile (TUNING_FIRST_MODULES), and imports the stack itself at its first fit: the
+    # Gaussian process without scikit-learn, whose import takes seconds
     code = _LIGHT_DESIGN.replace("SURROGATE", repr(surrogate))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.splitlines() == ["[]", "['scipy', 'sklearn'] 1"]
+    assert out.stdout.splitlines() == ["[]", after]
+
+
+def test_model_modules_name_what_the_first_fit_imports() -> None:
+    # what the zygote imports for all workers but the first covers what a fit imports
+    assert BayesianOptimization(NUMERIC).model_modules[:2] == (
+        "rushopt.optimizers.gaussian_process",
+        "rushopt.optimizers.acquisition_search",
+    )
+    forest = BayesianOptimization(NUMERIC, surrogate="rf")
+    assert "rushopt.optimizers.forest" in forest.model_modules
+    assert RandomSearch(NUMERIC).model_modules == ()
 
 
 def test_input_warping_warps_the_always_active_numeric_parameters() -> None:
@@ -326,7 +341,7 @@ def test_input_warping_warps_the_always_active_numeric_parameters() -> None:
         (config,) = opt.ask()
         opt.tell(config, float(rng.random()))
     model = opt.surrogate_
-    assert isinstance(model, GPSurrogate)
+    assert isinstance(model, GaussianProcess)
     numeric = [n for n, p in MIXED.params.items() if not isinstance(p, Categorical) and not p.when]
     assert len(model.warp) == len(numeric) > 0
     assert len(model.warp_a_) == len(numeric)
@@ -351,7 +366,7 @@ def test_failed_evaluations_are_never_trained_on() -> None:
         opt.tell(config, None if i % 3 == 0 else branin(**config))
     opt.ask()
     gp = opt.surrogate_
-    assert isinstance(gp, GPSurrogate)
+    assert isinstance(gp, GaussianProcess)
     assert np.isfinite(gp.y_train_).all()
     assert len(gp.y_train_) == int(np.isfinite(opt.values_).sum())
 
@@ -361,7 +376,7 @@ def test_pending_configurations_are_imputed_so_proposals_spread_out() -> None:
     run(opt, 15, lambda c: branin(**c))
     batch = opt.ask(n=4)
     gp = opt.surrogate_
-    assert isinstance(gp, GPSurrogate)
+    assert isinstance(gp, GaussianProcess)
     assert len(gp.y_train_) == 15 + 3  # the last proposal was chosen with 3 imputed
     X = opt.space_.encode(batch)
     distances = np.sqrt(((X[:, None, :] - X[None, :, :]) ** 2).sum(-1))[np.triu_indices(4, 1)]

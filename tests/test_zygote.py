@@ -254,6 +254,33 @@ def test_the_first_worker_forks_before_the_later_modules_are_imported(tmp_path: 
         zygote.close()
 
 
+def test_tunes_workers_import_their_optimizers_model_only_after_the_first_fork() -> None:
+    from types import SimpleNamespace
+
+    from rushopt import ASHA, BayesianOptimization, Float, RandomSearch
+    from rushopt.core.controller.workers import _preload_for
+    from rushopt.tuning.multifidelity import multifidelity_loop
+    from rushopt.tuning.worker_loops import evaluation_loop, optimize_loop
+
+    space = {"x": Float(0.0, 1.0)}
+
+    def preload(loop: Any, optimizer: Any, packages: Any = None) -> tuple[list[str], list[str]]:
+        return _preload_for(loop, packages, {"settings": SimpleNamespace(optimizer=optimizer)})
+
+    first, later = preload(optimize_loop, BayesianOptimization(space), ["my_package"])
+    assert first[0] == "rushopt.tuning.worker_loops" and first[-1] == "my_package"
+    assert set(local.TUNING_FIRST_MODULES) <= set(first)
+    assert later == list(BayesianOptimization(space).model_modules)
+    assert "rushopt.optimizers.gaussian_process" in later
+    assert not any(m.startswith(("scipy", "sklearn")) for m in first)
+    asha = ASHA(space, min_budget=1, max_budget=9, base="bo")
+    assert preload(multifidelity_loop, asha)[1] == list(asha.model_modules) != []
+    assert preload(optimize_loop, RandomSearch(space))[1] == []
+    assert preload(evaluation_loop, None)[1] == []  # centralized: the controller proposes
+    # a loop of the user's: what it names, nothing later
+    assert _preload_for(_draw_fun, ["numpy"], {}) == ([__name__, "numpy"], [])
+
+
 def _text(path: Path) -> str:
     return path.read_text() if path.exists() else ""
 

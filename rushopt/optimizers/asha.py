@@ -243,6 +243,15 @@ class ASHA(Optimizer):
             n_brackets=probe.n_rungs if self.hyperband else 1,
         )
 
+    @property
+    def model_modules(self) -> tuple[str, ...]:  # type: ignore[override]
+        """What the ``"bo"`` base's model imports (:attr:`Optimizer.model_modules`)."""
+        if self.base != "bo":
+            return ()
+        from rushopt.optimizers.bayesian import surrogate_modules
+
+        return surrogate_modules("auto")
+
     def make_base(self, seed: int | None) -> BaseProposer:
         """Return the proposer of new configurations, seeded with ``seed``."""
         schedule = self.check()

@@ -140,6 +140,11 @@ class Optimizer(ABC):
     #: round trip per evaluation.
     needs_history: bool = True
 
+    #: Modules the proposals import only after the first ones (a model's), which local
+    #: workers' zygote imports once for all workers but the first: that one starts
+    #: evaluating at once (``module:function`` also calls the function once).
+    model_modules: tuple[str, ...] = ()
+
     def __init__(self, space: Space | Mapping[str, Param], seed: int | None = None) -> None:
         self.space = space
         self.seed = seed

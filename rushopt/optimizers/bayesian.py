@@ -73,13 +73,13 @@ from rushopt.optimizers.parameters import Float, Int, Param
 from rushopt.optimizers.space import Space
 from rushopt.optimizers.targets import warp_targets
 
-if TYPE_CHECKING:  # the model stack (scipy, scikit-learn) is imported at the first fit
+if TYPE_CHECKING:  # the model stack (scipy; sklearn for the forest) is imported at the first fit
     from rushopt.optimizers.forest import RandomForestSurrogate
-    from rushopt.optimizers.gp import GPSurrogate
+    from rushopt.optimizers.gaussian_process import GaussianProcess
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BayesianOptimization"]
+__all__ = ["BayesianOptimization", "surrogate_modules"]
 
 KAPPA_MEAN = 1.96  # mean of the stochastic LCB's exploration weight (ADBO)
 KAPPA_DECAY_RATE = 0.1  # kappa_t = kappa * exp(-rate * (t mod period)), as in ADBO / mlr3mbo
@@ -102,6 +102,26 @@ _NOISY = 1e-2
 _SHARED_FIT = "gp_hyperparameters"
 _SHARED_CLAIM = "gp_hyperparameters_claim"  # the n of the latest refit a worker claimed
 _WARP_AUTO = False  # what input_warping="auto" means (see the docstring for why)
+#: What a model-based proposal imports, whichever the surrogate (see model_modules).
+_MODEL_MODULES = ("rushopt.optimizers.gaussian_process", "rushopt.optimizers.acquisition_search")
+
+
+def surrogate_modules(surrogate: str) -> tuple[str, ...]:
+    """Return the modules the model-based proposals of a ``surrogate`` import.
+
+    Parameters
+    ----------
+    surrogate : {"auto", "gp", "rf"}
+        As :class:`BayesianOptimization` takes it.
+
+    Returns
+    -------
+    tuple of str
+        Module names; ``module:function`` entries name a warm-up to call once.
+    """
+    if surrogate == "rf":  # scikit-learn's forest
+        return (*_MODEL_MODULES, "sklearn.ensemble", "rushopt.optimizers.forest")
+    return (*_MODEL_MODULES, "rushopt.optimizers.gaussian_process:warm_up")
 
 
 def _acquisition_error(value: Any) -> ValueError:
@@ -116,7 +136,8 @@ class BayesianOptimization(Optimizer):
     space : Space or dict
         The search space.
     surrogate : {"auto", "gp", "rf"}, default "auto"
-        ``"gp"``: :class:`~rushopt.optimizers.surrogates.GPSurrogate` on
+        ``"gp"``: a Gaussian process
+        (:class:`~rushopt.optimizers.gaussian_process.GaussianProcess`) on
         the mixed-variable kernel features (Matérn 5/2 with automatic
         relevance determination per parameter, hyperparameters fitted by
         marginal likelihood with priors); ``"rf"``:
@@ -162,7 +183,7 @@ class BayesianOptimization(Optimizer):
         elsewhere, drawing the proposals there.
     input_warping : bool or "auto", default "auto"
         Warp every always-active numeric parameter by a Kumaraswamy CDF
-        fitted with the GP's other hyperparameters (``GPSurrogate(warp=)``),
+        fitted with the GP's other hyperparameters (``GaussianProcess(warp=)``),
         so that a function that changes faster at one end of a parameter's
         range than at the other is easier to model. ``"auto"``: off. On the
         14 problems of ``benchmarks/optimizers.py`` (10 seeds) the warp cut
@@ -174,8 +195,10 @@ class BayesianOptimization(Optimizer):
 
     Attributes
     ----------
-    surrogate_ : GPSurrogate or RandomForestSurrogate
+    surrogate_ : GaussianProcess or RandomForestSurrogate
         The surrogate, refitted on every model-based proposal.
+    model_modules : tuple of str
+        What the surrogate imports (see :attr:`Optimizer.model_modules`).
     acquisition_ : str
         The acquisition in use (``"auto"`` resolved).
     n_initial_ : int
@@ -355,7 +378,7 @@ class BayesianOptimization(Optimizer):
         self.encoding_ = Encoding(space)
         self.features_ = KernelFeatures(space)
         self._gp = kind == "gp"
-        self._surrogate: GPSurrogate | RandomForestSurrogate | None = None
+        self._surrogate: GaussianProcess | RandomForestSurrogate | None = None
         self.n_model_proposals_ = 0
         self._finite_configs: list[dict[str, Any]] | None = None
         self._warned_exhausted = False
@@ -374,7 +397,7 @@ class BayesianOptimization(Optimizer):
         return float(self.kappa_ * math.exp(-KAPPA_DECAY_RATE * t))  # type: ignore[operator]
 
     @property
-    def surrogate_(self) -> GPSurrogate | RandomForestSurrogate:
+    def surrogate_(self) -> GaussianProcess | RandomForestSurrogate:
         """The surrogate model, made on first use.
 
         Its module imports scipy and scikit-learn (seconds), which the initial
@@ -382,12 +405,12 @@ class BayesianOptimization(Optimizer):
         """
         if self._surrogate is None:
             if self._gp:
-                from rushopt.optimizers.gp import GPSurrogate
+                from rushopt.optimizers.gaussian_process import GaussianProcess
 
                 warp = self.input_warping
                 if warp == "auto":
                     warp = _WARP_AUTO
-                self._surrogate = GPSurrogate(
+                self._surrogate = GaussianProcess(
                     warm_start=True,
                     groups=self.features_.groups,
                     warp=self.features_.numeric if warp else None,
@@ -397,6 +420,11 @@ class BayesianOptimization(Optimizer):
 
                 self._surrogate = RandomForestSurrogate()
         return self._surrogate
+
+    @property
+    def model_modules(self) -> tuple[str, ...]:  # type: ignore[override]
+        """The modules of the surrogate and of the acquisition search (see the base class)."""
+        return surrogate_modules(self.surrogate)
 
     # ------------------------------------------------------------ proposals
     def _propose(self, n: int) -> list[dict[str, Any]]:
@@ -523,7 +551,7 @@ class BayesianOptimization(Optimizer):
             model.set_params(seed=int(self.rng_.integers(2**31))).fit(Z, y)
         return X, y
 
-    def _fit_gp(self, model: GPSurrogate, Z: np.ndarray, y: np.ndarray) -> None:
+    def _fit_gp(self, model: GaussianProcess, Z: np.ndarray, y: np.ndarray) -> None:
         """Fit the Gaussian process, its hyperparameters only when due (module docstring)."""
         n = len(y)
         step = min(20, max(1, n // 10))
@@ -555,11 +583,13 @@ class BayesianOptimization(Optimizer):
         return full, full or n - self._gp_fit_n >= step
 
     @staticmethod
-    def _has_hyperparameters(model: GPSurrogate, n_features: int) -> bool:
+    def _has_hyperparameters(model: GaussianProcess, n_features: int) -> bool:
         theta = getattr(model, "theta_", None)
         return theta is not None and len(theta) == model.n_hyperparameters(n_features)
 
-    def _adopt_shared_fit(self, model: GPSurrogate, n_features: int, shared: SharedValues) -> bool:
+    def _adopt_shared_fit(
+        self, model: GaussianProcess, n_features: int, shared: SharedValues
+    ) -> bool:
         """Take the network's hyperparameters if they were fitted on more results than ours."""
         got = shared.read_shared_value(_SHARED_FIT)
         if got is None or got[0] <= self._gp_fit_n:
@@ -572,7 +602,7 @@ class BayesianOptimization(Optimizer):
         self._gp_restart_n = max(self._gp_restart_n or 0, int(values[0]))
         return True
 
-    def _offer_shared_fit(self, model: GPSurrogate, shared: SharedValues) -> None:
+    def _offer_shared_fit(self, model: GaussianProcess, shared: SharedValues) -> None:
         """Offer the hyperparameters just fitted to the network, ranked by ``n``."""
         values = np.r_[float(self._gp_restart_n or 0), model.theta_].astype("<f8")
         shared.offer_shared_value(_SHARED_FIT, self._gp_fit_n, values.tobytes())

@@ -18,7 +18,7 @@ features built from the encoding of
   2014), and the kernel stays positive definite because it is a Matérn on a
   Euclidean embedding.
 
-:class:`SpaceModel` wraps a fitted :class:`~rushopt.optimizers.gp.GPSurrogate`
+:class:`SpaceModel` wraps a fitted :class:`~rushopt.optimizers.gaussian_process.GaussianProcess`
 so that it predicts, with gradients, on encoded rows.
 """
 
@@ -32,7 +32,7 @@ import numpy as np
 from rushopt.optimizers.parameters import Categorical
 
 if TYPE_CHECKING:
-    from rushopt.optimizers.gp import GPSurrogate
+    from rushopt.optimizers.gaussian_process import GaussianProcess
     from rushopt.optimizers.space import Space
 
 __all__ = ["KernelFeatures", "SpaceModel"]
@@ -144,13 +144,13 @@ class SpaceModel:
 
     Parameters
     ----------
-    gp : GPSurrogate
+    gp : GaussianProcess
         The process, fitted on :meth:`KernelFeatures.transform` features.
     features : KernelFeatures
         The map it was fitted through.
     """
 
-    def __init__(self, gp: GPSurrogate, features: KernelFeatures) -> None:
+    def __init__(self, gp: GaussianProcess, features: KernelFeatures) -> None:
         self.gp = gp
         self.features = features
 
@@ -167,7 +167,7 @@ class SpaceModel:
         Returns
         -------
         numpy.ndarray or tuple of numpy.ndarray
-            As :meth:`GPSurrogate.predict`.
+            As :meth:`GaussianProcess.predict`.
         """
         return self.gp.predict(self.features.transform(X), return_std=return_std)
 

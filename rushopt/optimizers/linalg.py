@@ -44,7 +44,7 @@ def load_blas_controller() -> None:
     """Scan the loaded BLAS libraries once (``threadpoolctl``), for :func:`single_blas_thread`.
 
     The worker zygote has it done before it forks (through
-    :func:`rushopt.optimizers.gp.warm_up`), so that workers do not each scan
+    :func:`rushopt.optimizers.gaussian_process.warm_up`), so that workers do not each scan
     the few hundred shared libraries numpy, scipy and scikit-learn load
     (tens of milliseconds per worker).
     """

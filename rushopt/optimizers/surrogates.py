@@ -4,7 +4,9 @@ Both are scikit-learn regressors whose ``predict(X, return_std=True)`` also
 returns the model's uncertainty:
 
 - :mod:`rushopt.optimizers.gp`: :class:`GPSurrogate`, a Gaussian process with
-  a Matérn 5/2 ARD kernel, for numeric spaces; its linear algebra
+  a Matérn 5/2 ARD kernel (the model of
+  :mod:`rushopt.optimizers.gaussian_process`, which Bayesian optimization
+  uses without scikit-learn's input checks); its linear algebra
   (:func:`stable_cholesky`, :func:`single_blas_thread`) is in
   :mod:`rushopt.optimizers.linalg`;
 - :mod:`rushopt.optimizers.forest`: :class:`RandomForestSurrogate`, for mixed

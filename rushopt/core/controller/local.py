@@ -49,8 +49,6 @@ from rushopt.core.defaults import CONFIG_ENV
 __all__ = [
     "LOG_DIR_PREFIX",
     "TUNING_FIRST_MODULES",
-    "TUNING_MODEL_MODULES",
-    "TUNING_MODULES",
     "LocalWorker",
     "LocalWorkers",
     "WorkerProcess",
@@ -158,7 +156,7 @@ class _Supervisor:
 
 #: What the workers of :func:`~rushopt.tune` import before their first evaluation: the loop
 #: and the initial design, numpy only (``module:function``: the zygote also calls the
-#: function once before it forks).
+#: function once before it forks). Their optimizer's ``model_modules`` come after.
 TUNING_FIRST_MODULES = (
     "numpy",
     "rushopt.optimizers",
@@ -167,18 +165,6 @@ TUNING_FIRST_MODULES = (
     "rushopt.tuning.worker_loops",
     "rushopt.optimizers.space:load_sobol_tables",
 )
-
-#: What they import at their first model fit: scipy and scikit-learn (seconds, once).
-TUNING_MODEL_MODULES = (
-    "sklearn.base",
-    "rushopt.optimizers.gp",
-    "rushopt.optimizers.forest",
-    "rushopt.optimizers.acquisition_search",
-    "rushopt.optimizers.gp:warm_up",
-)
-
-#: Everything the workers of :func:`~rushopt.tune` import besides their loop.
-TUNING_MODULES = (*TUNING_FIRST_MODULES, *TUNING_MODEL_MODULES)
 
 
 class _ZygoteHolder:

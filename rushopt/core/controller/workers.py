@@ -11,12 +11,7 @@ from typing import TYPE_CHECKING, Any
 from rushopt.core import plan
 from rushopt.core.config import WorkerSettings
 from rushopt.core.controller.failures import FailureService
-from rushopt.core.controller.local import (
-    TUNING_FIRST_MODULES,
-    TUNING_MODEL_MODULES,
-    LocalWorkers,
-    WorkerProcess,
-)
+from rushopt.core.controller.local import TUNING_FIRST_MODULES, LocalWorkers, WorkerProcess
 from rushopt.core.controller.start_args import store_start_args
 from rushopt.core.network import Network, text
 from rushopt.core.states import KILLED_MESSAGE, WORKER_STATES, WorkerState
@@ -30,22 +25,25 @@ __all__ = ["WorkerService"]
 
 
 def _preload_for(
-    worker_loop: Callable[..., Any], packages: Sequence[str] | None
+    worker_loop: Callable[..., Any], packages: Sequence[str] | None, loop_args: Mapping[str, Any]
 ) -> tuple[list[str], list[str]]:
     """Return the modules a zygote imports once for workers running ``worker_loop``.
 
     Returns
     -------
     (list of str, list of str)
-        What the loop needs before its first evaluation, and what only later
-        (the model stack of :func:`~rushopt.tune`'s optimizers).
+        What the loop needs before its first evaluation, and what only later:
+        for the loop of :func:`~rushopt.tune`, the ``model_modules`` of the
+        optimizer its ``settings`` carry (none in the centralized mode, where
+        the controller proposes).
     """
     module = getattr(worker_loop, "__module__", None)
     modules = [module] if isinstance(module, str) and module != "__main__" else []
     later: list[str] = []
     if isinstance(module, str) and module.startswith("rushopt.tuning"):
         modules += TUNING_FIRST_MODULES
-        later += TUNING_MODEL_MODULES
+        optimizer = getattr(loop_args.get("settings"), "optimizer", None)
+        later += getattr(optimizer, "model_modules", ())
     modules += [packages] if isinstance(packages, str) else list(packages or [])
     return modules, later
 
@@ -156,7 +154,7 @@ class WorkerService:
         key = self.network.keys.start_args_for(start_args_id)
         store_start_args(self.network, key, worker_loop, loop_args, globals, packages, settings)
         worker_ids = [str(uuid.uuid4()) for _ in range(n_workers)]
-        preload, later = _preload_for(worker_loop, packages)
+        preload, later = _preload_for(worker_loop, packages, loop_args)
         self.local.spawn_many(worker_ids, start_args_id, supervise, preload, later)
         if wait_for_workers:
             self.wait_for_local(worker_ids, timeout)

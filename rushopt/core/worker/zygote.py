@@ -7,7 +7,12 @@ modules and the modules the controller names (the optimizer stack for
 waits for requests. For each it forks a child that becomes the worker: the
 child runs exactly what ``python -m rushopt worker ...`` runs, with the same
 arguments, so a worker starts in milliseconds instead of importing numpy,
-scipy and scikit-learn itself. An entry ``module:function`` also calls
+scipy and scikit-learn itself. Each request names what to import before its
+fork: the controller sends the first worker of a batch with only what the
+first evaluations need (for :func:`~rushopt.tune`, numpy and the loop: the
+initial design needs neither scipy nor scikit-learn), the others with the
+model stack too, so one worker evaluates while the zygote imports for the
+rest. An entry ``module:function`` also calls
 ``function()`` once after the import, to do before the forks what every
 worker would otherwise do on its own (e.g. scanning the loaded BLAS
 libraries, loading the Sobol direction numbers).
