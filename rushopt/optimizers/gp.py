@@ -38,49 +38,19 @@ class GPSurrogate(RegressorMixin, BaseEstimator, GaussianProcess):  # type: igno
     """
 
     def fit(self, X: Any, y: Any, optimize: bool = True) -> GPSurrogate:
-        """Fit the hyperparameters and condition the process on the data.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Features, ideally of about unit scale.
-        y : array-like of shape (n_samples,)
-            Targets.
-        optimize : bool, default True
-            Fit the hyperparameters (see :meth:`GaussianProcess.fit`).
+        """Check the inputs as scikit-learn does, then :meth:`GaussianProcess.fit`.
 
         Returns
         -------
         GPSurrogate
             The fitted model.
-
-        Raises
-        ------
-        ValueError
-            If the inputs are empty, non-finite or of inconsistent shapes, or
-            a bound is invalid.
         """
         X, y_checked = validate_data(self, X, y, reset=True)
         GaussianProcess.fit(self, X, y_checked, optimize)
         return self
 
     def predict(self, X: Any, return_std: bool = False) -> Any:
-        """Predict the posterior mean (and standard deviation) of the latent function.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Query points.
-        return_std : bool, default False
-            Also return the posterior standard deviation (without the noise).
-
-        Returns
-        -------
-        mean : numpy.ndarray of shape (n_samples,)
-            Posterior mean.
-        std : numpy.ndarray of shape (n_samples,)
-            Posterior standard deviation, only with ``return_std=True``.
-        """
+        """Check the inputs as scikit-learn does, then :meth:`GaussianProcess.predict`."""
         check_is_fitted(self, "alpha_")
         X, _ = validate_data(self, X, reset=False)
         return GaussianProcess.predict(self, X, return_std)
