@@ -281,6 +281,43 @@ def test_tunes_workers_import_their_optimizers_model_only_after_the_first_fork()
     assert _preload_for(_draw_fun, ["numpy"], {}) == ([__name__, "numpy"], [])
 
 
+def test_requests_the_controller_gave_up_on_are_refused_not_forked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a zygote whose import of a `later` module outlasts the controller's wait
+    from rushopt.core.controller import zygote as zygote_module
+
+    monkeypatch.setattr(zygote_module, "_SPAWN_TIMEOUT_S", 4.0)
+    monkeypatch.setattr(zygote_module, "_READY_TIMEOUT_S", 0.0)
+    gate, done = tmp_path / "gate", tmp_path / "done"
+    (tmp_path / "gated_module.py").write_text(
+        "import os, pathlib, time\n"
+        "deadline = time.monotonic() + 120\n"
+        f"while not os.path.exists({str(gate)!r}) and time.monotonic() < deadline:\n"
+        "    time.sleep(0.01)\n"
+        f"pathlib.Path({str(done)!r}).touch()\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), *sys.path]))
+    env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    zygote = Zygote.start(env, tmp_path / "zygote.log", (), [])
+    try:
+        requests = [
+            SpawnRequest(f"w{i}", ["--version"], tmp_path / f"w{i}.log", None) for i in range(3)
+        ]
+        # When the controller stops waiting (and would start the two others without it)
+        result = zygote.spawn_many(requests, env, [], ["gated_module"])
+        assert isinstance(result[0], ZygoteProcess)
+        assert [str(r) for r in result[1:]] == ["the zygote did not fork within 4 s"] * 2
+        # Then, once the import is done, the zygote refuses them instead of forking them
+        gate.touch()
+        later = zygote.spawn("w3", ["--version"], env, tmp_path / "w3.log", None, [])
+        assert later.wait(30) == 0 and done.exists()
+        assert not (tmp_path / "w1.log").exists() and not (tmp_path / "w2.log").exists()
+    finally:
+        gate.touch()
+        zygote.close()
+
+
 def _text(path: Path) -> str:
     return path.read_text() if path.exists() else ""
 

@@ -400,8 +400,9 @@ class BayesianOptimization(Optimizer):
     def surrogate_(self) -> GaussianProcess | RandomForestSurrogate:
         """The surrogate model, made on first use.
 
-        Its module imports scipy and scikit-learn (seconds), which the initial
-        design does not need: a worker evaluates its first points meanwhile.
+        Its module imports scipy (and scikit-learn for the forest), which
+        takes seconds and the initial design does not need: a worker evaluates
+        its first points meanwhile.
         """
         if self._surrogate is None:
             if self._gp:

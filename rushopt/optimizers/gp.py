@@ -14,10 +14,10 @@ from typing import Any
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
-from rushopt.optimizers.gaussian_process import GaussianProcess
+from rushopt.optimizers.gaussian_process import GaussianProcess, warm_up
 from rushopt.optimizers.sklearn_compat import validate_data
 
-__all__ = ["GPSurrogate"]
+__all__ = ["GPSurrogate", "warm_up"]  # warm_up: where the zygote's preload entries named it
 
 
 class GPSurrogate(RegressorMixin, BaseEstimator, GaussianProcess):  # type: ignore[misc]

@@ -5,7 +5,8 @@
 first evaluation. This module draws the same points with numpy alone, bit for
 bit, from the same random draws: ``scrambled_sobol(d, n, rng)`` equals
 ``qmc.Sobol(d, scramble=True, seed=rng).random(n)`` (tested against scipy),
-so seeded runs did not change when the optimizers switched to it.
+so seeded runs did not change when the optimizers switched to it (scipy 1.11
+and later, which spawn the child generator; hence rushopt's scipy floor).
 
 The construction, as scipy's (Joe and Kuo's direction numbers, 30 bits):
 

@@ -131,8 +131,9 @@ class WorkerService:
         -----
         The workers are forks of a zygote process (one per controller) that
         imported rushopt's worker modules, the loop's module, ``packages`` and,
-        for the loops of :func:`~rushopt.tune`, numpy, scipy and scikit-learn
-        once; they run the same code as ``python -m rushopt worker``.
+        for the loops of :func:`~rushopt.tune`, numpy and then the optimizer's
+        ``model_modules`` once (the first worker is forked before the latter);
+        they run the same code as ``python -m rushopt worker``.
         ``processes`` then holds :class:`~rushopt.core.controller.zygote.ZygoteProcess`
         handles, with the methods of :class:`subprocess.Popen` (``pid``,
         ``poll``, ``wait``, ``returncode``, ``send_signal``, ``terminate``,

@@ -320,6 +320,11 @@ class Zygote:
             zygote did not fork it (it refused, died or did not answer in time).
         """
         cwd, env_ = os.getcwd(), dict(env)
+        # the modules of ``later`` are imported while the answers are awaited
+        wait_s = _SPAWN_TIMEOUT_S + (_READY_TIMEOUT_S if later else 0.0)
+        # the zygote drops a request it reaches after this (wall-clock) time, well before
+        # the answer's deadline here, so that a worker started without it is never forked too
+        drop_at = time.time() + wait_s - _SPAWN_TIMEOUT_S / 2
         lines = b"".join(
             (
                 json.dumps(
@@ -331,6 +336,7 @@ class Zygote:
                         "log": str(r.log_path),
                         "keep_fd": r.keep_fd,
                         "preload": [*preload, *later] if i else list(preload),
+                        "drop_at": drop_at,
                     }
                 )
                 + "\n"
@@ -347,17 +353,18 @@ class Zygote:
                 stdin.flush()
             except (OSError, ValueError) as exc:
                 return [OSError(f"the zygote exited: {exc}") for _ in requests]
-            # the modules of ``later`` are imported while the answers are awaited
-            deadline = time.monotonic() + _SPAWN_TIMEOUT_S + (_READY_TIMEOUT_S if later else 0.0)
+            deadline = time.monotonic() + wait_s
             with self._lock:
-                return [self._answer(r, deadline) for r in requests]
+                return [self._answer(r, deadline, wait_s) for r in requests]
 
-    def _answer(self, request: SpawnRequest, deadline: float) -> ZygoteProcess | OSError:
+    def _answer(
+        self, request: SpawnRequest, deadline: float, wait_s: float
+    ) -> ZygoteProcess | OSError:
         """Wait for the zygote's answer to one request (the caller holds ``_lock``)."""
         while request.worker_id not in self._replies and self.alive:
             left = deadline - time.monotonic()
             if left <= 0:
-                return OSError("the zygote did not fork in time")
+                return OSError(f"the zygote did not fork within {wait_s:g} s")
             self._arrived.wait(left)
         reply = self._replies.pop(request.worker_id, None)
         if reply is None:

@@ -27,7 +27,9 @@ descriptor but stdin (``/dev/null``), stdout and stderr (its log file) and the
 supervise pipe it is handed.
 
 Protocol, one JSON object a line: the controller writes requests on the
-zygote's stdin, ``{"id", "argv", "env", "cwd", "log", "keep_fd", "preload"}``;
+zygote's stdin, ``{"id", "argv", "env", "cwd", "log", "keep_fd", "preload",
+"drop_at"}`` (``drop_at``: the Unix time after which the request is refused
+instead of forked, as the controller has stopped waiting for it);
 the zygote answers on the status pipe (``--status-fd``) with ``{"ready": ...}``
 once, then ``{"id", "pid"}`` or ``{"id", "error"}`` per request, and
 ``{"exit": pid, "code": code}`` when it reaped a child (``code`` as
@@ -49,6 +51,7 @@ import select
 import signal
 import sys
 import threading
+import time
 import traceback
 import types
 from typing import Any, NoReturn
@@ -172,6 +175,11 @@ def _become_worker(request: dict[str, Any], keep: int | None) -> NoReturn:
 def _spawn(request: dict[str, Any], status_fd: int, failed: set[str], done: set[str]) -> None:
     """Fork the worker a request asks for and answer with its pid (or why not)."""
     _preload(list(request.get("preload", ())), failed, done)
+    drop_at = request.get("drop_at")
+    if isinstance(drop_at, (int, float)) and time.time() > drop_at:
+        # the controller stops waiting soon and starts this worker without the zygote
+        _send(status_fd, {"id": request["id"], "error": "the zygote's imports took too long"})
+        return
     reason = _forkable()
     if reason is not None:
         _send(status_fd, {"id": request["id"], "error": reason})
