@@ -194,14 +194,42 @@ def test_workers_of_a_dead_zygote_are_lost_and_restarted_without_it(
     rush.stop_workers("kill")
 
 
+def _module_env(tmp_path: Path) -> dict[str, str]:
+    """A zygote's environment that finds the modules a test writes into ``tmp_path``."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), *sys.path]))
+    env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    return env
+
+
+def _gated_module(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """Write ``gated_module``: its import touches ``started``, waits for ``gate``, touches ``done``.
+
+    Returns the paths ``(gate, started, done)``.
+    """
+    gate, started, done = tmp_path / "gate", tmp_path / "started", tmp_path / "done"
+    (tmp_path / "gated_module.py").write_text(
+        "import os, pathlib, time\n"
+        f"pathlib.Path({str(started)!r}).touch()\n"
+        "deadline = time.monotonic() + 120\n"
+        f"while not os.path.exists({str(gate)!r}) and time.monotonic() < deadline:\n"
+        "    time.sleep(0.01)\n"
+        f"pathlib.Path({str(done)!r}).touch()\n"
+    )
+    return gate, started, done
+
+
+def _version_requests(tmp_path: Path, n: int) -> list[SpawnRequest]:
+    """Requests for ``n`` children that print rushopt's version into ``w<i>.log``."""
+    return [SpawnRequest(f"w{i}", ["--version"], tmp_path / f"w{i}.log", None) for i in range(n)]
+
+
 def test_a_zygote_with_threads_refuses_to_fork(tmp_path: Path) -> None:
     # Given a module that starts a thread when imported
     (tmp_path / "threaded_module.py").write_text(
         "import threading, time\n"
         "threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n"
     )
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), *sys.path]))
-    env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env = _module_env(tmp_path)
     # When a zygote imports it at start, then it does not start
     with pytest.raises(OSError, match="threads"):
         Zygote.start(env, tmp_path / "zygote.log", (), ["threaded_module"])
@@ -216,21 +244,10 @@ def test_a_zygote_with_threads_refuses_to_fork(tmp_path: Path) -> None:
 
 def test_the_first_worker_forks_before_the_later_modules_are_imported(tmp_path: Path) -> None:
     # Given a module that, once its import started, blocks until a gate file exists
-    gate, started, done = tmp_path / "gate", tmp_path / "started", tmp_path / "done"
-    (tmp_path / "gated_module.py").write_text(
-        "import os, pathlib, time\n"
-        f"pathlib.Path({str(started)!r}).touch()\n"
-        "deadline = time.monotonic() + 120\n"
-        f"while not os.path.exists({str(gate)!r}) and time.monotonic() < deadline:\n"
-        "    time.sleep(0.01)\n"
-        f"pathlib.Path({str(done)!r}).touch()\n"
-    )
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), *sys.path]))
-    env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    gate, started, done = _gated_module(tmp_path)
+    env = _module_env(tmp_path)
     zygote = Zygote.start(env, tmp_path / "zygote.log", (), [])
-    requests = [
-        SpawnRequest(f"w{i}", ["--version"], tmp_path / f"w{i}.log", None) for i in range(3)
-    ]
+    requests = _version_requests(tmp_path, 3)
     result: list[Any] = []
     spawner = threading.Thread(
         target=lambda: result.extend(zygote.spawn_many(requests, env, [], ["gated_module"]))
@@ -289,21 +306,11 @@ def test_requests_the_controller_gave_up_on_are_refused_not_forked(
 
     monkeypatch.setattr(zygote_module, "_SPAWN_TIMEOUT_S", 4.0)
     monkeypatch.setattr(zygote_module, "_READY_TIMEOUT_S", 0.0)
-    gate, done = tmp_path / "gate", tmp_path / "done"
-    (tmp_path / "gated_module.py").write_text(
-        "import os, pathlib, time\n"
-        "deadline = time.monotonic() + 120\n"
-        f"while not os.path.exists({str(gate)!r}) and time.monotonic() < deadline:\n"
-        "    time.sleep(0.01)\n"
-        f"pathlib.Path({str(done)!r}).touch()\n"
-    )
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), *sys.path]))
-    env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    gate, _, done = _gated_module(tmp_path)
+    env = _module_env(tmp_path)
     zygote = Zygote.start(env, tmp_path / "zygote.log", (), [])
     try:
-        requests = [
-            SpawnRequest(f"w{i}", ["--version"], tmp_path / f"w{i}.log", None) for i in range(3)
-        ]
+        requests = _version_requests(tmp_path, 3)
         # When the controller stops waiting (and would start the two others without it)
         result = zygote.spawn_many(requests, env, [], ["gated_module"])
         assert isinstance(result[0], ZygoteProcess)
