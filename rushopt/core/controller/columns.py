@@ -46,33 +46,43 @@ Parts = list[list[dict[Any, Any] | None]]
 _EMPTY: dict[Any, Any] = {}  # stands for an absent value in merges; never mutated
 _SHAREABLE = (str, int, float, bool, bytes, type(None))  # values safe to share between rows
 _REPEATS = 4  # a field is unpickled per distinct value when values repeat this often
+_SAMPLE = 1000  # values looked at first: a field without repeats there is not searched for them
 
 
-def _loads_column(raws: Sequence[bytes | None]) -> list[dict[Any, Any] | None]:
-    """Unpickle one dict field of many tasks (None stays None)."""
-    distinct = dict.fromkeys(raws)
-    if len(distinct) * _REPEATS <= len(raws):
-        decoded = {raw: None if raw is None else loads(raw) for raw in distinct}
-        # a dict that holds only immutable values may be shared by the rows it
-        # appears in; one holding a list, an array, ... is unpickled per row
-        if all(
-            d is None or all(type(v) in _SHAREABLE for v in d.values()) for d in decoded.values()
-        ):
-            return [decoded[raw] for raw in raws]
-    if None not in distinct:
-        return list(map(loads, raws))  # type: ignore[arg-type]
+def _loads_column(raws: Sequence[Any]) -> list[dict[Any, Any] | None]:
+    """Unpickle one dict field of many tasks (None stays None, a dict decoded already too)."""
+    kinds = set(map(type, raws))
+    if bytes not in kinds:
+        return list(raws)
+    if dict in kinds:
+        return [loads(raw) if type(raw) is bytes else raw for raw in raws]
+    sample = raws[:_SAMPLE]
+    if len(dict.fromkeys(sample)) * _REPEATS <= len(sample):
+        distinct = dict.fromkeys(raws)
+        if len(distinct) * _REPEATS <= len(raws):
+            decoded = {raw: None if raw is None else loads(raw) for raw in distinct}
+            # a dict that holds only immutable values may be shared by the rows it
+            # appears in; one holding a list, an array, ... is unpickled per row
+            if all(
+                d is None or all(type(v) in _SHAREABLE for v in d.values())
+                for d in decoded.values()
+            ):
+                return [decoded[raw] for raw in raws]
+    if None not in raws:
+        return list(map(loads, raws))
     return [None if raw is None else loads(raw) for raw in raws]
 
 
-def decode_parts(fields: Sequence[str], columns: Sequence[Sequence[bytes | None]]) -> Parts:
+def decode_parts(fields: Sequence[str], columns: Sequence[Sequence[Any]]) -> Parts:
     """Decode the raw values of many tasks, one field at a time.
 
     Parameters
     ----------
     fields : list of str
         The fields read.
-    columns : list of list of bytes or None
-        Per field, the raw value of every task (None where it has none).
+    columns : list of list of bytes, dict or None
+        Per field, the raw value of every task (None where it has none; a
+        dict where a finished row decoded it already).
 
     Returns
     -------
@@ -120,20 +130,40 @@ def to_rows(
 
 
 def _uniform_names(part: list[dict[Any, Any] | None]) -> tuple[Any, ...] | None:
-    """Return the names of the first dict if every task's dict holds those names, else None.
+    """Return the names of the first dict if every task's dict may hold just those, else None.
 
-    The names may come in another order in other dicts: a table whose rows
-    all hold the same names has the first row's order. ``()`` when no task
-    has a value.
+    Every dict has as many names as the first: they hold the same names
+    exactly when each holds every name of the first, which reading the
+    columns finds out (:func:`_uniform_cells`). The names may come in another
+    order in other dicts: a table whose rows all hold the same names has the
+    first row's order. ``()`` when no task has a value.
     """
     if not part or part.count(None) == len(part):
         return ()
     if None in part:
         return None
-    first = part[0].keys()  # type: ignore[union-attr]
-    if all(map(first.__eq__, map(dict.keys, part))):  # type: ignore[arg-type]
-        return tuple(first)
-    return None
+    first: dict[Any, Any] = part[0]  # type: ignore[assignment]
+    if any(map(len(first).__ne__, map(len, part))):  # type: ignore[arg-type]
+        return None
+    return tuple(first)
+
+
+def _uniform_cells(
+    parts: Parts, uniform: list[tuple[Any, ...]], n: int
+) -> dict[Any, np.ndarray[Any, np.dtype[np.object_]]] | None:
+    """Read the columns of parts whose dicts all hold the names of their first one.
+
+    Returns None when a dict lacks one of those names (its shape differs).
+    Where two fields hold a name, the later field's column wins, as in a merge.
+    """
+    cells: dict[Any, np.ndarray[Any, np.dtype[np.object_]]] = {}
+    try:
+        for part, names in zip(parts, uniform, strict=True):
+            for name in names:
+                cells[name] = _object_array(map(itemgetter(name), part), n)  # type: ignore[arg-type]
+    except KeyError:
+        return None
+    return cells
 
 
 def _shapes(part: list[dict[Any, Any] | None]) -> list[tuple[Any, ...]]:
@@ -189,21 +219,45 @@ def to_frame(
 
     n = len(task_ids)
     uniform = [_uniform_names(part) for part in parts]
+    cells = None
     if all(names is not None for names in uniform):
-        # every field's dicts hold the same names (or none): the first row has
-        # every name, in the order of the first appearance
-        shapes: list[list[tuple[Any, ...]]] = [[] for _ in parts]
-        distinct: list[dict[tuple[Any, ...], None]] = [{names: None} for names in uniform]  # type: ignore[dict-item]
-        combinations: Any = [()]
-        varying: list[int] = []
+        # every field's dicts hold as many names as their first: if they hold
+        # its names, the first row has every name, in the order of first appearance
+        cells = _uniform_cells(parts, uniform, n)  # type: ignore[arg-type]
+    if cells is not None:
+        order: dict[Any, None] = {}
+        for field_names in uniform:
+            order.update(dict.fromkeys(field_names))  # type: ignore[arg-type]
+        order["key"] = None
+        order.update(dict.fromkeys(name for name, _ in extra))
     else:
-        shapes = [_shapes(part) for part in parts]
-        distinct = [dict.fromkeys(part_shapes) for part_shapes in shapes]
-        # rows of one combination of shapes add the same names, so one row per
-        # distinct combination suffices (and only the fields whose shape varies
-        # make combinations differ)
-        varying = [j for j, d in enumerate(distinct) if len(d) > 1]
-        combinations = dict.fromkeys(zip(*(shapes[j] for j in varying), strict=True)) or [()]
+        order, cells = _shaped_cells(parts, n, [name for name, _ in extra])
+    cells["key"] = _object_array(task_ids, n)
+    for name, values in extra:
+        cells[name] = _object_array(values, n)
+    names = list(order)
+    arrays = convert_object_array([cells[name] for name in names], dtype=None)
+    frame = pd.DataFrame(dict(zip(range(len(names)), arrays, strict=True)), copy=False)
+    frame.columns = pd.Index(names)
+    return frame
+
+
+def _shaped_cells(
+    parts: Parts, n: int, extra: Sequence[str]
+) -> tuple[dict[Any, None], dict[Any, np.ndarray[Any, np.dtype[np.object_]]]]:
+    """Return the column order and the columns of parts whose dicts differ in shape.
+
+    Tasks are grouped by the names their dict of a field holds; a group
+    becomes columns with one pass over its dicts, and ``NaN`` fills the rows
+    of tasks without a name.
+    """
+    shapes = [_shapes(part) for part in parts]
+    distinct = [dict.fromkeys(part_shapes) for part_shapes in shapes]
+    # rows of one combination of shapes add the same names, so one row per
+    # distinct combination suffices (and only the fields whose shape varies
+    # make combinations differ)
+    varying = [j for j, d in enumerate(distinct) if len(d) > 1]
+    combinations: Any = dict.fromkeys(zip(*(shapes[j] for j in varying), strict=True)) or [()]
     # the column order: names in order of first appearance, row by row, where a
     # row's names are in merge order
     order: dict[Any, None] = {}
@@ -213,8 +267,7 @@ def to_frame(
         for j, d in enumerate(distinct):
             merged.update(dict.fromkeys(chosen[j] if j in chosen else next(iter(d), ())))
         merged["key"] = None
-        for name, _ in extra:
-            merged[name] = None
+        merged.update(dict.fromkeys(extra))
         order.update(merged)
     cells: dict[Any, np.ndarray[Any, np.dtype[np.object_]]] = {}
 
@@ -239,11 +292,4 @@ def to_frame(
                     column(name)[index] = _object_array(map(itemgetter(name), dicts), len(index))
                 else:
                     cells[name] = _object_array(map(itemgetter(name), dicts), n)
-    cells["key"] = _object_array(task_ids, n)
-    for name, values in extra:
-        cells[name] = _object_array(values, n)
-    names = list(order)
-    arrays = convert_object_array([cells[name] for name in names], dtype=None)
-    frame = pd.DataFrame(dict(zip(range(len(names)), arrays, strict=True)), copy=False)
-    frame.columns = pd.Index(names)
-    return frame
+    return order, cells
