@@ -93,23 +93,24 @@ def test_finished_cache_appends_new_rows_in_finish_order(rush: Rush, worker: Rus
 def test_finished_cache_skips_deleted_hashes(
     rush: Rush, worker: RushWorker, redis_client: redis.Redis
 ) -> None:
-    # Given three finished tasks fetched once
+    # Given three finished tasks fetched once, with a field that is read from the hashes
+    fields = ("xs", "ys", "n_retries")
     keys = _finish(rush, worker, [1, 2, 3])
-    assert len(rush.fetch_finished_tasks()) == 3
+    assert len(rush.fetch_finished_tasks(fields=fields)) == 3
     # When two more finish and the hash of one of them is deleted
     new = _finish(rush, worker, [4, 5])
     redis_client.delete(rush.network.keys.task(new[0]))
     # Then fetching skips it, and fetching again neither re-reads nor duplicates anything
     want = [*keys, new[1]]
-    assert rush.fetch_finished_tasks()["key"].tolist() == want
-    assert rush.fetch_finished_tasks()["key"].tolist() == want
+    assert rush.fetch_finished_tasks(fields=fields)["key"].tolist() == want
+    assert rush.fetch_finished_tasks(fields=fields)["key"].tolist() == want
     assert rush._fetch.finished_cache is not None
     assert rush._fetch.finished_cache.n_read == rush.n_finished_tasks == 5
-    assert rush.fetch_new_tasks()["key"].tolist() == want
-    assert rush.fetch_finished_tasks(reset_cache=True)["key"].tolist() == want
+    assert rush.fetch_new_tasks(fields=fields)["key"].tolist() == want
+    assert rush.fetch_finished_tasks(fields=fields, reset_cache=True)["key"].tolist() == want
     # And a fresh read also skips a hash deleted after it was cached
     redis_client.delete(rush.network.keys.task(keys[1]))
-    fresh = rush.fetch_finished_tasks(reset_cache=True)
+    fresh = rush.fetch_finished_tasks(fields=fields, reset_cache=True)
     assert fresh["key"].tolist() == [keys[0], keys[2], new[1]]
     assert rush._fetch.finished_cache.n_read == 5
 

@@ -2,9 +2,10 @@
 
 The reference here merges the stored dicts of each task one row at a time (what
 ``fetch_finished_tasks`` did before it decoded column by column) and hands the
-rows to ``pandas.DataFrame``; every fetch path (the first chunk read by Lua,
-the rest by ``SORT``, the Lua fallback when ``SORT`` is refused, the cache's
-appends) must give the same columns, order, dtypes and values.
+rows to ``pandas.DataFrame``; every fetch path (the finished rows list; for the
+hashes the first chunk read by Lua, the rest by ``SORT``, the Lua fallback when
+``SORT`` is refused; the cache's appends) must give the same columns, order,
+dtypes and values.
 """
 
 from __future__ import annotations
@@ -63,11 +64,17 @@ def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     Tables of any size are built per column (not from rows, as small ones are).
     """
     monkeypatch.setattr(fetch_module, "_CHUNK", 3)
+    monkeypatch.setattr(fetch_module, "_ROWS_CHUNK", 3)
     monkeypatch.setattr(fetch_module, "_FEW", 0)
 
 
-def _finish_mixed(worker: RushWorker, offset: int = 0) -> list[str]:
-    """Finish tasks of many shapes: different names, missing fields, extras, repeats."""
+def _finish_mixed(
+    worker: RushWorker, offset: int = 0, condition: dict[str, Any] | None = None
+) -> list[str]:
+    """Finish tasks of many shapes: different names, missing fields, extras, repeats.
+
+    With ``condition``, the first two tasks get it while still running.
+    """
     xss: list[dict[str, Any]] = []
     yss: list[dict[str, Any]] = []
     extra: list[dict[str, Any]] = []
@@ -85,6 +92,10 @@ def _finish_mixed(worker: RushWorker, offset: int = 0) -> list[str]:
         yss.append(ys)
         extra.append({"note": "n"} if i % 2 else {})
     keys = worker.push_running_tasks(xss, extra=extra)
+    if condition is not None:
+        worker.network.scripts.write_hashes(
+            worker.network.keys.tasks(keys[:2]), ["condition"], [[pickle.dumps(condition)]] * 2
+        )
     worker.push_results(keys, yss, extra=[{"ys_note": i} if i % 4 else {} for i in range(11)])
     return keys
 
@@ -115,11 +126,36 @@ def test_columnar_fetch_equals_row_merge(
     assert rush._fetch.use_sort is use_sort  # the server took SORT when it was used
 
 
+@pytest.mark.parametrize("data_format", ["pandas", "list"])
+def test_rows_fetch_equals_row_merge(
+    rush: Rush,
+    worker: RushWorker,
+    redis_client: redis.Redis,
+    small_chunks: None,
+    data_format: str,
+) -> None:
+    # Given finished tasks of mixed shapes, two with a condition written while running
+    _finish_mixed(worker, condition={"message": "m", "traceback": None})
+    assert redis_client.llen(rush.network.keys.finished_rows) == 11
+    # When they are fetched cold from the rows, then again after more finished
+    first = rush.fetch_finished_tasks(data_format=data_format)  # type: ignore[arg-type]
+    _assert_same(rush, redis_client, FINISHED_FIELDS, first)
+    _finish_mixed(worker, offset=11)
+    again = rush.fetch_finished_tasks(data_format=data_format)  # type: ignore[arg-type]
+    # Then both equal the row-by-row merge, as do fields in another order
+    _assert_same(rush, redis_client, FINISHED_FIELDS, again)
+    assert len(again) == 22
+    fields = ("ys", "condition", "xs")
+    subset = rush.fetch_finished_tasks(fields=fields, reset_cache=True)
+    _assert_same(rush, redis_client, fields, subset)
+
+
 def test_sort_path_skips_deleted_hashes(
     rush: Rush, worker: RushWorker, redis_client: redis.Redis, small_chunks: None
 ) -> None:
     # Given finished tasks, two of whose hashes were deleted, one with no requested field
     keys = _finish_mixed(worker)
+    redis_client.delete(rush.network.keys.finished_rows)  # read from the hashes
     redis_client.delete(rush.network.keys.task(keys[4]), rush.network.keys.task(keys[8]))
     # When read with SORT (beyond the first chunk), with a field no task has
     table = rush.fetch_finished_tasks(fields=("ys_extra", "condition"))
@@ -150,6 +186,7 @@ def test_refused_sort_falls_back_to_lua(
 
     monkeypatch.setattr(scripts, "sort_list_hashes_pipelined", refuse_after_one)
     _finish_mixed(worker)
+    redis_client.delete(rush.network.keys.finished_rows)  # read from the hashes
     # When the finished tasks are fetched
     table = rush.fetch_finished_tasks()
     # Then every task is there, as the row merge gives it, and SORT is not tried again

@@ -17,6 +17,15 @@ Two formats, one per kind of value:
   ``ys``; decentralized optimizers read that number instead of unpickling
   every result of the network.
 
+* **Finished rows**: when a task finishes, the same script appends its key and
+  the values of its :data:`ROW_FIELDS` to the network's finished rows list,
+  packed as a fragment of a pickle: MARK, the key as BINUNICODE, per field the
+  opcodes of its pickle (a dict pickled without a memo, as :func:`dumps`
+  writes plain dicts), else its raw value as BINBYTES, or NONE, then TUPLE. A
+  range of rows is therefore one pickle once wrapped (:func:`decode_rows`),
+  and a cold fetch of many finished tasks decodes it in one call instead of
+  per task and field.
+
 Code (``fun``, worker loops, start arguments) always travels with cloudpickle.
 """
 
@@ -26,6 +35,7 @@ import io
 import math
 import numbers
 import pickle
+import threading
 import types
 from collections import ChainMap
 from collections.abc import Callable
@@ -35,8 +45,10 @@ import cloudpickle
 
 __all__ = [
     "DICT_FIELDS",
+    "ROW_FIELDS",
     "SCALAR_FIELDS",
     "decode_field",
+    "decode_rows",
     "decode_seed",
     "dumps",
     "dumps_code",
@@ -51,12 +63,97 @@ DICT_FIELDS = frozenset({"xs", "ys", "xs_extra", "ys_extra", "worker_extra", "co
 #: Fields whose value is plain text.
 SCALAR_FIELDS = frozenset({"seed", "timeout", "max_retries", "n_retries", "metric"})
 
+#: The fields of a finished row, in the order ``_finish.lua`` packs them (the
+#: default fields of a fetch of finished tasks).
+ROW_FIELDS = ("xs", "ys", "xs_extra", "worker_extra", "ys_extra", "condition")
+
 _PROTOCOL = 5
 loads = pickle.loads
+_ROWS_HEAD = b"\x80\x05("  # PROTO 5, MARK of the list
+_ROWS_TAIL = b"l."  # LIST, STOP
+#: Values whose copies are as good as the value itself: a dict of these (and of
+#: tuples of these) is pickled without a memo (see :func:`dumps`).
+_PLAIN = frozenset({str, int, float, bool, type(None), bytes})
+_local = threading.local()
+
+
+def decode_rows(rows: bytes) -> list[tuple[Any, ...]]:
+    """Decode joined finished rows: per task ``(key, *values of ROW_FIELDS)``.
+
+    Parameters
+    ----------
+    rows : bytes
+        Finished rows (see ``_finish.lua``), joined.
+
+    Returns
+    -------
+    list of tuple
+        Per task its hash key (str), then per row field its value: the dict
+        where the stored pickle was embedded in the row, else the raw value
+        (bytes), or None where the task has none.
+
+    Examples
+    --------
+    >>> import struct
+    >>> row = b"(X" + struct.pack("<I", 3) + b"k:1" + b"B" + struct.pack("<I", 2) + b"ab"
+    >>> decode_rows(row + b"}NNNNt")
+    [('k:1', b'ab', {}, None, None, None, None)]
+    """
+    decoded: list[tuple[Any, ...]] = pickle.loads(b"".join((_ROWS_HEAD, rows, _ROWS_TAIL)))
+    return decoded
+
+
+def _is_plain(value: Any) -> bool:
+    """Whether ``value`` is a dict of immutable scalars (and tuples of them)."""
+    if type(value) is not dict:
+        return False
+    for v in value.values():
+        kind = type(v)
+        if kind in _PLAIN or isinstance(v, _np_generic()):
+            continue
+        if kind is tuple and all(type(x) in _PLAIN or isinstance(x, _np_generic()) for x in v):
+            continue
+        return False
+    return True
+
+
+def _np_generic() -> type:
+    import numpy as np  # a dependency; imported by the first check, not by this module
+
+    return np.generic
+
+
+def _dumps_plain(value: dict[Any, Any]) -> bytes:
+    """Pickle a plain dict without a memo (the pickler's fast mode).
+
+    Such a pickle refers to nothing by position, so ``_finish.lua`` can
+    embed its opcodes in a finished row, and a fetch decodes many of them
+    with one ``pickle.loads``. Leaving out the memo only copies what it
+    would share, which for immutable values changes nothing.
+    """
+    pickler = getattr(_local, "pickler", None)
+    if pickler is None:
+        _local.buffer = io.BytesIO()
+        pickler = _local.pickler = pickle.Pickler(_local.buffer, _PROTOCOL)
+        pickler.fast = True
+    buffer: io.BytesIO = _local.buffer
+    buffer.seek(0)
+    buffer.truncate()
+    try:
+        pickler.dump(value)
+    except BaseException:
+        del _local.pickler  # a pickler that failed midway is not used again
+        raise
+    return buffer.getvalue()
 
 
 def dumps(value: Any) -> bytes:
     """Serialize task data, falling back to cloudpickle where pickle refuses.
+
+    A dict of immutable scalars (str, numbers, bool, None, bytes, NumPy
+    scalars, tuples of them: what arguments and results mostly are) is
+    pickled without a memo, which finished rows embed (see
+    :func:`decode_rows`); anything else is pickled as usual.
 
     Parameters
     ----------
@@ -73,6 +170,11 @@ def dumps(value: Any) -> bytes:
     TypeError
         If neither pickle nor cloudpickle can serialize the value.
     """
+    if _is_plain(value):
+        try:
+            return _dumps_plain(value)
+        except (pickle.PicklingError, AttributeError, TypeError, ValueError):
+            pass
     try:
         return pickle.dumps(value, _PROTOCOL)
     except (pickle.PicklingError, AttributeError, TypeError):

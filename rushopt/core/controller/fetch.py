@@ -13,6 +13,7 @@ from rushopt.core.arguments import check_fields, check_states
 from rushopt.core.controller.columns import Parts, decode_parts, to_frame, to_rows
 from rushopt.core.controller.queries import TaskQueries
 from rushopt.core.network import Network, text
+from rushopt.core.serialize import ROW_FIELDS, decode_rows
 from rushopt.core.states import TASK_STATES
 from rushopt.core.waiting import wait_until
 
@@ -26,10 +27,11 @@ logger = logging.getLogger(__name__)
 DataFormat = Literal["pandas", "list"]
 Table = Any  # a DataFrame or a list of dicts
 
-#: Default fields of finished, new and all tasks (rush's defaults).
-FINISHED_FIELDS = ("xs", "ys", "xs_extra", "worker_extra", "ys_extra", "condition")
+#: Default fields of finished, new and all tasks (rush's defaults): the row fields.
+FINISHED_FIELDS = ROW_FIELDS
 QUEUED_FIELDS = ("xs", "xs_extra")
 _CHUNK = 2000  # finished tasks per script call when reading a large range
+_ROWS_CHUNK = 10_000  # finished rows per script call
 _LOG_CHUNK = 10_000  # running-log entries per read
 _FEW = 200  # fewer tasks than this become a DataFrame from rows (the same table, built faster)
 RUNNING_FIELDS = ("xs", "xs_extra", "worker_extra")
@@ -59,7 +61,7 @@ class _Decoded:
         return cls(ids, decode_parts(fields, columns or [[] for _ in fields]))
 
     def extend(
-        self, task_ids: list[str], fields: Sequence[str], columns: list[list[bytes | None]]
+        self, task_ids: list[str], fields: Sequence[str], columns: Sequence[Sequence[Any]]
     ) -> None:
         """Decode the raw values of more tasks (``columns``: per field) and append them."""
         self.task_ids += task_ids
@@ -278,28 +280,90 @@ class FetchService:
         """Read finished tasks from list position ``start``: (positions read, tasks).
 
         Returns None when the list is shorter than ``start`` (the network was
-        reset since). The first chunk (all a polling loop's call needs) is
-        read with ``read_list_hashes.lua``, which also tells the list's
-        length; the rest of a large range with pipelined ``SORT`` commands
-        (see :meth:`~rushopt.core.network.scripts.Scripts.sort_list_hashes_pipelined`),
+        reset since). Fields that are all row fields are read from the
+        finished rows list (:meth:`_read_rows`) as far as its rows stand for
+        the hashes. The rest is read from the hashes: the first chunk (all a
+        polling loop's call needs) with ``read_list_hashes.lua``, which also
+        tells the list's length; the rest of a large range with pipelined
+        ``SORT`` commands (see
+        :meth:`~rushopt.core.network.scripts.Scripts.sort_list_hashes_pipelined`),
         so Redis reads the next chunk while this process decodes the last
         one, column by column (:mod:`~rushopt.core.controller.columns`).
         """
-        scripts = self.network.scripts
-        first = scripts.read_list_hashes(start, start + _CHUNK - 1, fields)
-        total = int(first[1])
-        if total < start:
-            return None
         decoded = _Decoded([], [[] for _ in fields])
-        with _no_gc():  # 100,000s of new dicts would trigger full collections
-            n_read = self._split_finished(first, fields, decoded)
-            ranges = [(a, min(a + _CHUNK, total) - 1) for a in range(start + n_read, total, _CHUNK)]
+        n_rows = 0
+        if set(fields) <= set(ROW_FIELDS):
+            with _no_gc():  # 100,000s of new dicts would trigger full collections
+                read = self._read_rows(start, fields, decoded)
+            if read is None:
+                return None
+            n_rows, complete = read
+            if complete:
+                return n_rows, decoded
+        scripts = self.network.scripts
+        at = start + n_rows  # the next list position to read
+        first = scripts.read_list_hashes(at, at + _CHUNK - 1, fields)
+        total = int(first[1])
+        if total < at:
+            return None
+        with _no_gc():
+            at += self._split_finished(first, fields, decoded)
+            ranges = [(a, min(a + _CHUNK, total) - 1) for a in range(at, total, _CHUNK)]
             if ranges and self.use_sort:
                 ranges = self._sort_finished(ranges, fields, decoded)
-                n_read = (ranges[0][0] if ranges else total) - start
+                at = ranges[0][0] if ranges else total
             for flat in scripts.read_list_hashes_pipelined(ranges, fields):
-                n_read += self._split_finished(flat, fields, decoded)
-        return n_read, decoded
+                at += self._split_finished(flat, fields, decoded)
+        return at - start, decoded
+
+    def _read_rows(
+        self, start: int, fields: Sequence[str], decoded: _Decoded
+    ) -> tuple[int, bool] | None:
+        """Read finished tasks from position ``start`` from the rows list into ``decoded``.
+
+        Returns (positions read, whether they reach the end of the list), or
+        None when the list is shorter than ``start``. The first range (all a
+        polling loop's call needs) is read alone, the rest pipelined, so Redis
+        reads the next range while this process decodes the last one. Ranges
+        whose rows cannot stand for the hashes (see
+        :meth:`~rushopt.core.network.scripts.Scripts.read_finished_rows_pipelined`)
+        and all after the first of them are left to the hash reads.
+        """
+        scripts = self.network.scripts
+        total, n, rows = scripts.read_finished_rows(start, start + _ROWS_CHUNK - 1)
+        if total < start:
+            return None
+        if rows is None or not self._split_rows(rows, fields, decoded):
+            return 0, False
+        n_read, complete = n, True
+        ranges = [
+            (a, min(a + _ROWS_CHUNK, total) - 1) for a in range(start + n, total, _ROWS_CHUNK)
+        ]
+        for _, n, rows in scripts.read_finished_rows_pipelined(ranges):  # every reply is read
+            complete = complete and rows is not None and self._split_rows(rows, fields, decoded)
+            n_read += n if complete else 0
+        return n_read, complete
+
+    def _split_rows(self, rows: bytes, fields: Sequence[str], decoded: _Decoded) -> bool:
+        """Decode joined finished rows into ``decoded``; False if they do not decode.
+
+        Rows decode unless a stored value only looked like a pickle that
+        rushopt wrote; the hashes are then read instead.
+        """
+        try:
+            tasks = decode_rows(rows)
+            columns = list(zip(*tasks, strict=True))
+        except Exception:  # any failure of a foreign value: read the hashes
+            logger.debug("finished rows that do not decode: reading the hashes", exc_info=True)
+            return False
+        if not tasks:
+            return True
+        if len(columns) != 1 + len(ROW_FIELDS):
+            return False
+        prefix = len(self.network.keys.task_prefix)
+        task_ids = [key[prefix:] for key in columns[0]]
+        decoded.extend(task_ids, fields, [columns[1 + ROW_FIELDS.index(f)] for f in fields])
+        return True
 
     def _sort_finished(
         self, ranges: list[tuple[int, int]], fields: Sequence[str], decoded: _Decoded
@@ -360,12 +424,17 @@ class FetchService:
     ) -> Table:
         """Fetch the finished tasks, reading only what finished since the last call.
 
-        A cold read of many tasks is columnar: the first 2,000 come with the
-        list's length from ``read_list_hashes.lua``, the rest from pipelined
-        ``SORT ... BY nosort GET`` commands (the Lua script where the server
-        refuses them), and the values are decoded per field and turned into
-        the table per column (:mod:`~rushopt.core.controller.columns`), with
-        the columns, order and dtypes of ``pandas.DataFrame(rows)``.
+        The row fields (the default ``fields`` and any of them) are read from
+        the finished rows list, which the script that finishes a task appends
+        to: a range of 10,000 tasks is one ``LRANGE`` and one ``pickle.loads``
+        (see :mod:`~rushopt.core.serialize`). Other fields, and networks whose
+        rows list no longer matches (a ``write_hashes`` of a row field to a
+        finished task deletes it), are read from the hashes: the first 2,000
+        with ``read_list_hashes.lua``, the rest with pipelined ``SORT ... BY
+        nosort GET`` commands (the Lua script where the server refuses them).
+        Either way the values are turned into the table per column
+        (:mod:`~rushopt.core.controller.columns`), with the columns, order and
+        dtypes of ``pandas.DataFrame(rows)``.
 
         Parameters
         ----------
@@ -379,8 +448,10 @@ class FetchService:
         Returns
         -------
         pandas.DataFrame or list of dict
-            One row per finished task, in the order they finished. Tasks whose
-            hash was deleted are skipped (and never read again).
+            One row per finished task, in the order they finished. Where the
+            hashes are read, tasks whose hash was deleted by hand are skipped
+            (and never read again); the rows list keeps what a task's finish
+            wrote.
         """
         data_format = _check_format(data_format)
         fields = tuple(check_fields(fields))

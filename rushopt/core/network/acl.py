@@ -27,6 +27,9 @@ ACL_COMMANDS: tuple[str, ...] = (
     "evalsha",
     "script|load",
     "time",
+    # transactions: a fetch reads the finished lists in one MULTI
+    "multi",
+    "exec",
     # keys
     "get",
     "set",
@@ -63,7 +66,6 @@ ACL_COMMANDS: tuple[str, ...] = (
     "srem",
     "smembers",
     "sismember",
-    "smismember",
     "smismember",
     "scard",
     "sunion",

@@ -9,6 +9,10 @@ Layout (``P`` is the prefix)::
 
     P queued_tasks            list    shared queue of task keys (workers pop from the left)
     P finished_tasks          list    task keys in the order they finished
+    P finished_rows           list    per finished task, at its position in finished_tasks,
+                                      its default fields packed as one row (see
+                                      serialize.ROW_FIELDS); absent once a script
+                                      changed a finished task's row fields
     P running_log             list    "+<task hash key>" when a task starts running under a
                                       worker, "-<task hash key>" when it stops (finished,
                                       failed, requeued): what runs, read from a cursor;
@@ -190,6 +194,7 @@ class KeySchema:
         "controller",
         "failed_tasks",
         "fingerprints",
+        "finished_rows",
         "finished_tasks",
         "log",
         "metadata",
@@ -209,6 +214,7 @@ class KeySchema:
         self.base = f"{prefix}:{{{network_id}}}:"
         self.queued_tasks = self.base + "queued_tasks"
         self.finished_tasks = self.base + "finished_tasks"
+        self.finished_rows = self.base + "finished_rows"
         self.running_log = self.base + "running_log"
         self.failed_tasks = self.base + "failed_tasks"
         self.all_tasks = self.base + "all_tasks"

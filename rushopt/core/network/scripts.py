@@ -187,7 +187,7 @@ class Scripts:
         args: list[Any] = [len(fields), *fields]
         for row in rows:
             args += row
-        self._run("write_hashes", hash_keys, args)
+        self._run("write_hashes", [self._keys.finished_rows, *hash_keys], args)
 
     # ----------------------------------------------------------- worker side
     def pop_keys(self, worker_id: str) -> list[str]:
@@ -202,6 +202,7 @@ class Scripts:
             k.finished_tasks,
             k.worker_running(worker_id),
             k.running_log,
+            k.finished_rows,
         ]
 
     def pop_task(
@@ -264,7 +265,13 @@ class Scripts:
         args: list[Any] = []
         for result in results:
             args += (result[0], result[1], result[2] if len(result) > 2 else "")
-        keys = [k.finished_tasks, k.worker_running(worker_id), k.running_log, *hash_keys]
+        keys = [
+            k.finished_tasks,
+            k.worker_running(worker_id),
+            k.running_log,
+            k.finished_rows,
+            *hash_keys,
+        ]
         return [int(i) for i in self._run("finish_tasks", keys, args)]
 
     def fail_tasks(
@@ -381,6 +388,57 @@ class Scripts:
             self._run("read_list_hashes", [self._keys.finished_tasks], [start, stop, *fields])
         )
 
+    def read_finished_rows(self, start: int, stop: int) -> tuple[int, int, bytes | None]:
+        """Read finished rows ``start..stop``: (list length, entries covered, joined rows).
+
+        The rows are ``None`` where they cannot stand for the hashes (see
+        :meth:`read_finished_rows_pipelined`);
+        :func:`~rushopt.core.serialize.decode_rows` decodes them.
+        """
+
+        def read() -> tuple[int, int, bytes | None]:
+            (reply,) = self._finished_rows([(start, stop)])  # reads every reply
+            return reply
+
+        return self._call(read)
+
+    def read_finished_rows_pipelined(
+        self, ranges: Sequence[tuple[int, int]]
+    ) -> Iterator[tuple[int, int, bytes | None]]:
+        """Read several ranges of finished rows in one write; yield the replies in order.
+
+        Each range is one transaction (``MULTI``: no script changes a list
+        between its commands) that reads both lists' lengths and the rows:
+        the rows stand for the hashes when the rows list is as long as the
+        finished list (see ``_finish.lua``); else the rows are ``None``, and
+        the caller reads the hashes.
+        """
+        try:
+            yield from self._finished_rows(ranges)
+        except (redis.exceptions.RedisError, OSError) as exc:
+            raise self._translate(exc) from exc
+
+    def _finished_rows(
+        self, ranges: Sequence[tuple[int, int]]
+    ) -> Iterator[tuple[int, int, bytes | None]]:
+        k = self._keys
+        commands: list[tuple[Any, ...]] = []
+        for a, b in ranges:
+            commands += (
+                ("MULTI",),
+                ("LLEN", k.finished_tasks),
+                ("LLEN", k.finished_rows),
+                ("LRANGE", k.finished_rows, a, b),
+                ("EXEC",),
+            )
+        for i, reply in enumerate(self._runner.commands_pipelined(commands)):
+            if i % 5 == 4:  # EXEC's; the others are OK and QUEUED
+                length, n_rows, rows = reply
+                if n_rows == length:
+                    yield length, len(rows), b"".join(rows)
+                else:
+                    yield length, 0, None
+
     def read_running_log(
         self, start: int, stop: int, begin: bool = False
     ) -> tuple[int, list[bytes]]:
@@ -464,6 +522,7 @@ class Scripts:
             k.budget_started(),
             k.task(new_task_id),
             k.running_log,
+            k.finished_rows,
         ]
         args: list[Any] = []
         if finished is None:

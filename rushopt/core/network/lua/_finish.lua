@@ -10,6 +10,16 @@
 -- they learn that the task stopped running without reading any running set
 -- (RPUSHX: only once a reader started the log, so networks without
 -- decentralized optimizers pay no memory for it).
+--
+-- Each finished task also gets its row in the finished rows list, at the
+-- position of its key in the finished list: the values of its six default
+-- fields (rushopt.core.serialize.ROW_FIELDS, in that order) packed as a
+-- fragment of a pickle, so that a fetch reads a range of rows with one LRANGE
+-- and decodes it with one pickle.loads (see read_finished_rows.lua). The
+-- rows list is written only while it is as long as the finished list: a
+-- script that changes a finished task's row fields deletes it
+-- (write_hashes.lua), and from then on RPUSHX keeps it absent and fetches read
+-- the hashes.
 
 -- Write a finished task's results in one HSET: ys, and ys_extra and metric
 -- unless "".
@@ -26,12 +36,52 @@ local function write_results(key, ys, ys_extra, metric)
   redis.call("HSET", key, unpack(fields))
 end
 
-local function finish_task(finished, worker_running, log, key, ys, ys_extra, metric)
+local ROW_FIELDS = {"xs", "ys", "xs_extra", "worker_extra", "ys_extra", "condition"}
+
+-- The row of a finished task: the pickle opcodes MARK, BINUNICODE key, then
+-- per row field its value, and TUPLE. A value that is a pickle of a dict
+-- written without a memo (serialize.dumps writes plain dicts so: PROTO 5 and
+-- one FRAME, then EMPTY_DICT not followed by MEMOIZE) refers to nothing by
+-- position, so its opcodes (from EMPTY_DICT to before STOP) are embedded and
+-- decode with the row; any other value is embedded as BINBYTES (its raw
+-- bytes), an absent one as NONE. A pickle shorter than 64 KiB has one frame.
+local function row_value(value)
+  if #value < 65536 and string.sub(value, 1, 3) == "\128\5\149"
+      and string.byte(value, 12) == 125 and string.byte(value, 13) ~= 148
+      and string.byte(value, -1) == 46 then
+    return string.sub(value, 12, -2)
+  end
+  return "B" .. struct.pack("<I4", #value) .. value
+end
+
+local function finished_row(key)
+  local values = redis.call("HMGET", key, unpack(ROW_FIELDS))
+  local parts = {"(X", struct.pack("<I4", #key), key}
+  for f = 1, #ROW_FIELDS do
+    local value = values[f]
+    if not value then
+      parts[#parts + 1] = "N"
+    elseif ROW_FIELDS[f] == "worker_extra" then  -- one of a few values: decoded once each
+      parts[#parts + 1] = "B" .. struct.pack("<I4", #value) .. value
+    else
+      parts[#parts + 1] = row_value(value)
+    end
+  end
+  parts[#parts + 1] = "t"
+  return table.concat(parts)
+end
+
+local function finish_task(finished, rows, worker_running, log, key, ys, ys_extra, metric)
   if redis.call("SREM", worker_running, key) == 0 then
     return false
   end
   write_results(key, ys, ys_extra, metric)
-  redis.call("RPUSH", finished, key)
+  if redis.call("RPUSH", finished, key) == 1 then
+    redis.call("DEL", rows)  -- a new finished list: a new rows list beside it
+    redis.call("RPUSH", rows, finished_row(key))
+  else
+    redis.call("RPUSHX", rows, finished_row(key))
+  end
   redis.call("RPUSHX", log, "-" .. key)
   return true
 end
@@ -60,7 +110,7 @@ end
 -- written with one push. keys, ys, extras (or nil) and metrics are tables of
 -- equal length. Returns owned, where owned[j] is true when keys[j] became
 -- finished; the end state is that of finish_task called for each in turn.
-local function finish_tasks_of(finished, worker_running, log, keys, ys, extras, metrics)
+local function finish_tasks_of(finished, rows, worker_running, log, keys, ys, extras, metrics)
   local owned = {}
   if #keys == 0 then
     return owned
@@ -78,7 +128,18 @@ local function finish_tasks_of(finished, worker_running, log, keys, ys, extras, 
   end
   if #done > 0 then
     call_chunked("SREM", worker_running, done)
+    local before = redis.call("LLEN", finished)
     call_chunked("RPUSH", finished, done)
+    if before == 0 or redis.call("EXISTS", rows) == 1 then
+      local built = {}
+      for j, key in ipairs(done) do
+        built[j] = finished_row(key)
+      end
+      if before == 0 then
+        redis.call("DEL", rows)
+      end
+      call_chunked("RPUSH", rows, built)
+    end
     if redis.call("EXISTS", log) == 1 then
       call_chunked("RPUSH", log, entries)
     end

@@ -17,11 +17,12 @@
 -- KEYS[6]       budget_started (sum of the budgets of the tasks created)
 -- KEYS[7]       hash of the task to create (promoted or new)
 -- KEYS[8]       the running log ("+key" / "-key" as tasks start and stop running)
+-- KEYS[9]       finished rows list
 -- then, when ARGV[1] == "1", the finished task:
--- KEYS[9]       its hash
--- KEYS[10]      its rung zset
--- KEYS[11]      its rung's candidates zset
--- KEYS[12]      its checkpoint key
+-- KEYS[10]      its hash
+-- KEYS[11]      its rung zset
+-- KEYS[12]      its rung's candidates zset
+-- KEYS[13]      its checkpoint key
 -- then per promotion source (a rung that can promote), highest rung first:
 --               its rung zset, its candidates zset
 -- ARGV[1]       "1": a finished task comes first ("0": none)
@@ -57,26 +58,26 @@ if redis.call("EXISTS", new) == 1 then
   return {"again", again[1], again[2], "", 0, again[3] or ""}
 end
 local eta = tonumber(ARGV[6])
-local first = 9
+local first = 10
 if ARGV[1] == "1" then
-  local key = KEYS[9]
-  if not finish_task(KEYS[1], KEYS[2], KEYS[8], key, ARGV[2], "", ARGV[17]) then
+  local key = KEYS[10]
+  if not finish_task(KEYS[1], KEYS[9], KEYS[2], KEYS[8], key, ARGV[2], "", ARGV[17]) then
     return {"discarded", "", "", "", 0, ""}
   end
   if ARGV[3] ~= "" then
     local score = tonumber(ARGV[3])
-    redis.call("ZADD", KEYS[10], score, key)
-    local position = redis.call("ZCARD", KEYS[10])
+    redis.call("ZADD", KEYS[11], score, key)
+    local position = redis.call("ZCARD", KEYS[11])
     redis.call("HSET", key, "rung_position", tostring(position))
     if ARGV[4] ~= "" then
-      redis.call("ZADD", KEYS[11], score, key)
+      redis.call("ZADD", KEYS[12], score, key)
       redis.call("HSET", key, "promote_extra", ARGV[4])
     end
   end
   if ARGV[5] ~= "" then
-    redis.call("SET", KEYS[12], ARGV[5])
+    redis.call("SET", KEYS[13], ARGV[5])
   end
-  first = 13
+  first = 14
 end
 if redis.call("EXISTS", KEYS[3]) == 1 then
   return {"terminate", "", "", "", 0, ""}

@@ -5,7 +5,7 @@
 -- worker detection already removed it from there, the claim fails. A worker
 -- that is no longer running (declared lost, killed, terminated) gets nothing,
 -- and a key it claimed goes back to the front of the shared queue.
--- The result of the worker's previous task can ride along (KEYS[9]), and
+-- The result of the worker's previous task can ride along (KEYS[10]), and
 -- the stop flags are read here too, so a busy worker needs one round trip
 -- per task.
 --
@@ -17,19 +17,21 @@
 -- KEYS[6]   finished list
 -- KEYS[7]   the worker's running set
 -- KEYS[8]   the running log ("+key" when the popped task starts running)
--- KEYS[9]   (optional) hash of the task to finish first
+-- KEYS[9]   finished rows list
+-- KEYS[10]  (optional) hash of the task to finish first
 -- ARGV[1]   worker_extra value to store on the task
 -- ARGV[2]   key claimed from the pending slot, or "" to pop
--- ARGV[3]   ys of KEYS[9], ARGV[4] its ys_extra ("" = none), ARGV[5] its
+-- ARGV[3]   ys of KEYS[10], ARGV[4] its ys_extra ("" = none), ARGV[5] its
 --           metric as decimal text ("" = none)
 -- ARGV[6..] fields to return
 -- Returns {status, finished, key, {values}}: status "task", "empty" (the
 -- queues are empty), "terminate" (asked to terminate), "idle" (empty and
 -- terminate_on_idle is set), or the final state the worker was moved to
--- ("lost", "killed", "terminated"); finished is 1 when KEYS[9] became finished.
+-- ("lost", "killed", "terminated"); finished is 1 when KEYS[10] became finished.
 --!include _finish.lua
 local finished = 0
-if KEYS[9] and finish_task(KEYS[6], KEYS[7], KEYS[8], KEYS[9], ARGV[3], ARGV[4], ARGV[5]) then
+local done = KEYS[10]
+if done and finish_task(KEYS[6], KEYS[9], KEYS[7], KEYS[8], done, ARGV[3], ARGV[4], ARGV[5]) then
   finished = 1
 end
 local key = ARGV[2]

@@ -6,26 +6,27 @@
 -- gets nothing, and the worker's priority queue is served before the shared
 -- queue. A key claimed from the pending slot (after BLMOVE) comes first.
 --
--- KEYS[1..8]  as pop_task.lua: stop flag, terminate_on_idle, priority queue,
---             shared queue, pending slot, finished list, running set, running log
--- KEYS[9..]   hashes of the tasks to finish first
+-- KEYS[1..9]  as pop_task.lua: stop flag, terminate_on_idle, priority queue,
+--             shared queue, pending slot, finished list, running set, running
+--             log, finished rows list
+-- KEYS[10..]  hashes of the tasks to finish first
 -- ARGV[1]     worker_extra value to store on the tasks
 -- ARGV[2]     key claimed from the pending slot, or "" to pop
 -- ARGV[3]     n, the most tasks to pop
 -- ARGV[4]     m, the number of fields to return
 -- ARGV[5 .. 4+m]  the fields
--- ARGV[5+m ..]    per task to finish (KEYS[9], KEYS[10], ...): ys, metric ("" = none)
+-- ARGV[5+m ..]    per task to finish (KEYS[10], KEYS[11], ...): ys, metric ("" = none)
 -- Returns {status, finished, keys, values}: status as pop_task.lua ("task"
 -- when at least one task came); finished the 1-based indices of the results
 -- recorded; keys the popped hashes; values m fields per popped task.
 --!include _finish.lua
 local m = tonumber(ARGV[4])
 local done_keys, ys, metrics = {}, {}, {}
-for i = 9, #KEYS do
-  local j = i - 8
+for i = 10, #KEYS do
+  local j = i - 9
   done_keys[j], ys[j], metrics[j] = KEYS[i], ARGV[3 + m + 2 * j], ARGV[4 + m + 2 * j]
 end
-local owned = finish_tasks_of(KEYS[6], KEYS[7], KEYS[8], done_keys, ys, nil, metrics)
+local owned = finish_tasks_of(KEYS[6], KEYS[9], KEYS[7], KEYS[8], done_keys, ys, nil, metrics)
 local finished = {}
 for j = 1, #done_keys do
   if owned[j] then
