@@ -31,7 +31,8 @@ Table = Any  # a DataFrame or a list of dicts
 FINISHED_FIELDS = ROW_FIELDS
 QUEUED_FIELDS = ("xs", "xs_extra")
 _CHUNK = 2000  # finished tasks per script call when reading a large range
-_ROWS_CHUNK = 10_000  # finished rows per script call
+_ROWS_FIRST = 1000  # finished rows of the first read (a script call)
+_ROWS_CHUNK = 10_000  # finished rows per pipelined read after it
 _LOG_CHUNK = 10_000  # running-log entries per read
 _FEW = 200  # fewer tasks than this become a DataFrame from rows (the same table, built faster)
 RUNNING_FIELDS = ("xs", "xs_extra", "worker_extra")
@@ -330,7 +331,7 @@ class FetchService:
         and all after the first of them are left to the hash reads.
         """
         scripts = self.network.scripts
-        total, n, rows = scripts.read_finished_rows(start, start + _ROWS_CHUNK - 1)
+        total, n, rows = scripts.read_finished_rows(start, start + _ROWS_FIRST - 1)
         if total < start:
             return None
         if rows is None or not self._split_rows(rows, fields, decoded):

@@ -41,6 +41,7 @@ SCRIPT_NAMES = (
     "pop_tasks",
     "push_running_tasks",
     "push_tasks",
+    "read_finished_rows",
     "read_hashes",
     "read_list_hashes",
     "read_running_log",
@@ -391,16 +392,13 @@ class Scripts:
     def read_finished_rows(self, start: int, stop: int) -> tuple[int, int, bytes | None]:
         """Read finished rows ``start..stop``: (list length, entries covered, joined rows).
 
-        The rows are ``None`` where they cannot stand for the hashes (see
-        :meth:`read_finished_rows_pipelined`);
+        One script call (see ``read_finished_rows.lua``); the rows are ``None``
+        where they cannot stand for the hashes (see
+        :meth:`read_finished_rows_pipelined`), and
         :func:`~rushopt.core.serialize.decode_rows` decodes them.
         """
-
-        def read() -> tuple[int, int, bytes | None]:
-            (reply,) = self._finished_rows([(start, stop)])  # reads every reply
-            return reply
-
-        return self._call(read)
+        keys = [self._keys.finished_tasks, self._keys.finished_rows]
+        return _rows_reply(*self._run("read_finished_rows", keys, [start, stop]))
 
     def read_finished_rows_pipelined(
         self, ranges: Sequence[tuple[int, int]]
@@ -413,14 +411,6 @@ class Scripts:
         finished list (see ``_finish.lua``); else the rows are ``None``, and
         the caller reads the hashes.
         """
-        try:
-            yield from self._finished_rows(ranges)
-        except (redis.exceptions.RedisError, OSError) as exc:
-            raise self._translate(exc) from exc
-
-    def _finished_rows(
-        self, ranges: Sequence[tuple[int, int]]
-    ) -> Iterator[tuple[int, int, bytes | None]]:
         k = self._keys
         commands: list[tuple[Any, ...]] = []
         for a, b in ranges:
@@ -431,13 +421,12 @@ class Scripts:
                 ("LRANGE", k.finished_rows, a, b),
                 ("EXEC",),
             )
-        for i, reply in enumerate(self._runner.commands_pipelined(commands)):
-            if i % 5 == 4:  # EXEC's; the others are OK and QUEUED
-                length, n_rows, rows = reply
-                if n_rows == length:
-                    yield length, len(rows), b"".join(rows)
-                else:
-                    yield length, 0, None
+        try:
+            for i, reply in enumerate(self._runner.commands_pipelined(commands)):
+                if i % 5 == 4:  # EXEC's; the others are OK and QUEUED
+                    yield _rows_reply(*reply)
+        except (redis.exceptions.RedisError, OSError) as exc:
+            raise self._translate(exc) from exc
 
     def read_running_log(
         self, start: int, stop: int, begin: bool = False
@@ -683,3 +672,14 @@ class StepReply(NamedTuple):
     parent: str | None
     rung_size: int
     seed: str | None
+
+
+def _rows_reply(length: int, n_rows: int, rows: list[bytes]) -> tuple[int, int, bytes | None]:
+    """Return (list length, entries covered, joined rows or None) of a read of finished rows.
+
+    The rows stand for the hashes only while the rows list is as long as the
+    finished list (see ``_finish.lua``).
+    """
+    if n_rows != length:
+        return int(length), 0, None
+    return int(length), len(rows), b"".join(rows)
