@@ -67,7 +67,7 @@ def _loads_column(raws: Sequence[Any]) -> list[dict[Any, Any] | None]:
                 d is None or all(type(v) in _SHAREABLE for v in d.values())
                 for d in decoded.values()
             ):
-                return [decoded[raw] for raw in raws]
+                return list(map(decoded.__getitem__, raws))
     if None not in raws:
         return list(map(loads, raws))
     return [None if raw is None else loads(raw) for raw in raws]
@@ -132,18 +132,19 @@ def to_rows(
 def _uniform_names(part: list[dict[Any, Any] | None]) -> tuple[Any, ...] | None:
     """Return the names of the first dict if every task's dict may hold just those, else None.
 
-    Every dict has as many names as the first: they hold the same names
-    exactly when each holds every name of the first, which reading the
-    columns finds out (:func:`_uniform_cells`). The names may come in another
-    order in other dicts: a table whose rows all hold the same names has the
-    first row's order. ``()`` when no task has a value.
+    The dicts hold as many names as the first in all: then they hold the
+    same names exactly when each holds every name of the first (no dict can
+    hold fewer), which reading the columns finds out (:func:`_uniform_cells`).
+    The names may come in another order in other dicts: a table whose rows
+    all hold the same names has the first row's order. ``()`` when no task
+    has a value.
     """
     if not part or part.count(None) == len(part):
         return ()
     if None in part:
         return None
     first: dict[Any, Any] = part[0]  # type: ignore[assignment]
-    if any(map(len(first).__ne__, map(len, part))):  # type: ignore[arg-type]
+    if sum(map(len, part)) != len(first) * len(part):  # type: ignore[arg-type]
         return None
     return tuple(first)
 
