@@ -171,6 +171,29 @@ def test_bad_worker_options_exit_2_naming_the_option(
     assert named in err
 
 
+def test_a_prebuilt_parser_serves_every_later_call(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the worker zygote builds the parser once; its forks must parse as a fresh one would
+    import rushopt.cli
+
+    monkeypatch.setattr(rushopt.cli, "_prebuilt", None)
+    rushopt.cli.prebuild_parser()
+
+    def no_second_build() -> None:
+        raise AssertionError("main built a parser although one was prebuilt")
+
+    monkeypatch.setattr(rushopt.cli, "build_parser", no_second_build)
+    code, err = _exit_code_and_error(capsys, "worker", "--network-id", "net", "--db", "-1")
+    assert code == 2
+    assert "--db" in err
+    code, err = _exit_code_and_error(capsys, "worker", "--network-id", "net", "--port", "http")
+    assert code == 2
+    error = err.strip().splitlines()[-1]  # the lines before it are the usage
+    assert "--port" in error
+    assert "--db" not in error  # nothing of the first call stays in the parser
+
+
 def test_bad_network_id_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     code, err = _exit_code_and_error(
         capsys, "worker", "--network-id", "a{b}", "--url", "redis://127.0.0.1:6379/0"

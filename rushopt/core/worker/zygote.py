@@ -68,7 +68,7 @@ BASE_MODULES = (
     "rushopt.core.worker.loops",
     "rushopt.core.worker.preemption",
     "rushopt.core.network.lua_runner:load_scripts",
-    "rushopt.cli:build_parser",  # argparse's patterns land in re's cache, inherited by the forks
+    "rushopt.cli:prebuild_parser",  # the forks parse their arguments with the zygote's parser
 )
 
 
