@@ -64,6 +64,7 @@ def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     Tables of any size are built per column (not from rows, as small ones are).
     """
     monkeypatch.setattr(fetch_module, "_CHUNK", 3)
+    monkeypatch.setattr(fetch_module, "_ROWS_FIRST", 2)
     monkeypatch.setattr(fetch_module, "_ROWS_CHUNK", 3)
     monkeypatch.setattr(fetch_module, "_FEW", 0)
 

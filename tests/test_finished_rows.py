@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pickle
 import pickletools
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -20,8 +21,9 @@ import pytest
 import redis
 
 from rushopt import Rush, RushWorker
+from rushopt.core.controller import fetch as fetch_module
 from rushopt.core.controller.fetch import FINISHED_FIELDS
-from rushopt.core.serialize import ROW_FIELDS, decode_rows, dumps
+from rushopt.core.serialize import PLAIN_MARK, ROW_FIELDS, decode_rows, dumps
 from rushopt.optimizers.space import Float
 from rushopt.tuning.tune import tune
 
@@ -183,12 +185,132 @@ def test_dumps_writes_plain_dicts_without_a_memo() -> None:
     shared = {"a": shared_list, "b": shared_list}
     recursive: dict[str, Any] = {"x": 1}
     recursive["self"] = recursive
-    # Then the plain dict's pickle has no memo opcode and loads back equal
+    # Then the plain dict's pickle has no memo opcode, is marked, and loads back equal
     ops = {op.name for op, _, _ in pickletools.genops(dumps(plain))}
     assert not ops & {"MEMOIZE", "BINPUT", "LONG_BINPUT", "BINGET", "LONG_BINGET"}
+    assert dumps(plain)[11:14] == PLAIN_MARK + b"}"
     assert pickle.loads(dumps(plain)) == plain
+    assert pickle.loads(dumps({"s": "a" * 100_000})) == {"s": "a" * 100_000}  # many frames
     # And the others are pickled as usual: sharing and cycles survive
     again = pickle.loads(dumps(shared))
     assert again["a"] is again["b"]
     loop = pickle.loads(dumps(recursive))
     assert loop["self"] is loop
+
+
+def _memo_pickle(i: int) -> bytes:
+    """Another client's valid pickle that starts like a plain dict's and uses its memo."""
+    shared = [10 * i, 10 * i + 1]
+    return pickletools.optimize(pickle.dumps({"a": shared, "b": shared, "i": i}, 5))
+
+
+def test_another_clients_pickles_are_kept_as_bytes(
+    rush: Rush, worker: RushWorker, redis_client: redis.Redis
+) -> None:
+    # Given running tasks whose xs another client wrote: pickles that refer to their memo
+    keys = worker.push_running_tasks([{"x": 1}, {"x": 2}])
+    for i, key in enumerate(keys):
+        redis_client.hset(rush.network.keys.task(key), "xs", _memo_pickle(i))
+    # When they finish
+    worker.push_results(keys, [{"y": 1}, {"y": 2}])
+    # Then their rows hold those values as raw bytes, and the fetch decodes each on its own
+    _assert_rows_match_hashes(rush, redis_client)
+    assert all(isinstance(row[1], bytes) for row in _rows(rush, redis_client))
+    got = rush.fetch_finished_tasks(data_format="list")
+    assert [(row["a"], row["b"], row["i"]) for row in got] == [
+        ([0, 1], [0, 1], 0),
+        ([10, 11], [10, 11], 1),
+    ]
+
+
+def test_rows_that_decode_to_other_tasks_are_not_used(
+    rush: Rush, worker: RushWorker, redis_client: redis.Redis
+) -> None:
+    # Given a finished task whose ys is marked as a plain dict's pickle but ends its row early
+    # and opens another one: a value crafted to add a task to the fetch
+    fake = rush.network.keys.task("FAKE").encode()
+    body = PLAIN_MARK + b"}}}}}t(X" + struct.pack("<I", len(fake)) + fake + b"}}"
+    crafted = b"\x80\x05\x95" + struct.pack("<Q", len(body) + 1) + body + b"."
+    keys = worker.push_running_tasks([{"x": 1}, {"x": 2}])
+    worker.network.scripts.finish_tasks(
+        worker.worker_id, rush.network.keys.tasks(keys), [(crafted, ""), (dumps({"y": 2}), "")]
+    )
+    assert (
+        len(decode_rows(b"".join(redis_client.lrange(rush.network.keys.finished_rows, 0, -1)))) == 3
+    )
+    # Then the fetch does not use the rows: it reads the hashes, which refuse the value
+    with pytest.raises(pickle.UnpicklingError):
+        rush.fetch_finished_tasks()
+
+
+def test_a_task_whose_hash_was_deleted_keeps_its_row(
+    rush: Rush, worker: RushWorker, redis_client: redis.Redis
+) -> None:
+    # Given two finished tasks, the hash of one deleted by hand
+    keys = worker.push_running_tasks([{"x": 1}, {"x": 2}])
+    worker.push_results(keys, [{"y": 1}, {"y": 2}])
+    redis_client.delete(rush.network.keys.task(keys[0]))
+    # Then a fetch of the row fields returns it as it finished; one of other fields skips it
+    assert rush.fetch_finished_tasks()["y"].tolist() == [1, 2]
+    assert rush.fetch_finished_tasks(fields=("ys", "n_retries"))["key"].tolist() == keys[1:]
+
+
+@pytest.fixture
+def small_ranges(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read 5 rows first and 7 per range after: 40 tasks take the pipelined path."""
+    monkeypatch.setattr(fetch_module, "_ROWS_FIRST", 5)
+    monkeypatch.setattr(fetch_module, "_ROWS_CHUNK", 7)
+
+
+def _refuse_hash_reads(rush: Rush, monkeypatch: pytest.MonkeyPatch) -> None:
+    scripts = rush.network.scripts
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the hashes were read")
+
+    for name in ("read_list_hashes", "read_list_hashes_pipelined", "sort_list_hashes_pipelined"):
+        monkeypatch.setattr(scripts, name, refuse)
+
+
+@pytest.mark.usefixtures("small_ranges")
+def test_ranges_after_the_first_read_come_from_transactions(
+    rush: Rush, worker: RushWorker, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given 40 finished tasks, 5 read first and the rest in ranges of 7
+    keys = worker.push_running_tasks([{"x": i} for i in range(40)])
+    worker.push_results(keys, [{"y": i} for i in range(40)])
+    _refuse_hash_reads(rush, monkeypatch)
+    multi = redis_client.info("commandstats").get("cmdstat_multi", {}).get("calls", 0)
+    # When they are fetched cold
+    table = rush.fetch_finished_tasks()
+    # Then every one came from the rows, in order, the ranges read in MULTI transactions
+    assert table["y"].tolist() == list(range(40))
+    assert table["key"].tolist() == keys
+    assert redis_client.info("commandstats")["cmdstat_multi"]["calls"] - multi == 5
+
+
+def test_a_retired_rows_list_is_not_read_again(
+    rush: Rush, worker: RushWorker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a network whose rows list was retired, fetched once since
+    keys = worker.push_running_tasks([{"x": i} for i in range(3)])
+    worker.push_results(keys, [{"y": i} for i in range(3)])
+    rush.write_hashes(keys[:1], ys=[{"y": 10}])
+    assert rush.fetch_finished_tasks()["y"].tolist() == [10, 1, 2]
+    # When more tasks finish, the next fetches read only the hashes
+    scripts = rush.network.scripts
+    calls: list[Any] = []
+    read_rows = scripts.read_finished_rows
+    monkeypatch.setattr(scripts, "read_finished_rows", lambda *a: calls.append(a) or read_rows(*a))
+    more = worker.push_running_tasks([{"x": 3}])
+    worker.push_results(more, [{"y": 3}])
+    assert rush.fetch_finished_tasks()["y"].tolist() == [10, 1, 2, 3]
+    assert rush.fetch_new_tasks()["y"].tolist() == [10, 1, 2, 3]
+    assert calls == []
+    # And after a reset, a new network of the same id has its rows read again
+    rush.reset()
+    again = worker.push_running_tasks([{"x": 5}])
+    worker.push_results(again, [{"y": 5}])
+    _refuse_hash_reads(rush, monkeypatch)
+    assert rush.fetch_finished_tasks()["y"].tolist() == [5]
+    assert len(calls) == 1

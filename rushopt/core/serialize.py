@@ -20,8 +20,9 @@ Two formats, one per kind of value:
 * **Finished rows**: when a task finishes, the same script appends its key and
   the values of its :data:`ROW_FIELDS` to the network's finished rows list,
   packed as a fragment of a pickle: MARK, the key as BINUNICODE, per field the
-  opcodes of its pickle (a dict pickled without a memo, as :func:`dumps`
-  writes plain dicts), else its raw value as BINBYTES, or NONE, then TUPLE. A
+  opcodes of its pickle (a dict pickled without a memo and marked so, as
+  :func:`dumps` writes plain dicts), else its raw value as BINBYTES, or NONE,
+  then TUPLE. A
   range of rows is therefore one pickle once wrapped (:func:`decode_rows`),
   and a cold fetch of many finished tasks decodes it in one call instead of
   per task and field.
@@ -45,6 +46,7 @@ import cloudpickle
 
 __all__ = [
     "DICT_FIELDS",
+    "PLAIN_MARK",
     "ROW_FIELDS",
     "SCALAR_FIELDS",
     "decode_field",
@@ -74,6 +76,10 @@ _ROWS_TAIL = b"l."  # LIST, STOP
 #: Values whose copies are as good as the value itself: a dict of these (and of
 #: tuples of these) is pickled without a memo (see :func:`dumps`).
 _PLAIN = frozenset({str, int, float, bool, type(None), bytes})
+#: What the frame of a plain dict's pickle starts with (:func:`dumps`): NONE, POP.
+PLAIN_MARK = b"N0"
+_FRAMED = b"\x80\x05\x95"  # PROTO 5, FRAME; its 8-byte length follows
+_FRAME_END = 11
 _local = threading.local()
 
 
@@ -124,12 +130,16 @@ def _np_generic() -> type:
 
 
 def _dumps_plain(value: dict[Any, Any]) -> bytes:
-    """Pickle a plain dict without a memo (the pickler's fast mode).
+    """Pickle a plain dict without a memo (the pickler's fast mode), marked as such.
 
     Such a pickle refers to nothing by position, so ``_finish.lua`` can
     embed its opcodes in a finished row, and a fetch decodes many of them
     with one ``pickle.loads``. Leaving out the memo only copies what it
-    would share, which for immutable values changes nothing.
+    would share, which for immutable values changes nothing. The frame
+    starts with :data:`PLAIN_MARK` (NONE, POP: a no-op), which no pickler
+    writes: only pickles written here are embedded, never another client's
+    that merely begins like one (such as an optimized pickle whose later
+    opcodes refer to its memo).
     """
     pickler = getattr(_local, "pickler", None)
     if pickler is None:
@@ -144,7 +154,11 @@ def _dumps_plain(value: dict[Any, Any]) -> bytes:
     except BaseException:
         del _local.pickler  # a pickler that failed midway is not used again
         raise
-    return buffer.getvalue()
+    data = buffer.getvalue()
+    if data[:3] != _FRAMED or len(data) < _FRAME_END + 1:  # no frame: left unmarked
+        return data
+    size = int.from_bytes(data[3:_FRAME_END], "little") + len(PLAIN_MARK)
+    return b"".join((_FRAMED, size.to_bytes(8, "little"), PLAIN_MARK, data[_FRAME_END:]))
 
 
 def dumps(value: Any) -> bytes:

@@ -171,10 +171,15 @@ class FetchService:
         #: read large ranges of finished tasks with SORT (see _sort_finished); off
         #: once the server refused it (Redis Cluster, restricted ACL users)
         self.use_sort = True
+        #: read ranges of finished rows in MULTI transactions (see _read_rows); off once
+        #: the server refused MULTI (an ACL user set up with rules older than the rows)
+        self.use_multi = True
         self.reset()
 
     def reset(self) -> None:
         """Forget what was read (after the network was deleted)."""
+        #: the rows list no longer stands for the hashes (see _read_rows): read the hashes
+        self.rows_retired = False
         self.finished_cache: _FinishedCache | None = None
         self.n_new_read = 0
         self.n_log_read = 0  # entries of the running log read by fetch_running_changes
@@ -294,7 +299,7 @@ class FetchService:
         """
         decoded = _Decoded([], [[] for _ in fields])
         n_rows = 0
-        if set(fields) <= set(ROW_FIELDS):
+        if not self.rows_retired and set(fields) <= set(ROW_FIELDS):
             with _no_gc():  # 100,000s of new dicts would trigger full collections
                 read = self._read_rows(start, fields, decoded)
             if read is None:
@@ -329,34 +334,62 @@ class FetchService:
         reads the next range while this process decodes the last one. Ranges
         whose rows cannot stand for the hashes (see
         :meth:`~rushopt.core.network.scripts.Scripts.read_finished_rows_pipelined`)
-        and all after the first of them are left to the hash reads.
+        and all after the first of them are left to the hash reads; once the
+        first read finds the rows list retired, later fetches skip it (until
+        the network is reset). The ranges are read in MULTI transactions, or
+        with the script where the server refuses MULTI.
         """
         scripts = self.network.scripts
         total, n, rows = scripts.read_finished_rows(start, start + _ROWS_FIRST - 1)
         if total < start:
             return None
-        if rows is None or not self._split_rows(rows, fields, decoded):
+        if rows is None:
+            self.rows_retired = True
+            return 0, False
+        if not self._split_rows(rows, n, fields, decoded):
             return 0, False
         n_read, complete = n, True
         ranges = [
             (a, min(a + _ROWS_CHUNK, total) - 1) for a in range(start + n, total, _ROWS_CHUNK)
         ]
-        for _, n, rows in scripts.read_finished_rows_pipelined(ranges):  # every reply is read
-            complete = complete and rows is not None and self._split_rows(rows, fields, decoded)
+        for reply in self._read_row_ranges(ranges):  # every reply is read
+            _, n, rows = reply
+            complete = complete and rows is not None and self._split_rows(rows, n, fields, decoded)
             n_read += n if complete else 0
         return n_read, complete
 
-    def _split_rows(self, rows: bytes, fields: Sequence[str], decoded: _Decoded) -> bool:
-        """Decode joined finished rows into ``decoded``; False if they do not decode.
+    def _read_row_ranges(
+        self, ranges: list[tuple[int, int]]
+    ) -> Iterator[tuple[int, int, bytes | None]]:
+        """Read ``ranges`` of finished rows, in MULTI transactions while the server allows them."""
+        scripts = self.network.scripts
+        done = 0
+        if self.use_multi:
+            for reply in scripts.read_finished_rows_pipelined(ranges):
+                if reply is None:
+                    logger.debug("the server refused MULTI: reading finished rows with Lua")
+                    self.use_multi = False
+                    break
+                yield reply
+                done += 1
+        if not self.use_multi:
+            yield from scripts.read_finished_rows_scripted(ranges[done:])
+
+    def _split_rows(self, rows: bytes, n: int, fields: Sequence[str], decoded: _Decoded) -> bool:
+        """Decode ``n`` joined finished rows into ``decoded``; False if they do not decode.
 
         Rows decode unless a stored value only looked like a pickle that
-        rushopt wrote; the hashes are then read instead.
+        rushopt wrote; the hashes are then read instead. So they are too when
+        the rows decode to other than ``n`` tasks of a key and six values each
+        (a value crafted to end its row early).
         """
         try:
             tasks = decode_rows(rows)
             columns = list(zip(*tasks, strict=True))
         except Exception:  # any failure of a foreign value: read the hashes
             logger.debug("finished rows that do not decode: reading the hashes", exc_info=True)
+            return False
+        if len(tasks) != n:
             return False
         if not tasks:
             return True
@@ -465,11 +498,14 @@ class FetchService:
             or cache.data_format != data_format
         ):
             cache = self.finished_cache = _FinishedCache(fields, data_format)
+            if reset_cache:  # the rows list is tried again too
+                self.rows_retired = False
         # the decoded dicts are freed before the collector is on again: else its
         # next run would walk every one of them (~10 ms per 100,000 tasks)
         with _no_gc():
             read = self._read_finished(cache.n_read, fields)
             if read is None:  # the network was reset meanwhile
+                self.rows_retired = False
                 cache = self.finished_cache = _FinishedCache(fields, data_format)
                 read = self._read_finished(0, fields) or (0, _Decoded([], []))
             n, decoded = read

@@ -402,14 +402,17 @@ class Scripts:
 
     def read_finished_rows_pipelined(
         self, ranges: Sequence[tuple[int, int]]
-    ) -> Iterator[tuple[int, int, bytes | None]]:
+    ) -> Iterator[tuple[int, int, bytes | None] | None]:
         """Read several ranges of finished rows in one write; yield the replies in order.
 
         Each range is one transaction (``MULTI``: no script changes a list
         between its commands) that reads both lists' lengths and the rows:
         the rows stand for the hashes when the rows list is as long as the
         finished list (see ``_finish.lua``); else the rows are ``None``, and
-        the caller reads the hashes.
+        the caller reads the hashes. A server that refuses ``MULTI`` (an ACL
+        user set up with older rules) answers with an error: the replies
+        then end with ``None``, and the caller reads the ranges not answered
+        with :meth:`read_finished_rows_scripted`.
         """
         k = self._keys
         commands: list[tuple[Any, ...]] = []
@@ -425,6 +428,25 @@ class Scripts:
             for i, reply in enumerate(self._runner.commands_pipelined(commands)):
                 if i % 5 == 4:  # EXEC's; the others are OK and QUEUED
                     yield _rows_reply(*reply)
+        except redis.exceptions.NoPermissionError:
+            yield None  # refused: the caller reads the remaining ranges another way
+        except (redis.exceptions.RedisError, OSError) as exc:
+            raise self._translate(exc) from exc
+
+    def read_finished_rows_scripted(
+        self, ranges: Sequence[tuple[int, int]]
+    ) -> Iterator[tuple[int, int, bytes | None]]:
+        """:meth:`read_finished_rows_pipelined` with one ``read_finished_rows.lua`` call per range.
+
+        The same replies, for servers that refuse ``MULTI``; slower, as the
+        rows are copied into and out of Lua.
+        """
+        keys = [self._keys.finished_tasks, self._keys.finished_rows]
+        try:
+            for reply in self._runner.run_pipelined(
+                "read_finished_rows", [(keys, [a, b]) for a, b in ranges]
+            ):
+                yield _rows_reply(*reply)
         except (redis.exceptions.RedisError, OSError) as exc:
             raise self._translate(exc) from exc
 

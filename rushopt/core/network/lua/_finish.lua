@@ -40,16 +40,16 @@ local ROW_FIELDS = {"xs", "ys", "xs_extra", "worker_extra", "ys_extra", "conditi
 
 -- The row of a finished task: the pickle opcodes MARK, BINUNICODE key, then
 -- per row field its value, and TUPLE. A value that is a pickle of a dict
--- written without a memo (serialize.dumps writes plain dicts so: PROTO 5 and
--- one FRAME, then EMPTY_DICT not followed by MEMOIZE) refers to nothing by
--- position, so its opcodes (from EMPTY_DICT to before STOP) are embedded and
--- decode with the row; any other value is embedded as BINBYTES (its raw
--- bytes), an absent one as NONE. A pickle shorter than 64 KiB has one frame.
+-- written without a memo (serialize.dumps writes plain dicts so, and marks
+-- them: PROTO 5 and one FRAME that starts with NONE, POP, then EMPTY_DICT)
+-- refers to nothing by position, so its opcodes (from EMPTY_DICT to before
+-- STOP) are embedded and decode with the row; any other value, another
+-- pickler's included, is embedded as BINBYTES (its raw bytes), an absent one
+-- as NONE. A pickle shorter than 64 KiB has one frame.
 local function row_value(value)
   if #value < 65536 and string.sub(value, 1, 3) == "\128\5\149"
-      and string.byte(value, 12) == 125 and string.byte(value, 13) ~= 148
-      and string.byte(value, -1) == 46 then
-    return string.sub(value, 12, -2)
+      and string.sub(value, 12, 14) == "N0}" and string.byte(value, -1) == 46 then
+    return string.sub(value, 14, -2)
   end
   return "B" .. struct.pack("<I4", #value) .. value
 end
