@@ -8,6 +8,7 @@ workers, heartbeats, ``tune``, pools and ``rushopt status`` run as that user.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -18,8 +19,9 @@ from typing import Any
 import pytest
 import redis
 
-from rushopt import Float, RedisServer, Rush, tune
-from rushopt.core.network.acl import acl_rules
+from rushopt import Float, RedisServer, Rush, RushWorker, tune
+from rushopt.core.controller import fetch as fetch_module
+from rushopt.core.network.acl import ACL_COMMANDS, acl_rules
 from rushopt.core.server import LocalCluster
 from rushopt.exceptions import RedisCommandError
 from tests.conftest import eventually
@@ -52,6 +54,16 @@ def acl_server() -> Iterator[RedisServer]:
 @pytest.fixture
 def user_url(acl_server: RedisServer) -> str:
     return f"redis://{USER}:{PASSWORD}@127.0.0.1:{acl_server.port}/0"
+
+
+def test_the_documented_rule_lists_exactly_the_commands() -> None:
+    # Given the redis-cli rule in examples/remote_workers.md
+    doc = (Path(__file__).parents[1] / "examples" / "remote_workers.md").read_text()
+    start = doc.index("ACL SETUSER tuner")
+    rule = doc[start : doc.index("```", start)]
+    # Then it allows exactly the commands rushopt needs
+    listed = [c.replace("\\", "") for c in re.findall(r"\+(\S+)", rule)]
+    assert sorted(listed) == sorted(ACL_COMMANDS)
 
 
 def test_the_user_is_really_restricted(user_url: str) -> None:
@@ -109,6 +121,38 @@ def test_controller_workers_and_status_run_as_the_restricted_user(
         finally:
             if proc.poll() is None:
                 proc.kill()
+    finally:
+        rush.reset()
+
+
+def test_a_user_of_older_rules_without_multi_fetches_many_finished_tasks(
+    acl_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a user set up with the rules from before the finished rows (no MULTI, no EXEC),
+    # and fetches that read 5 rows first and 7 per range after
+    old, password = "older-tuner", "older-secret"
+    rules = [r for r in acl_rules(old, password) if r not in ("+multi", "+exec")]
+    admin = redis.Redis.from_url(acl_server.url)
+    admin.execute_command("ACL", "SETUSER", *rules)
+    admin.close()
+    monkeypatch.setattr(fetch_module, "_ROWS_FIRST", 5)
+    monkeypatch.setattr(fetch_module, "_ROWS_CHUNK", 7)
+    url = f"redis://{old}:{password}@127.0.0.1:{acl_server.port}/0"
+    rush = Rush(network_id=f"acl-{uuid.uuid4().hex[:6]}", config=url)
+    try:
+        worker = RushWorker(rush.network_id, config=url)
+        keys = worker.push_running_tasks([{"x": i} for i in range(30)])
+        worker.push_results(keys, [{"y": i} for i in range(30)])
+        # When it fetches them cold, then after one more finished
+        table = rush.fetch_finished_tasks()
+        more = worker.push_running_tasks([{"x": 30}])
+        worker.push_results(more, [{"y": 30}])
+        # Then every task comes back, the ranges read with the script instead of MULTI
+        assert table["y"].tolist() == list(range(30))
+        assert rush.fetch_finished_tasks()["key"].tolist() == [*keys, *more]
+        assert not rush._fetch.use_multi
+        assert rush.fetch_finished_tasks(reset_cache=True)["y"].tolist() == list(range(31))
+        worker.set_terminated()
     finally:
         rush.reset()
 
