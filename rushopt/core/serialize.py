@@ -22,10 +22,9 @@ Two formats, one per kind of value:
   packed as a fragment of a pickle: MARK, the key as BINUNICODE, per field the
   opcodes of its pickle (a dict pickled without a memo and marked so, as
   :func:`dumps` writes plain dicts), else its raw value as BINBYTES, or NONE,
-  then TUPLE. A
-  range of rows is therefore one pickle once wrapped (:func:`decode_rows`),
-  and a cold fetch of many finished tasks decodes it in one call instead of
-  per task and field.
+  then TUPLE. A range of rows is therefore one pickle once wrapped
+  (:func:`decode_rows`), and a cold fetch of many finished tasks decodes it in
+  one call instead of per task and field.
 
 Code (``fun``, worker loops, start arguments) always travels with cloudpickle.
 """
