@@ -314,3 +314,26 @@ def test_a_retired_rows_list_is_not_read_again(
     _refuse_hash_reads(rush, monkeypatch)
     assert rush.fetch_finished_tasks()["y"].tolist() == [5]
     assert len(calls) == 1
+
+
+def test_a_reset_by_another_controller_brings_the_rows_back(
+    rush: Rush,
+    worker: RushWorker,
+    make_rush: Callable[..., Rush],
+    redis_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a controller that found the rows list retired, through fetch_new_tasks
+    keys = worker.push_running_tasks([{"x": i} for i in range(3)])
+    worker.push_results(keys, [{"y": i} for i in range(3)])
+    rush.write_hashes(keys[:1], ys=[{"y": 10}])
+    assert rush.fetch_new_tasks()["y"].tolist() == [10, 1, 2]
+    # When another controller resets the network, and fewer tasks finish than were read
+    make_rush(rush.network_id).reset()
+    again = RushWorker(rush.network_id, config=redis_url)
+    more = again.push_running_tasks([{"x": 5}])
+    again.push_results(more, [{"y": 5}])
+    # Then the first controller's fetches find the reset and read the new rows list
+    assert rush.fetch_new_tasks()["y"].tolist() == [5]
+    _refuse_hash_reads(rush, monkeypatch)
+    assert rush.fetch_finished_tasks()["y"].tolist() == [5]

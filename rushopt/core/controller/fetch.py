@@ -312,6 +312,7 @@ class FetchService:
         first = scripts.read_list_hashes(at, at + _CHUNK - 1, fields)
         total = int(first[1])
         if total < at:
+            self.rows_retired = False  # a reset network has a new rows list
             return None
         with _no_gc():
             at += self._split_finished(first, fields, decoded)
@@ -335,16 +336,19 @@ class FetchService:
         whose rows cannot stand for the hashes (see
         :meth:`~rushopt.core.network.scripts.Scripts.read_finished_rows_pipelined`)
         and all after the first of them are left to the hash reads; once the
-        first read finds the rows list retired, later fetches skip it (until
-        the network is reset). The ranges are read in MULTI transactions, or
-        with the script where the server refuses MULTI.
+        first read finds the rows list retired, later fetches skip it, until a
+        read finds the network reset (or ``reset_cache=True``). The ranges are
+        read in MULTI transactions, or with the script where the server
+        refuses MULTI.
         """
         scripts = self.network.scripts
         total, n, rows = scripts.read_finished_rows(start, start + _ROWS_FIRST - 1)
         if total < start:
             return None
         if rows is None:
-            self.rows_retired = True
+            # a network being reset has no finished list while its rows list lasts: that
+            # is no retirement (whose rows list is gone while the finished list lasts)
+            self.rows_retired = total > 0
             return 0, False
         if not self._split_rows(rows, n, fields, decoded):
             return 0, False
@@ -505,7 +509,6 @@ class FetchService:
         with _no_gc():
             read = self._read_finished(cache.n_read, fields)
             if read is None:  # the network was reset meanwhile
-                self.rows_retired = False
                 cache = self.finished_cache = _FinishedCache(fields, data_format)
                 read = self._read_finished(0, fields) or (0, _Decoded([], []))
             n, decoded = read
