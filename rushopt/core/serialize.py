@@ -154,7 +154,7 @@ def _dumps_plain(value: dict[Any, Any]) -> bytes:
         del _local.pickler  # a pickler that failed midway is not used again
         raise
     data = buffer.getvalue()
-    if data[:3] != _FRAMED or len(data) < _FRAME_END + 1:  # no frame: left unmarked
+    if data[:3] != _FRAMED:  # no frame (a pickle of a few bytes): left unmarked
         return data
     size = int.from_bytes(data[3:_FRAME_END], "little") + len(PLAIN_MARK)
     return b"".join((_FRAMED, size.to_bytes(8, "little"), PLAIN_MARK, data[_FRAME_END:]))

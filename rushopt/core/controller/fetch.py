@@ -356,8 +356,7 @@ class FetchService:
         ranges = [
             (a, min(a + _ROWS_CHUNK, total) - 1) for a in range(start + n, total, _ROWS_CHUNK)
         ]
-        for reply in self._read_row_ranges(ranges):  # every reply is read
-            _, n, rows = reply
+        for _, n, rows in self._read_row_ranges(ranges):  # every reply is read
             complete = complete and rows is not None and self._split_rows(rows, n, fields, decoded)
             n_read += n if complete else 0
         return n_read, complete
