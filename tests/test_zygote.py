@@ -11,6 +11,7 @@ import textwrap
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -231,12 +232,12 @@ def test_a_zygote_with_threads_refuses_to_fork(tmp_path: Path) -> None:
     )
     env = _module_env(tmp_path)
     # When a zygote imports it at start, then it does not start
-    with pytest.raises(OSError, match="threads"):
+    with pytest.raises(OSError, match="threads .started by importing threaded_module"):
         Zygote.start(env, tmp_path / "zygote.log", (), ["threaded_module"])
     # And when a started zygote imports it for a request, it refuses to fork
     zygote = Zygote.start(env, tmp_path / "zygote.log", (), [])
     try:
-        with pytest.raises(OSError, match="threads"):
+        with pytest.raises(OSError, match="threads .started by importing threaded_module"):
             zygote.spawn("w", ["--version"], env, tmp_path / "w.log", None, ["threaded_module"])
     finally:
         zygote.close()
@@ -272,8 +273,6 @@ def test_the_first_worker_forks_before_the_later_modules_are_imported(tmp_path: 
 
 
 def test_tunes_workers_import_their_optimizers_model_only_after_the_first_fork() -> None:
-    from types import SimpleNamespace
-
     from rushopt import ASHA, BayesianOptimization, Float, RandomSearch
     from rushopt.core.controller.workers import _preload_for
     from rushopt.tuning.multifidelity import multifidelity_loop
@@ -296,6 +295,77 @@ def test_tunes_workers_import_their_optimizers_model_only_after_the_first_fork()
     assert preload(evaluation_loop, None)[1] == []  # centralized: the controller proposes
     # a loop of the user's: what it names, nothing later
     assert _preload_for(_draw_fun, ["numpy"], {}) == ([__name__, "numpy"], [])
+
+
+def _scale_fun(scale: Any) -> Callable[..., dict[str, Any]]:
+    def fun(x: float) -> dict[str, Any]:
+        import os
+
+        return {"y": scale.apply(x), "pid": os.getpid()}
+
+    return fun
+
+
+def test_the_modules_the_start_arguments_name_are_imported_once_by_the_zygote(
+    rush: Rush, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_zygote: None
+) -> None:
+    # Given a module that notes the pid of every process importing it, and an
+    # objective holding an instance of its class (pickled by name, not by value)
+    imports = tmp_path / "imports"
+    (tmp_path / "noted_module.py").write_text(
+        "import os\n"
+        f"with open({str(imports)!r}, 'a') as f:\n"
+        "    f.write(f'{os.getpid()}\\n')\n"
+        "class Scale:\n"
+        "    def __init__(self, k): self.k = k\n"
+        "    def apply(self, x): return self.k * x\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), *sys.path]))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import noted_module
+
+    imports.unlink()  # this process's import
+    # When three forked workers evaluate with it
+    rush.start_local_workers(3, fun=_scale_fun(noted_module.Scale(3.0)))
+    keys = rush.push_tasks([{"x": float(i)} for i in range(12)])
+    rush.wait_for_tasks(keys, timeout=60)
+    rows = rush.fetch_finished_tasks(data_format="list")
+    # Then they computed with it, and only the zygote imported the module, once
+    assert sorted(row["y"] for row in rows) == [3.0 * i for i in range(12)]
+    zygote = local._ZygoteHolder._zygote
+    assert zygote is not None
+    assert imports.read_text().split() == [str(zygote.process.pid)]
+    assert str(zygote.process.pid) not in {str(row["pid"]) for row in rows}
+    rush.stop_workers("terminate")
+
+
+def test_start_arguments_name_what_loading_them_imports() -> None:
+    import collections
+
+    import numpy as np
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from rushopt.core.controller.workers import _preload_for
+    from rushopt.core.serialize import dumps_code_and_imports, loads
+    from rushopt.tuning.worker_loops import optimize_loop
+
+    def by_value(x: Any) -> Any:  # a local function: its globals travel as imports
+        return np.sum(x), collections.Counter()
+
+    value = {"est": HistGradientBoostingClassifier(), "a": np.zeros(3), "f": by_value}
+    payload, modules = dumps_code_and_imports(value)
+    assert modules[0] == HistGradientBoostingClassifier.__module__
+    assert {"numpy", "collections"} <= set(modules)
+    assert "__main__" not in modules and "builtins" not in modules
+    assert len(modules) == len(set(modules))
+    assert loads(payload)["f"]([1, 2])[0] == 3
+    # the zygote imports them before the first fork, but never a model module early
+    gp = "rushopt.optimizers.gaussian_process"
+    settings = SimpleNamespace(optimizer=SimpleNamespace(model_modules=(gp,)))
+    first, later = _preload_for(optimize_loop, None, {"settings": settings}, [*modules, gp])
+    assert set(modules) <= set(first)
+    assert first.index(modules[0]) > first.index("rushopt.tuning.worker_loops")
+    assert later == [gp] and gp not in first
 
 
 def test_requests_the_controller_gave_up_on_are_refused_not_forked(

@@ -35,6 +35,7 @@ import io
 import math
 import numbers
 import pickle
+import sys
 import threading
 import types
 from collections import ChainMap
@@ -53,6 +54,7 @@ __all__ = [
     "decode_seed",
     "dumps",
     "dumps_code",
+    "dumps_code_and_imports",
     "encode_metric",
     "encode_seed",
     "loads",
@@ -206,9 +208,29 @@ def dumps_code(value: Any) -> bytes:
     line, and shows the line where the file exists there (cloudpickle alone writes
     ``<dynamic-code>``).
     """
+    return dumps_code_and_imports(value)[0]
+
+
+def dumps_code_and_imports(value: Any) -> tuple[bytes, list[str]]:
+    """Serialize code as :func:`dumps_code` does, and name the modules loading it imports.
+
+    Returns
+    -------
+    payload : bytes
+        What :func:`dumps_code` returns.
+    modules : list of str
+        In the order of first use, the modules whose classes, functions and
+        module objects the payload refers to by name (unpickling imports them),
+        among those imported here; ``__main__`` and ``builtins`` left out.
+        A local worker's zygote imports them once for all its forks.
+    """
     with io.BytesIO() as buffer:
-        _CodePickler(buffer, protocol=_PROTOCOL).dump(value)
-        return buffer.getvalue()
+        pickler = _CodePickler(buffer, protocol=_PROTOCOL)
+        pickler.dump(value)
+        payload = buffer.getvalue()
+    imported = sys.modules
+    modules = [m for m in pickler.modules if m in imported and m not in ("__main__", "builtins")]
+    return payload, modules
 
 
 def _reduce_code(code: types.CodeType) -> tuple[Callable[..., types.CodeType], tuple[Any, ...]]:
@@ -225,11 +247,35 @@ def _code_in_file(
 
 
 class _CodePickler(cloudpickle.Pickler):  # type: ignore[misc]
-    """cloudpickle's pickler, keeping the file name of the code it pickles by value."""
+    """cloudpickle's pickler, keeping the file name of the code it pickles by value.
+
+    It also collects in ``modules`` the modules of what it pickles by name:
+    classes, functions and builtins that cloudpickle leaves to the standard
+    reduction (pickled as globals), and module objects (pickled as imports).
+    """
 
     dispatch_table: ClassVar[ChainMap[Any, Any]] = ChainMap(
         {types.CodeType: _reduce_code}, cloudpickle.Pickler.dispatch_table
     )
+
+    def __init__(self, file: io.BytesIO, protocol: int) -> None:
+        super().__init__(file, protocol=protocol)
+        self.modules: dict[str, None] = {}  # an ordered set
+
+    def reducer_override(self, obj: Any) -> Any:
+        """Reduce as cloudpickle does, noting the module of what is pickled by name."""
+        reduced = super().reducer_override(obj)
+        if reduced is NotImplemented:
+            name: Any
+            if isinstance(obj, types.ModuleType):
+                name = obj.__name__
+            elif isinstance(obj, (type, types.FunctionType, types.BuiltinFunctionType)):
+                name = getattr(obj, "__module__", None)
+            else:
+                return reduced
+            if isinstance(name, str):
+                self.modules.setdefault(name)
+        return reduced
 
 
 def encode_metric(value: Any) -> str:

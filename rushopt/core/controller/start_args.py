@@ -18,7 +18,7 @@ from rushopt.core.config import WorkerSettings
 from rushopt.core.defaults import DEFAULT_MAX_OBJECT_SIZE
 from rushopt.core.large_objects import store_large_object
 from rushopt.core.network import Network
-from rushopt.core.serialize import dumps_code
+from rushopt.core.serialize import dumps_code, dumps_code_and_imports
 from rushopt.exceptions import InputError
 
 __all__ = ["store_start_args"]
@@ -76,8 +76,14 @@ def store_start_args(
     globals: Mapping[str, Any] | Sequence[str] | None,
     packages: Sequence[str] | None,
     settings: WorkerSettings,
-) -> None:
+) -> list[str]:
     """Pickle and store the start arguments of workers under ``key``.
+
+    Returns
+    -------
+    list of str
+        The modules unpickling them imports (see
+        :func:`~rushopt.core.serialize.dumps_code_and_imports`).
 
     Raises
     ------
@@ -99,7 +105,7 @@ def store_start_args(
         "worker": settings.as_kwargs(),
     }
     try:
-        payload = dumps_code(start_args)
+        payload, modules = dumps_code_and_imports(start_args)
     except Exception:
         # find the argument to blame, so the error names it
         _pickle_arg("worker_loop", worker_loop)
@@ -120,3 +126,4 @@ def store_start_args(
             )
         payload = dumps_code(store_large_object(start_args, directory))
     network.redis.set(key, payload)
+    return modules

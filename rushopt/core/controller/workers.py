@@ -25,9 +25,15 @@ __all__ = ["WorkerService"]
 
 
 def _preload_for(
-    worker_loop: Callable[..., Any], packages: Sequence[str] | None, loop_args: Mapping[str, Any]
+    worker_loop: Callable[..., Any],
+    packages: Sequence[str] | None,
+    loop_args: Mapping[str, Any],
+    imports: Sequence[str] = (),
 ) -> tuple[list[str], list[str]]:
     """Return the modules a zygote imports once for workers running ``worker_loop``.
+
+    ``imports`` are the modules that loading the start arguments imports (the
+    classes and functions they refer to by name, such as an estimator's).
 
     Returns
     -------
@@ -45,6 +51,7 @@ def _preload_for(
         optimizer = getattr(loop_args.get("settings"), "optimizer", None)
         later += getattr(optimizer, "model_modules", ())
     modules += [packages] if isinstance(packages, str) else list(packages or [])
+    modules += [m for m in imports if m not in later and m not in modules]
     return modules, later
 
 
@@ -130,9 +137,11 @@ class WorkerService:
         Notes
         -----
         The workers are forks of a zygote process (one per controller) that
-        imported rushopt's worker modules, the loop's module, ``packages`` and,
-        for the loops of :func:`~rushopt.tune`, numpy and then the optimizer's
-        ``model_modules`` once (the first worker is forked before the latter);
+        imported rushopt's worker modules, the loop's module, ``packages``, the
+        modules the pickled loop arguments refer to by name (an objective's
+        classes and functions) and, for the loops of :func:`~rushopt.tune`,
+        numpy and then the optimizer's ``model_modules`` once (the first worker
+        is forked before the latter);
         they run the same code as ``python -m rushopt worker``.
         ``processes`` then holds :class:`~rushopt.core.controller.zygote.ZygoteProcess`
         handles, with the methods of :class:`subprocess.Popen` (``pid``,
@@ -153,9 +162,11 @@ class WorkerService:
         )
         start_args_id = uuid.uuid4().hex
         key = self.network.keys.start_args_for(start_args_id)
-        store_start_args(self.network, key, worker_loop, loop_args, globals, packages, settings)
+        imports = store_start_args(
+            self.network, key, worker_loop, loop_args, globals, packages, settings
+        )
         worker_ids = [str(uuid.uuid4()) for _ in range(n_workers)]
-        preload, later = _preload_for(worker_loop, packages, loop_args)
+        preload, later = _preload_for(worker_loop, packages, loop_args, imports)
         self.local.spawn_many(worker_ids, start_args_id, supervise, preload, later)
         if wait_for_workers:
             self.wait_for_local(worker_ids, timeout)

@@ -80,11 +80,19 @@ def thread_count() -> int:
         return threading.active_count()
 
 
+#: The first module whose import left the zygote with more than one thread.
+_threaded_by: list[str] = []
+
+
 def _forkable() -> str | None:
     """Return why this process must not fork, or ``None`` when it is single-threaded."""
     n_python, n_os = threading.active_count(), thread_count()
     if n_python != 1 or n_os != 1:
-        return f"the zygote runs {max(n_python, n_os)} threads; forking it is unsafe"
+        culprit = f" (started by importing {_threaded_by[0]})" if _threaded_by else ""
+        return (
+            f"the zygote runs {max(n_python, n_os)} threads{culprit}; forking it is unsafe "
+            "(RUSHOPT_ZYGOTE=0 starts every worker as its own process)"
+        )
     return None
 
 
@@ -105,6 +113,8 @@ def _preload(modules: list[str], failed: set[str], done: set[str]) -> None:
             failed.add(name)
         else:
             done.add(name)
+        if not _threaded_by and thread_count() > 1:
+            _threaded_by.append(module_name)
 
 
 def _send(fd: int, message: dict[str, Any]) -> None:
