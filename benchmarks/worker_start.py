@@ -11,7 +11,10 @@ redis-server in the same call of this script:
   evaluation's ``started_at``;
 * ``tune(optimizer="bo", n_workers=32, n_evals=320)`` with objectives sleeping
   0.5-1 s: utilization over the whole call, the sum of the evaluations'
-  ``runtime`` over n_workers x the call's wall time (target 0.85).
+  ``runtime`` over n_workers x the call's wall time (target 0.85);
+* ``tune(optimizer="random", n_workers=8, n_evals=16)`` of an objective that a
+  module of its own defines with scikit-learn (``_sklearn_objective.py``):
+  seconds from the call until every worker evaluates, and the wall time.
 
 Run ``python benchmarks/worker_start.py [--quick] [--repeats K] [--base PATH]``;
 ``--quick`` skips the 32-worker tune run; ``--base PATH`` compares another
@@ -108,9 +111,33 @@ def _measure_tune(url: str, n_workers: int, n_evals: int, sleepy: bool) -> dict[
     }
 
 
+def _measure_sklearn(url: str, n_workers: int, n_evals: int) -> dict[str, float]:
+    from _sklearn_objective import iris_logreg
+
+    from rushopt import Float, tune
+
+    t_call = time.time()
+    t0 = time.perf_counter()
+    result = tune(
+        iris_logreg,
+        {"C": Float(1e-3, 1e3, log=True)},
+        optimizer="random",
+        n_workers=n_workers,
+        n_evals=n_evals,
+        progress=False,
+        config=url,
+        seed=0,
+    )
+    wall = time.perf_counter() - t0
+    firsts = result.archive.groupby("worker_id")["started_at"].min()
+    return {"all_started": float(firsts.max()) - t_call, "wall": wall}
+
+
 def _child(spec: dict[str, Any]) -> None:
     if spec["kind"] == "start":
         out = _measure_start(spec["url"], spec["n"])
+    elif spec["kind"] == "sklearn":
+        out = _measure_sklearn(spec["url"], spec["n"], spec["n_evals"])
     else:
         out = _measure_tune(spec["url"], spec["n"], spec["n_evals"], spec["sleepy"])
     print(json.dumps(out), flush=True)
@@ -124,8 +151,9 @@ def _run(spec: dict[str, Any], zygote: bool, path: str | None = None) -> dict[st
     zygote) started and reaped: the controller, the zygote and the workers.
     """
     env = dict(os.environ, RUSHOPT_ZYGOTE="1" if zygote else "0")
-    if path is not None:
-        env["PYTHONPATH"] = os.path.abspath(path)
+    here = os.path.dirname(os.path.abspath(__file__))  # the workers import _sklearn_objective
+    paths = [os.path.abspath(path)] if path is not None else []
+    env["PYTHONPATH"] = os.pathsep.join([*paths, here, *filter(None, [env.get("PYTHONPATH")])])
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with tempfile.TemporaryDirectory() as cwd:  # python -m puts the cwd first on sys.path:
         # from a checkout's root, the zygote and the workers would import that checkout
@@ -206,6 +234,15 @@ def main(argv: list[str] | None = None) -> int:
             Row("tune BO 4 workers: call to first start, zygote", new["first"], "s", "<=", 1.0),
             Row(f"tune BO 4 workers: last finish to return, {old_name}", old["tail"], "s"),
             Row("tune BO 4 workers: last finish to return, zygote", new["tail"], "s"),
+        ]
+        spec = {"kind": "sklearn", "url": url, "n": 8, "n_evals": 16}
+        old, new = _pair(spec, args.repeats, args.base)
+        label = "tune 8 workers, objective of a module importing scikit-learn"
+        rows += [
+            Row(f"{label}: call to all workers evaluating, {old_name}", old["all_started"], "s"),
+            Row(f"{label}: call to all workers evaluating, zygote", new["all_started"], "s"),
+            Row(f"{label}: wall, {old_name}", old["wall"], "s"),
+            Row(f"{label}: wall, zygote", new["wall"], "s"),
         ]
         if not args.quick:
             spec = {"kind": "tune", "url": url, "n": 32, "n_evals": 320, "sleepy": True}
