@@ -130,6 +130,8 @@ def _measure_sklearn(url: str, n_workers: int, n_evals: int) -> dict[str, float]
     )
     wall = time.perf_counter() - t0
     firsts = result.archive.groupby("worker_id")["started_at"].min()
+    if len(firsts) != n_workers:
+        raise RuntimeError(f"{len(firsts)} of {n_workers} workers evaluated")
     return {"all_started": float(firsts.max()) - t_call, "wall": wall}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import signal
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -232,12 +234,12 @@ def test_a_zygote_with_threads_refuses_to_fork(tmp_path: Path) -> None:
     )
     env = _module_env(tmp_path)
     # When a zygote imports it at start, then it does not start
-    with pytest.raises(OSError, match="threads .started by importing threaded_module"):
+    with pytest.raises(OSError, match=r"threads \(started by importing threaded_module\)"):
         Zygote.start(env, tmp_path / "zygote.log", (), ["threaded_module"])
     # And when a started zygote imports it for a request, it refuses to fork
     zygote = Zygote.start(env, tmp_path / "zygote.log", (), [])
     try:
-        with pytest.raises(OSError, match="threads .started by importing threaded_module"):
+        with pytest.raises(OSError, match=r"threads \(started by importing threaded_module\)"):
             zygote.spawn("w", ["--version"], env, tmp_path / "w.log", None, ["threaded_module"])
     finally:
         zygote.close()
@@ -306,37 +308,115 @@ def _scale_fun(scale: Any) -> Callable[..., dict[str, Any]]:
     return fun
 
 
-def test_the_modules_the_start_arguments_name_are_imported_once_by_the_zygote(
-    rush: Rush, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_zygote: None
-) -> None:
-    # Given a module that notes the pid of every process importing it, and an
-    # objective holding an instance of its class (pickled by name, not by value)
-    imports = tmp_path / "imports"
-    (tmp_path / "noted_module.py").write_text(
+def _noting_module(path: Path, imports: Path, body: str) -> None:
+    """Write a module that appends the pid of every process importing it to ``imports``."""
+    path.write_text(
         "import os\n"
         f"with open({str(imports)!r}, 'a') as f:\n"
-        "    f.write(f'{os.getpid()}\\n')\n"
-        "class Scale:\n"
-        "    def __init__(self, k): self.k = k\n"
-        "    def apply(self, x): return self.k * x\n"
+        "    f.write(f'{os.getpid()}\\n')\n" + textwrap.dedent(body)
     )
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), *sys.path]))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    import noted_module
 
-    imports.unlink()  # this process's import
+
+def test_the_zygote_imports_installed_modules_once_and_leaves_the_users_to_each_worker(
+    rush: Rush, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_zygote: None
+) -> None:
+    from rushopt.core.controller import imports as zygote_imports
+
+    # Given an "installed" library (its directory counts as site-packages) and a module of
+    # the user's that uses it, both noting the pid of every process importing them
+    site, user = tmp_path / "site", tmp_path / "user"
+    site.mkdir()
+    user.mkdir()
+    lib_imports, user_imports = tmp_path / "lib_imports", tmp_path / "user_imports"
+    _noting_module(
+        site / "noted_lib.py",
+        lib_imports,
+        """
+        class Scale:
+            def __init__(self, k): self.k = k
+            def apply(self, x): return self.k * x
+        """,
+    )
+    user_body = """
+        import noted_lib
+        class Factor:
+            def __init__(self, k): self.scale = noted_lib.Scale(k)
+            def apply(self, x): return self.scale.apply(x) + OFFSET
+        OFFSET = 0.0
+        """
+    _noting_module(user / "noted_user.py", user_imports, user_body)
+    roots = zygote_imports._installed_roots()
+    monkeypatch.setattr(zygote_imports, "_installed_roots", lambda: (*roots, f"{site}{os.sep}"))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), str(user), *sys.path]))
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.syspath_prepend(str(user))
+    import noted_user
+
+    lib_imports.unlink()  # this process's imports
+    user_imports.unlink()
+
+    def run(n_workers: int) -> list[dict[str, Any]]:
+        ids = rush.start_local_workers(n_workers, fun=_scale_fun(noted_user.Factor(3.0)))
+        try:
+            keys = rush.push_tasks([{"x": float(i)} for i in range(12)])
+            assert rush.wait_for_tasks(keys, timeout=60)
+            return rush.fetch_finished_tasks(data_format="list")[-12:]
+        finally:
+            rush.stop_workers("terminate", ids)
+
     # When three forked workers evaluate with it
-    rush.start_local_workers(3, fun=_scale_fun(noted_module.Scale(3.0)))
-    keys = rush.push_tasks([{"x": float(i)} for i in range(12)])
-    rush.wait_for_tasks(keys, timeout=60)
-    rows = rush.fetch_finished_tasks(data_format="list")
-    # Then they computed with it, and only the zygote imported the module, once
+    rows = run(3)
+    # Then they computed with it; only the zygote imported the library, once, and each
+    # worker that evaluated imported the user's module itself
     assert sorted(row["y"] for row in rows) == [3.0 * i for i in range(12)]
     zygote = local._ZygoteHolder._zygote
     assert zygote is not None
-    assert imports.read_text().split() == [str(zygote.process.pid)]
-    assert str(zygote.process.pid) not in {str(row["pid"]) for row in rows}
-    rush.stop_workers("terminate")
+    assert lib_imports.read_text().split() == [str(zygote.process.pid)]
+    worker_pids = {str(row["pid"]) for row in rows}
+    assert str(zygote.process.pid) not in worker_pids
+    assert worker_pids <= set(user_imports.read_text().split())
+    # And an edit of the user's module, reloaded here, reaches the next workers
+    (user / "noted_user.py").write_text(
+        (user / "noted_user.py").read_text().replace("OFFSET = 0.0", "OFFSET = 1000.0")
+    )
+    importlib.reload(noted_user)
+    rows = run(2)
+    assert sorted(row["y"] for row in rows) == [3.0 * i + 1000.0 for i in range(12)]
+    assert lib_imports.read_text().split() == [str(zygote.process.pid)]
+
+
+def test_a_request_naming_new_modules_may_take_as_long_as_the_first_imports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rushopt.core.controller import zygote as zygote_module
+
+    # Given a zygote whose requests may take 2 s, and a module whose import takes longer
+    monkeypatch.setattr(zygote_module, "_SPAWN_TIMEOUT_S", 2.0)
+    gate, started, _ = _gated_module(tmp_path)
+    env = _module_env(tmp_path)
+    zygote = Zygote.start(env, tmp_path / "zygote.log", (), [])
+    result: list[Any] = []
+    spawner = threading.Thread(
+        target=lambda: result.extend(
+            zygote.spawn_many(_version_requests(tmp_path, 1), env, ["gated_module"])
+        )
+    )
+    try:
+        spawner.start()
+        # When the import ends after the 2 s a request may take (time is the condition here)
+        eventually(started.exists)
+        deadline = time.monotonic() + 3.0
+        eventually(lambda: time.monotonic() > deadline, timeout=10)
+        gate.touch()
+        spawner.join(60)
+        # Then the worker was forked all the same, not refused
+        assert not spawner.is_alive()
+        assert [type(r) for r in result] == [ZygoteProcess]
+        assert result[0].wait(30) == 0
+    finally:
+        gate.touch()
+        spawner.join(60)
+        zygote.close()
 
 
 def test_start_arguments_name_what_loading_them_imports() -> None:
@@ -357,6 +437,7 @@ def test_start_arguments_name_what_loading_them_imports() -> None:
     assert modules[0] == HistGradientBoostingClassifier.__module__
     assert {"numpy", "collections"} <= set(modules)
     assert "__main__" not in modules and "builtins" not in modules
+    assert all(part.isidentifier() for m in modules for part in m.split("."))
     assert len(modules) == len(set(modules))
     assert loads(payload)["f"]([1, 2])[0] == 3
     # the zygote imports them before the first fork, but never a model module early

@@ -266,16 +266,30 @@ class _CodePickler(cloudpickle.Pickler):  # type: ignore[misc]
         """Reduce as cloudpickle does, noting the module of what is pickled by name."""
         reduced = super().reducer_override(obj)
         if reduced is NotImplemented:
-            name: Any
-            if isinstance(obj, types.ModuleType):
-                name = obj.__name__
-            elif isinstance(obj, (type, types.FunctionType, types.BuiltinFunctionType)):
-                name = getattr(obj, "__module__", None)
-            else:
-                return reduced
-            if isinstance(name, str):
+            try:
+                name = _module_named_by(obj)
+            except Exception:  # an odd object (a proxy): it only goes unnoted
+                name = None
+            if name is not None:
                 self.modules.setdefault(name)
         return reduced
+
+
+def _module_named_by(obj: Any) -> str | None:
+    """Return the module a pickle of ``obj`` imports (``obj`` pickled by name), if any."""
+    name: Any
+    if isinstance(obj, types.ModuleType):
+        name = obj.__name__
+    elif isinstance(obj, (type, types.FunctionType, types.BuiltinFunctionType)):
+        name = getattr(obj, "__module__", None)
+    else:
+        return None
+    if not isinstance(name, str) or not all(part.isidentifier() for part in name.split(".")):
+        return None
+    by_value = cloudpickle.list_registry_pickle_by_value()
+    if any(name == m or name.startswith(m + ".") for m in by_value):
+        return None  # cloudpickle rebuilds such a module from the pickle: nothing is imported
+    return name
 
 
 def encode_metric(value: Any) -> str:

@@ -14,7 +14,8 @@ worker per core is the parallelism, and nested thread pools would fight over
 the cores.
 
 Local workers are forks of a worker zygote (:mod:`rushopt.core.controller.zygote`)
-that imported rushopt's worker modules, and for :func:`~rushopt.tune` the optimizer
+that imported rushopt's worker modules, the installed modules the objective refers
+to (:mod:`rushopt.core.controller.imports`), and for :func:`~rushopt.tune` the optimizer
 stack, once: a worker starts in milliseconds. ``RUSHOPT_ZYGOTE=0`` turns it off,
 and a zygote that cannot start or dies falls back to separate processes.
 

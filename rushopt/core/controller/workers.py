@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from rushopt.core import plan
 from rushopt.core.config import WorkerSettings
 from rushopt.core.controller.failures import FailureService
+from rushopt.core.controller.imports import zygote_imports
 from rushopt.core.controller.local import TUNING_FIRST_MODULES, LocalWorkers, WorkerProcess
 from rushopt.core.controller.start_args import store_start_args
 from rushopt.core.network import Network, text
@@ -33,7 +34,9 @@ def _preload_for(
     """Return the modules a zygote imports once for workers running ``worker_loop``.
 
     ``imports`` are the modules that loading the start arguments imports (the
-    classes and functions they refer to by name, such as an estimator's).
+    classes and functions they refer to by name, such as an estimator's); the
+    zygote imports the installed ones (see
+    :func:`~rushopt.core.controller.imports.zygote_imports`).
 
     Returns
     -------
@@ -51,7 +54,7 @@ def _preload_for(
         optimizer = getattr(loop_args.get("settings"), "optimizer", None)
         later += getattr(optimizer, "model_modules", ())
     modules += [packages] if isinstance(packages, str) else list(packages or [])
-    modules += [m for m in imports if m not in later and m not in modules]
+    modules += [m for m in zygote_imports(imports) if m not in later and m not in modules]
     return modules, later
 
 
@@ -138,8 +141,9 @@ class WorkerService:
         -----
         The workers are forks of a zygote process (one per controller) that
         imported rushopt's worker modules, the loop's module, ``packages``, the
-        modules the pickled loop arguments refer to by name (an objective's
-        classes and functions) and, for the loops of :func:`~rushopt.tune`,
+        installed modules the pickled loop arguments refer to by name (an
+        objective's classes and functions; for a module of the user's, the
+        installed modules it refers to) and, for the loops of :func:`~rushopt.tune`,
         numpy and then the optimizer's ``model_modules`` once (the first worker
         is forked before the latter);
         they run the same code as ``python -m rushopt worker``.

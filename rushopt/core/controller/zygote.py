@@ -10,8 +10,10 @@ restarts and ``stop_workers`` use; the zygote reaps its children and reports
 their exit codes over a pipe, which a small thread reads.
 
 If the zygote cannot start, dies, or is not single-threaded after its imports,
-workers start as separate ``python -m rushopt worker`` processes again (one
-warning in the log). ``RUSHOPT_ZYGOTE=0`` in the environment turns the zygote
+workers start as separate ``python -m rushopt worker`` processes again (a
+warning in the log says why, at each start of workers that could not fork; a
+zygote that a module's import left with a thread stays so until its controller
+process exits). ``RUSHOPT_ZYGOTE=0`` in the environment turns the zygote
 off; it is on by default on Linux only. The zygote ends with its controller:
 it exits on end-of-file on its stdin, whose write end only the controller
 holds. Forked workers show the zygote's command line in ``ps``.
@@ -159,6 +161,7 @@ class Zygote:
         self._early_exits: dict[int, int] = {}
         self.alive = True
         self.ready = False
+        self._asked: set[str] = set()  # modules it was asked to import (their time is allowed)
         self._reader = threading.Thread(target=self._read, name="rushopt-zygote", daemon=True)
 
     # ------------------------------------------------------------------ start
@@ -234,7 +237,9 @@ class Zygote:
                 raise
             finally:
                 os.close(write_fd)
-        return cls(process, os.fdopen(read_fd, "rb"), env)
+        zygote = cls(process, os.fdopen(read_fd, "rb"), env)
+        zygote._asked.update(preload)
+        return zygote
 
     def wait_ready(self, timeout: float = _READY_TIMEOUT_S) -> None:
         """Wait until the zygote imported its modules and can fork (at once if it did).
@@ -320,8 +325,11 @@ class Zygote:
             zygote did not fork it (it refused, died or did not answer in time).
         """
         cwd, env_ = os.getcwd(), dict(env)
-        # the modules of ``later`` are imported while the answers are awaited
-        wait_s = _SPAWN_TIMEOUT_S + (_READY_TIMEOUT_S if later else 0.0)
+        # modules it has not imported yet (those of ``later`` among them) are imported while
+        # the answers are awaited, and may take as long as its first imports
+        new = not self._asked.issuperset([*preload, *later])
+        self._asked.update([*preload, *later])
+        wait_s = _SPAWN_TIMEOUT_S + (_READY_TIMEOUT_S if new else 0.0)
         # the zygote drops a request it reaches after this (wall-clock) time, well before
         # the answer's deadline here, so that a worker started without it is never forked too
         drop_at = time.time() + wait_s - _SPAWN_TIMEOUT_S / 2

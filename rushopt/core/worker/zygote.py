@@ -3,7 +3,9 @@
 A controller starts one zygote (:mod:`rushopt.core.controller.zygote`) the
 first time it starts local workers. The zygote imports rushopt's worker
 modules and the modules the controller names (the optimizer stack for
-:func:`~rushopt.tune`, the ``packages`` of ``start_local_workers``), then
+:func:`~rushopt.tune`, the ``packages`` of ``start_local_workers``, the
+installed modules the workers' start arguments refer to: see
+:mod:`rushopt.core.controller.imports`), then
 waits for requests. For each it forks a child that becomes the worker: the
 child runs exactly what ``python -m rushopt worker ...`` runs, with the same
 arguments, so a worker starts in milliseconds instead of importing numpy,
