@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import os
 import signal
@@ -295,8 +296,10 @@ def test_tunes_workers_import_their_optimizers_model_only_after_the_first_fork()
     assert preload(multifidelity_loop, asha)[1] == list(asha.model_modules) != []
     assert preload(optimize_loop, RandomSearch(space))[1] == []
     assert preload(evaluation_loop, None)[1] == []  # centralized: the controller proposes
-    # a loop of the user's: what it names, nothing later
-    assert _preload_for(_draw_fun, ["numpy"], {}) == ([__name__, "numpy"], [])
+    # a loop in a module of the user's: not that module, but the installed ones it uses
+    first, later = _preload_for(_draw_fun, ["my_package"], {})
+    assert __name__ not in first and "pytest" in first and first[-1] == "my_package"
+    assert later == []
 
 
 def _scale_fun(scale: Any) -> Callable[..., dict[str, Any]]:
@@ -328,20 +331,25 @@ def test_the_zygote_imports_installed_modules_once_and_leaves_the_users_to_each_
     site.mkdir()
     user.mkdir()
     lib_imports, user_imports = tmp_path / "lib_imports", tmp_path / "user_imports"
+    notes = tmp_path / "notes"
     _noting_module(
         site / "noted_lib.py",
         lib_imports,
-        """
+        f"""
+        NOTES = open({str(notes)!r}, "a", buffering=1)  # a module's file, kept open
         class Scale:
             def __init__(self, k): self.k = k
-            def apply(self, x): return self.k * x
+            def apply(self, x):
+                NOTES.write("applied\\n")
+                return self.k * x
         """,
     )
+    # (the objective holds no object of the library: it is reached through the module's globals)
     user_body = """
         import noted_lib
         class Factor:
-            def __init__(self, k): self.scale = noted_lib.Scale(k)
-            def apply(self, x): return self.scale.apply(x) + OFFSET
+            def __init__(self, k): self.k = k
+            def apply(self, x): return noted_lib.Scale(self.k).apply(x) + OFFSET
         OFFSET = 0.0
         """
     _noting_module(user / "noted_user.py", user_imports, user_body)
@@ -375,6 +383,8 @@ def test_the_zygote_imports_installed_modules_once_and_leaves_the_users_to_each_
     worker_pids = {str(row["pid"]) for row in rows}
     assert str(zygote.process.pid) not in worker_pids
     assert worker_pids <= set(user_imports.read_text().split())
+    # And the library's open file is still its file in the forks, not a reused descriptor
+    assert notes.read_text().split() == ["applied"] * 12
     # And an edit of the user's module, reloaded here, reaches the next workers
     (user / "noted_user.py").write_text(
         (user / "noted_user.py").read_text().replace("OFFSET = 0.0", "OFFSET = 1000.0")
@@ -383,6 +393,77 @@ def test_the_zygote_imports_installed_modules_once_and_leaves_the_users_to_each_
     rows = run(2)
     assert sorted(row["y"] for row in rows) == [3.0 * i + 1000.0 for i in range(12)]
     assert lib_imports.read_text().split() == [str(zygote.process.pid)]
+    assert notes.read_text().split() == ["applied"] * 24
+
+
+def test_zygote_imports_follow_the_users_modules_and_never_raise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rushopt.core.controller import imports as zygote_imports
+
+    # Given an installed library, and user modules: one that imports another, which imports
+    # the library, and holds a proxy whose __class__ raises and a lazily loaded module
+    site, user = tmp_path / "site", tmp_path / "user"
+    site.mkdir()
+    user.mkdir()
+    (site / "chained_lib.py").write_text("VALUE = 1\n")
+    (site / "lazy_lib.py").write_text("LOADED = True\n")
+    (user / "user_helper.py").write_text("import chained_lib\n")
+    (user / "user_objective.py").write_text(
+        textwrap.dedent(
+            """
+            import importlib.util, sys
+            import user_helper
+
+            class Proxy:
+                @property
+                def __class__(self):
+                    raise RuntimeError("not configured")
+
+            PROXY = Proxy()
+            spec = importlib.util.find_spec("lazy_lib")
+            spec.loader = importlib.util.LazyLoader(spec.loader)
+            LAZY = importlib.util.module_from_spec(spec)
+            sys.modules["lazy_lib"] = LAZY
+            spec.loader.exec_module(LAZY)
+            """
+        )
+    )
+    roots = zygote_imports._installed_roots()
+    monkeypatch.setattr(zygote_imports, "_installed_roots", lambda: (*roots, f"{site}{os.sep}"))
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.syspath_prepend(str(user))
+    for name in ("chained_lib", "lazy_lib", "user_helper", "user_objective"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    importlib.import_module("user_objective")
+    # When the zygote's imports are chosen for a pickle naming the objective's module
+    chosen = zygote_imports.zygote_imports(["user_objective", "numpy"])
+    # Then they are the installed modules reached through the user's, not the user's
+    assert {"chained_lib", "numpy", "importlib", "lazy_lib"} <= set(chosen)
+    assert "user_objective" not in chosen and "user_helper" not in chosen
+    # and the lazy module was not loaded to find that out
+    assert type(sys.modules["lazy_lib"]) is importlib.util._LazyModule  # loading changes it
+
+
+def test_modules_cloudpickle_sends_by_value_are_not_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cloudpickle
+
+    from rushopt.core.serialize import dumps_code_and_imports
+
+    (tmp_path / "by_value_module.py").write_text("def double(x):\n    return 2 * x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("by_value_module")
+    cloudpickle.register_pickle_by_value(module)
+    try:
+        _, modules = dumps_code_and_imports({"f": module.double})
+    finally:
+        cloudpickle.unregister_pickle_by_value(module)
+        del sys.modules["by_value_module"]
+    assert "by_value_module" not in modules
+    _, modules = dumps_code_and_imports({"f": importlib.import_module("by_value_module").double})
+    assert "by_value_module" in modules  # pickled by name again
 
 
 def test_a_request_naming_new_modules_may_take_as_long_as_the_first_imports(

@@ -47,7 +47,8 @@ def _preload_for(
         the controller proposes).
     """
     module = getattr(worker_loop, "__module__", None)
-    modules = [module] if isinstance(module, str) and module != "__main__" else []
+    # a loop in a module of the user's is left to each worker (the installed ones it uses are not)
+    modules = zygote_imports([module]) if isinstance(module, str) else []
     later: list[str] = []
     if isinstance(module, str) and module.startswith("rushopt.tuning"):
         modules += TUNING_FIRST_MODULES
@@ -140,13 +141,14 @@ class WorkerService:
         Notes
         -----
         The workers are forks of a zygote process (one per controller) that
-        imported rushopt's worker modules, the loop's module, ``packages``, the
-        installed modules the pickled loop arguments refer to by name (an
-        objective's classes and functions; for a module of the user's, the
-        installed modules it refers to) and, for the loops of :func:`~rushopt.tune`,
-        numpy and then the optimizer's ``model_modules`` once (the first worker
-        is forked before the latter);
-        they run the same code as ``python -m rushopt worker``.
+        imported rushopt's worker modules, ``packages``, the installed modules
+        the loop and its pickled arguments refer to by name (an objective's
+        classes and functions; for a module of the user's, the installed
+        modules it uses, the module itself being imported by each worker: see
+        :mod:`rushopt.core.controller.imports`) and, for the loops of
+        :func:`~rushopt.tune`, numpy and then the optimizer's ``model_modules``
+        once (the first worker is forked before the latter); they run the same
+        code as ``python -m rushopt worker``.
         ``processes`` then holds :class:`~rushopt.core.controller.zygote.ZygoteProcess`
         handles, with the methods of :class:`subprocess.Popen` (``pid``,
         ``poll``, ``wait``, ``returncode``, ``send_signal``, ``terminate``,

@@ -25,8 +25,9 @@ thread of its process, and refuses otherwise), and reads its numerical
 libraries' thread limits from the same environment the workers get. Each
 child gets a new session, its own output file, the worker's environment,
 fresh random state (:mod:`random` and numpy's global generator), and no file
-descriptor but stdin (``/dev/null``), stdout and stderr (its log file) and the
-supervise pipe it is handed.
+descriptor but stdin (``/dev/null``), stdout and stderr (its log file), the
+supervise pipe it is handed, and those that the zygote's imports opened (a
+module's open file stays valid in its forks, as in any fork).
 
 Protocol, one JSON object a line: the controller writes requests on the
 zygote's stdin, ``{"id", "argv", "env", "cwd", "log", "keep_fd", "preload",
@@ -85,6 +86,29 @@ def thread_count() -> int:
 #: The first module whose import left the zygote with more than one thread.
 _threaded_by: list[str] = []
 
+#: Descriptors that imports opened (a module's log file): a fork keeps them, as any fork
+#: would, so that no Python object of the module writes to a number the worker reuses.
+_import_fds: set[int] = set()
+
+#: The zygote's own descriptors (its status and wake-up pipes), which no worker gets.
+_own_fds: set[int] = set()
+
+
+def _open_fds() -> set[int]:
+    try:
+        listed = [int(fd) for fd in os.listdir("/proc/self/fd")]
+    except OSError:  # no /proc: nothing is tracked, every descriptor is closed at a fork
+        return set()
+    return {fd for fd in listed if _is_open(fd)}  # not the listing's own, closed again
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
 
 def _forkable() -> str | None:
     """Return why this process must not fork, or ``None`` when it is single-threaded."""
@@ -107,6 +131,7 @@ def _preload(modules: list[str], failed: set[str], done: set[str]) -> None:
         if name in done or name in failed:
             continue
         module_name, _, function = name.partition(":")
+        before = _open_fds()
         try:
             module = importlib.import_module(module_name)
             if function:
@@ -115,6 +140,7 @@ def _preload(modules: list[str], failed: set[str], done: set[str]) -> None:
             failed.add(name)
         else:
             done.add(name)
+        _import_fds.update(_open_fds() - before)
         if not _threaded_by and thread_count() > 1:
             _threaded_by.append(module_name)
 
@@ -148,11 +174,12 @@ def _become_worker(request: dict[str, Any], keep: int | None) -> NoReturn:
         os.dup2(null, 0)
         os.dup2(log, 1)
         os.dup2(log, 2)
-        if keep is None:
-            os.closerange(3, os.sysconf("SC_OPEN_MAX"))
-        else:
-            os.closerange(3, keep)
-            os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))
+        kept = (_import_fds - _own_fds) | ({keep} if keep is not None else set())
+        low = 3
+        for fd in sorted(k for k in kept if k >= low):
+            os.closerange(low, fd)
+            low = fd + 1
+        os.closerange(low, os.sysconf("SC_OPEN_MAX"))
         os.environ.clear()
         os.environ.update(request["env"])
         os.chdir(request["cwd"])
@@ -230,6 +257,8 @@ def serve(status_fd: int, preload: list[str]) -> int:
     _preload([*BASE_MODULES, *preload], failed, done)
     _send(status_fd, {"ready": True, "unforkable": _forkable(), "failed": sorted(failed)})
     wake_r, wake_w = os.pipe()
+    _own_fds.update((status_fd, wake_r, wake_w))
+    _import_fds.difference_update(_own_fds)  # numbers an import opened and closed again
     os.set_blocking(wake_w, False)
     os.set_blocking(wake_r, False)
     signal.set_wakeup_fd(wake_w)
