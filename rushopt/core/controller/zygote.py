@@ -325,37 +325,38 @@ class Zygote:
             zygote did not fork it (it refused, died or did not answer in time).
         """
         cwd, env_ = os.getcwd(), dict(env)
-        # modules it has not imported yet (those of ``later`` among them) are imported while
-        # the answers are awaited, and may take as long as its first imports
-        new = not self._asked.issuperset([*preload, *later])
-        self._asked.update([*preload, *later])
-        wait_s = _SPAWN_TIMEOUT_S + (_READY_TIMEOUT_S if new else 0.0)
-        # the zygote drops a request it reaches after this (wall-clock) time, well before
-        # the answer's deadline here, so that a worker started without it is never forked too
-        drop_at = time.time() + wait_s - _SPAWN_TIMEOUT_S / 2
-        lines = b"".join(
-            (
-                json.dumps(
-                    {
-                        "id": r.worker_id,
-                        "argv": r.argv,
-                        "env": env_,
-                        "cwd": cwd,
-                        "log": str(r.log_path),
-                        "keep_fd": r.keep_fd,
-                        "preload": [*preload, *later] if i else list(preload),
-                        "drop_at": drop_at,
-                    }
-                )
-                + "\n"
-            ).encode()
-            for i, r in enumerate(requests)
-        )
         stdin = self.process.stdin
         assert stdin is not None
         with self._write_lock:  # one batch at a time; the reader never needs this lock
             if not self.alive:
                 return [OSError("the zygote exited") for _ in requests]
+            # modules it has not imported yet (those of ``later`` among them) are imported
+            # while the answers are awaited, and may take as long as its first imports
+            new = not self._asked.issuperset([*preload, *later])
+            self._asked.update([*preload, *later])
+            wait_s = _SPAWN_TIMEOUT_S + (_READY_TIMEOUT_S if new else 0.0)
+            # the zygote drops a request it reaches after this (wall-clock) time, well before
+            # the answer's deadline here, so that a worker started without it is never forked
+            # too (taken once the batch before is answered: its time does not count)
+            drop_at = time.time() + wait_s - _SPAWN_TIMEOUT_S / 2
+            lines = b"".join(
+                (
+                    json.dumps(
+                        {
+                            "id": r.worker_id,
+                            "argv": r.argv,
+                            "env": env_,
+                            "cwd": cwd,
+                            "log": str(r.log_path),
+                            "keep_fd": r.keep_fd,
+                            "preload": [*preload, *later] if i else list(preload),
+                            "drop_at": drop_at,
+                        }
+                    )
+                    + "\n"
+                ).encode()
+                for i, r in enumerate(requests)
+            )
             try:
                 stdin.write(lines)
                 stdin.flush()
