@@ -90,9 +90,6 @@ _threaded_by: list[str] = []
 #: would, so that no Python object of the module writes to a number the worker reuses.
 _import_fds: set[int] = set()
 
-#: The zygote's own descriptors (its status and wake-up pipes), which no worker gets.
-_own_fds: set[int] = set()
-
 
 def _open_fds() -> set[int]:
     try:
@@ -174,7 +171,7 @@ def _become_worker(request: dict[str, Any], keep: int | None) -> NoReturn:
         os.dup2(null, 0)
         os.dup2(log, 1)
         os.dup2(log, 2)
-        kept = (_import_fds - _own_fds) | ({keep} if keep is not None else set())
+        kept = _import_fds | ({keep} if keep is not None else set())
         low = 3
         for fd in sorted(k for k in kept if k >= low):
             os.closerange(low, fd)
@@ -257,8 +254,8 @@ def serve(status_fd: int, preload: list[str]) -> int:
     _preload([*BASE_MODULES, *preload], failed, done)
     _send(status_fd, {"ready": True, "unforkable": _forkable(), "failed": sorted(failed)})
     wake_r, wake_w = os.pipe()
-    _own_fds.update((status_fd, wake_r, wake_w))
-    _import_fds.difference_update(_own_fds)  # numbers an import opened and closed again
+    # the zygote's own pipes, which no worker gets, may have numbers an import opened and closed
+    _import_fds.difference_update((status_fd, wake_r, wake_w))
     os.set_blocking(wake_w, False)
     os.set_blocking(wake_r, False)
     signal.set_wakeup_fd(wake_w)
