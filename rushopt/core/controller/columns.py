@@ -37,7 +37,7 @@ from rushopt.core.serialize import DICT_FIELDS, decode_field, loads
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["decode_parts", "to_frame", "to_rows"]
+__all__ = ["convert_objects", "decode_parts", "frame_of", "to_frame", "to_rows"]
 
 #: A field's contribution to each row: a dict (the stored dict, or
 #: ``{field: value}`` for a setting), or None when the task has no value.
@@ -238,8 +238,46 @@ def to_frame(
         cells[name] = _object_array(values, n)
     names = list(order)
     arrays = convert_object_array([cells[name] for name in names], dtype=None)
-    frame = pd.DataFrame(dict(zip(range(len(names)), arrays, strict=True)), copy=False)
-    frame.columns = pd.Index(names)
+    return frame_of(pd.Index(names), arrays, n)
+
+
+def convert_objects(values: np.ndarray[Any, np.dtype[np.object_]]) -> Any:
+    """Return a column of Python values converted as ``pandas.DataFrame(rows)`` converts it.
+
+    An int64, float64, bool, str, datetime, ... column where all values are
+    of that kind (and missing values allow it), else the values as they are.
+    """
+    convert_object_array = _converter()
+    if convert_object_array is None:  # pragma: no cover - a pandas without it
+        import pandas as pd
+
+        return pd.DataFrame([{0: value} for value in values])[0].array
+    return convert_object_array([values], dtype=None)[0]
+
+
+def frame_of(names: pd.Index, columns: Sequence[Any], n: int) -> pd.DataFrame:
+    """Return the DataFrame of ``columns`` (1-D arrays of ``n`` values) named ``names``.
+
+    The arrays are taken as they are, one block each: no inference, no copy.
+    """
+    import pandas as pd
+
+    index = pd.RangeIndex(n)
+    try:
+        internals = importlib.import_module("pandas.api.internals")
+    except ImportError:  # pragma: no cover - an older pandas
+        internals = None
+    from_blocks = getattr(internals, "create_dataframe_from_blocks", None)
+    if from_blocks is None:  # pragma: no cover
+        frame = pd.DataFrame(dict(zip(range(len(names)), columns, strict=True)), copy=False)
+        frame.index, frame.columns = index, names
+        return frame
+    blocks = [
+        (column.reshape(1, n) if isinstance(column, np.ndarray) else column, np.array([j]))
+        for j, column in enumerate(columns)
+    ]
+    frame = from_blocks(blocks, index=index, columns=names)
+    assert isinstance(frame, pd.DataFrame)
     return frame
 
 

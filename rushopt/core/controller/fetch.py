@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from rushopt.core.arguments import check_fields, check_states
 from rushopt.core.controller.columns import Parts, decode_parts, to_frame, to_rows
+from rushopt.core.controller.growing_frame import GrowingFrame
 from rushopt.core.controller.queries import TaskQueries
 from rushopt.core.network import Network, text
 from rushopt.core.serialize import ROW_FIELDS, decode_rows
@@ -123,7 +124,9 @@ class _FinishedCache:
 
     Only the format asked for is kept: a DataFrame holds its values in
     arrays, while 100,000 cached row dicts would make every garbage
-    collection walk them.
+    collection walk them. New tasks are appended column by column
+    (:class:`~rushopt.core.controller.growing_frame.GrowingFrame`), so the
+    table is the one a cold fetch of the same tasks gives.
     """
 
     def __init__(self, fields: tuple[str, ...], data_format: DataFormat) -> None:
@@ -131,27 +134,23 @@ class _FinishedCache:
         self.data_format = data_format
         self.n_read = 0  # positions of the finished list consumed, deleted hashes included
         self.rows: list[dict[str, Any]] = []  # data_format "list"
-        self.frame: pd.DataFrame | None = None  # data_format "pandas"
+        self.frame: GrowingFrame | None = None  # data_format "pandas"
 
     def add(self, decoded: _Decoded) -> None:
         """Append newly read tasks."""
         if self.data_format == "list":
             self.rows += decoded.table("list")
-            return
-        import pandas as pd
-
-        if self.frame is None or len(self.frame) == 0:
-            self.frame = decoded.table("pandas", self.fields)
+        elif self.frame is None or len(self.frame) == 0:
+            self.frame = GrowingFrame(decoded.table("pandas", self.fields))
         elif decoded.task_ids:
-            new = decoded.table("pandas", self.fields)
-            self.frame = pd.concat([self.frame, new], ignore_index=True)
+            self.frame.append(decoded.table("list"))
 
     def table(self) -> Table:
         """Return the cached tasks; the caller may change what it gets."""
         if self.data_format == "list":
             return [dict(row) for row in self.rows]
         assert self.frame is not None
-        return self.frame.copy(deep=False)  # copy-on-write: edits never reach the cache
+        return self.frame.copy()
 
 
 class FetchService:
