@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import math
 import random
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,13 @@ _POOLS: dict[str, list[Any]] = {
     "object": [[1, 2], {"k": 1}, (3,), b"raw"],
     # (no np.uint64: pandas infers float64 for [nan, np.uint64(7)] but object once an
     # np.int64 joins them, which a column appended to cannot tell)
-    "odd": [2**70, datetime.datetime(2026, 1, 1), 1 + 2j, np.str_("s")],
+    "odd": [2**70, datetime.datetime(2026, 1, 1), 1 + 2j, np.str_("s"), np.timedelta64(5, "s")],
+    "time": [
+        datetime.datetime(2026, 1, 1),
+        pd.Timestamp("2026-01-02"),
+        pd.Timestamp("2026-01-03", tz="UTC"),
+        datetime.timedelta(seconds=3),
+    ],
 }
 
 
@@ -77,8 +84,9 @@ def _kind(value: Any) -> Any:
         return None
     if isinstance(value, np.generic):
         value = value.item()
-    if isinstance(value, datetime.datetime):  # a Timestamp of a datetime64 column
-        return datetime.datetime
+    for kind in (datetime.datetime, datetime.timedelta):  # or a Timestamp, a Timedelta
+        if isinstance(value, kind):
+            return kind
     if isinstance(value, (int, float, complex)) and not isinstance(value, bool):
         return "number"
     return type(value)
@@ -143,3 +151,40 @@ def test_edits_of_a_fetched_table_never_reach_later_fetches(rush: Rush, worker: 
     assert third["x"].tolist() == list(range(7))
     assert "edited" not in third["key"].tolist()
     assert rush.fetch_finished_tasks(reset_cache=True).equals(third)
+
+
+def test_numpy_timedeltas_are_not_taken_for_ints() -> None:
+    # numpy.timedelta64 subclasses numpy.signedinteger
+    for first in (1, 1.5):
+        frame = GrowingFrame(pd.DataFrame([{"a": first}]))
+        rows = [{"a": np.timedelta64(5, "s")}, {"a": np.timedelta64("NaT")}, {"a": first}]
+        for row in rows:
+            frame.append([row])
+        want = pd.DataFrame([{"a": first}, *rows])
+        assert frame.frame["a"].dtype == want["a"].dtype == object
+        assert [type(v) for v in frame.frame["a"]] == [type(v) for v in want["a"]]
+
+
+def test_an_append_that_raises_loses_no_task(
+    rush: Rush, worker: RushWorker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a cached table of 3 tasks
+    keys = worker.push_running_tasks([{"x": i} for i in range(3)])
+    worker.push_results(keys, [{"y": float(i)} for i in range(3)])
+    assert len(rush.fetch_finished_tasks()) == 3
+    # When appending the 4th raises once
+    original = GrowingFrame.append
+
+    def fail(self: GrowingFrame, rows: Sequence[dict[str, Any]]) -> None:
+        raise RuntimeError("boom")
+
+    key = worker.push_running_tasks([{"x": 3}])
+    worker.push_results(key, [{"y": 3.0}])
+    monkeypatch.setattr(GrowingFrame, "append", fail)
+    with pytest.raises(RuntimeError, match="boom"):
+        rush.fetch_finished_tasks()
+    monkeypatch.setattr(GrowingFrame, "append", original)
+    # Then the next fetch reads that task again: the table is the cold one
+    table = rush.fetch_finished_tasks()
+    assert table["x"].tolist() == [0, 1, 2, 3]
+    assert table.equals(rush.fetch_finished_tasks(reset_cache=True))

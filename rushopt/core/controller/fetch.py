@@ -510,8 +510,8 @@ class FetchService:
                 cache = self.finished_cache = _FinishedCache(fields, data_format)
                 read = self._read_finished(0, fields) or (0, _Decoded([], []))
             n, decoded = read
+            cache.add(decoded)  # first: a failing append must not skip these tasks for good
             cache.n_read += n
-            cache.add(decoded)
             del read, decoded
         return cache.table()
 

@@ -19,12 +19,18 @@ whose value is ``None``). Here each column is extended by itself:
 So the table is, column for column, the one ``pandas.DataFrame(rows)`` gives
 for all rows so far, as a cold fetch returns it (:func:`~rushopt.core.
 controller.columns.to_frame`), and a fetch of one new task costs tens of
-microseconds per column. Where a column's dtype changes, its earlier values
-are what the dtype kept of them: a float column turning ``object`` holds
-NaN where a task had ``None``, a str column ``"s"`` where it had
-``numpy.str_("s")``, as ``pandas.concat`` gives them too; and a column that
-mixed ``numpy.uint64`` values with missing ones stays float64 when signed
-ints join (of all rows at once pandas makes it ``object``).
+microseconds per column (datetimes, timedeltas, complex and uint64 columns
+too, where the new values convert to the column's dtype by themselves).
+
+Where a column's dtype changes, its earlier values are what the dtype kept
+of them, as ``pandas.concat`` gives them too: a float column turning
+``object`` holds NaN where a task had ``None``, a str column ``"s"`` where it
+had ``numpy.str_("s")``, a datetime column Timestamps. So pandas' inference
+over all rows at once can differ in what only the original values tell:
+which missing value a column of missing values only held (``NaT`` and
+``None``, then ``pd.NA``, make ``object`` of all rows but stay datetime64
+here), and whether ints beyond int64 met NumPy signed ints (``object`` of all
+rows, ``uint64`` or float64 here).
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ Column = Any  # a 1-D NumPy array or a pandas ExtensionArray
 _MAX_CHUNKS = 32  # a pyarrow column of more chunks is joined into one
 _INT64 = (-(2**63), 2**63)  # the Python ints an int64 column holds
 _NONE = type(None)
+_MIXED = object()  # stands for a column that is not one missing singleton repeated
 
 
 def _absent(name: Any, rows: Sequence[dict[Any, Any]]) -> list[Any]:
@@ -57,6 +64,11 @@ def _absent(name: Any, rows: Sequence[dict[Any, Any]]) -> list[Any]:
 
 def _is_nan(value: Any) -> bool:
     return type(value) is float and value != value
+
+
+def _signed(t: type) -> bool:
+    """Whether ``t`` is a NumPy signed int type (numpy.timedelta64 subclasses one: not it)."""
+    return issubclass(t, np.signedinteger) and not issubclass(t, np.timedelta64)
 
 
 def _ints_fit(values: Sequence[Any]) -> bool:
@@ -74,14 +86,14 @@ def _append_numpy(column: np.ndarray[Any, Any], values: list[Any]) -> np.ndarray
             return None
         new = np.array(values, dtype=column.dtype)
     elif column.dtype == np.int64:
-        if not all(t is int or issubclass(t, np.signedinteger) for t in types):
+        if not all(t is int or _signed(t) for t in types):
             return None
         if int in types and not _ints_fit(values):
             return None
         new = np.array(values, dtype=np.int64)
     elif column.dtype == np.float64:
         numbers = all(
-            t is int or t is _NONE or issubclass(t, (float, np.floating, np.signedinteger))
+            t is int or t is _NONE or issubclass(t, (float, np.floating)) or _signed(t)
             for t in types
         )
         if not numbers or (int in types and not _ints_fit(values)):
@@ -140,6 +152,7 @@ class GrowingFrame:
         ]
         # an object column of missing values only may turn numeric or str: converted again
         self._held = [not _all_missing(column) for column in self.columns]
+        self._fill = [_only_value(column) for column in self.columns]
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -167,27 +180,83 @@ class GrowingFrame:
         new_names = [name for name in names if name not in known]
         n_old = len(self.frame)
         columns: list[Column] = []
+        held, fill = list(self._held), list(self._fill)  # committed with the columns
         for j, (name, column) in enumerate(zip(self.names, self.columns, strict=True)):
             values = _absent(name, rows)
             grown = None
             if isinstance(column, np.ndarray):
-                grown = _append_numpy(column, values) if self._held[j] else None
+                if held[j]:
+                    grown = _append_numpy(column, values)
+                elif fill[j] is not _MIXED and all(v is fill[j] for v in values):
+                    # an object column of None only (or pd.NA only) stays one
+                    grown = np.concatenate([column, np.array(values, dtype=object)])
             elif isinstance(column.dtype, pd.StringDtype):
                 grown = _append_strings(column, values)
+            if grown is None and held[j]:
+                grown = _append_same_dtype(column, values)
             if grown is None:
                 grown = _converted(column, values)
-                self._held[j] = not _all_missing(grown)
+                held[j] = not _all_missing(grown)
+                fill[j] = _only_value(grown)
             columns.append(grown)
         for name in new_names:
             grown = _converted(np.full(n_old, math.nan, dtype=object), _absent(name, rows))
             columns.append(grown)
-            self._held.append(not _all_missing(grown))
+            held.append(not _all_missing(grown))
+            fill.append(_only_value(grown))
         index = self.frame.columns
+        names_after = self.names
         if new_names:
-            self.names += new_names
-            index = pd.Index(self.names)
-        self.columns = columns
-        self.frame = frame_of(index, columns, n_old + len(rows))
+            names_after = self.names + new_names
+            index = pd.Index(names_after, tupleize_cols=False)
+        frame = frame_of(index, columns, n_old + len(rows))
+        # all at once: an append that raises leaves the table as it was
+        self.names, self.columns, self.frame = names_after, columns, frame
+        self._held, self._fill = held, fill
+
+
+def _only_value(column: Column) -> Any:
+    """Return None or pd.NA where an object ``column`` holds only that, else ``_MIXED``."""
+    import pandas as pd
+
+    if not isinstance(column, np.ndarray) or column.dtype.kind != "O" or not len(column):
+        return _MIXED
+    first = column[0]
+    if (first is None or first is pd.NA) and all(v is first for v in column):
+        return first
+    return _MIXED
+
+
+def _is_missing(value: Any) -> bool:
+    """Whether ``value`` is a missing value (None, NaN, NaT, pd.NA, a NumPy NaN or NaT)."""
+    import pandas as pd
+
+    if value is None or value is pd.NaT or value is pd.NA:
+        return True
+    # NaN and NumPy's NaT are the values unequal to themselves
+    return isinstance(value, (float, np.generic)) and bool(value != value)
+
+
+def _append_same_dtype(column: Column, values: list[Any]) -> Column | None:
+    """Append values that hold no missing value and alone convert to the column's dtype.
+
+    For the dtypes only reconversion handled (datetimes, timedeltas, tz-aware
+    datetimes, complex, uint64): the column holds a non-missing value, so the
+    union of two conversions of one dtype converts to that dtype.
+    """
+    import pandas as pd
+
+    kind = column.dtype.kind
+    if not (kind in "mMcu" or isinstance(column.dtype, pd.DatetimeTZDtype)):
+        return None
+    if any(_is_missing(v) for v in values):
+        return None
+    new = convert_objects(np.fromiter(values, dtype=object, count=len(values)))
+    if new.dtype != column.dtype:
+        return None
+    if isinstance(column, np.ndarray):
+        return np.concatenate([column, np.asarray(new)])
+    return type(column)._concat_same_type([column, new])  # noqa: SLF001
 
 
 def _converted(column: Column, values: list[Any]) -> Column:
@@ -196,6 +265,12 @@ def _converted(column: Column, values: list[Any]) -> Column:
 
     if isinstance(column, np.ndarray) and column.dtype.kind == "O":
         old = column
+    elif isinstance(column, np.ndarray) and column.dtype.kind in "mM":
+        # Timestamps and Timedeltas, as pandas.concat gives them; NaT stays a typed NumPy NaT
+        old = pd.Series(column, copy=False).to_numpy(dtype=object)
+        nat = np.isnat(column)
+        if nat.any():
+            old[nat] = np.fromiter(iter(column[nat]), dtype=object, count=int(nat.sum()))
     elif isinstance(column, np.ndarray) and column.dtype not in (np.int64, np.float64, bool):
         old = np.fromiter(iter(column), dtype=object, count=len(column))  # numpy scalars
     else:  # Python scalars, as objectives return them
@@ -208,6 +283,6 @@ def _all_missing(column: Column) -> bool:
     """Whether ``column`` is of dtype object and holds only missing values."""
     import pandas as pd
 
-    return bool(
-        isinstance(column, np.ndarray) and column.dtype.kind == "O" and pd.isna(column).all()
-    )
+    if isinstance(column, np.ndarray) and column.dtype.kind in "mMO":
+        return bool(pd.isna(column).all())
+    return isinstance(column.dtype, pd.DatetimeTZDtype) and bool(pd.isna(column).all())
