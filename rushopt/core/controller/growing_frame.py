@@ -150,7 +150,7 @@ class GrowingFrame:
             frame.iloc[:, j].to_numpy() if isinstance(dtype, np.dtype) else frame.iloc[:, j].array
             for j, dtype in enumerate(frame.dtypes)
         ]
-        # an object column of missing values only may turn numeric or str: converted again
+        # a column of missing values only may take another dtype from new values: converted again
         self._held = [not _all_missing(column) for column in self.columns]
         self._fill = [_only_value(column) for column in self.columns]
 
@@ -280,7 +280,7 @@ def _converted(column: Column, values: list[Any]) -> Column:
 
 
 def _all_missing(column: Column) -> bool:
-    """Whether ``column`` is of dtype object and holds only missing values."""
+    """Whether an object, datetime or timedelta ``column`` holds only missing values."""
     import pandas as pd
 
     if isinstance(column, np.ndarray) and column.dtype.kind in "mMO":
