@@ -647,3 +647,41 @@ def test_workers_import_the_controllers_rushopt_not_one_in_the_cwd(
     # Then the worker imported the controller's rushopt and evaluated the task
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "[2]"
+
+
+def test_a_forked_worker_imports_nothing_before_its_tasks(tmp_path: Path, redis_url: str) -> None:
+    # Given a controller whose interpreter reports every import (-X importtime, which its
+    # zygote and the zygote's forks inherit, each on its own stderr: a worker's is its log)
+    script = tmp_path / "controller.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            from rushopt import Rush
+            rush = Rush(network_id="imports", config={redis_url!r})
+            try:
+                ids = rush.start_local_workers(n_workers=2, fun=lambda x: {{"y": x + 1}})
+                keys = rush.push_tasks([{{"x": i}} for i in range(4)])
+                assert rush.wait_for_tasks(keys, timeout=60), rush.read_log()
+                print(sorted(rush.fetch_finished_tasks()["y"].tolist()))
+                for worker_id in ids:
+                    output = rush.worker_output(worker_id, n_lines=1000).splitlines()
+                    print([line for line in output if line.startswith("import time:")])
+            finally:
+                rush.reset()
+            """
+        )
+    )
+    env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1", ZYGOTE_ENV: "1"}
+    # When it starts two forked workers that connect over TCP, reseed numpy and run tasks
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    # Then the workers ran the tasks without importing a module: the zygote had imported
+    # everything (numpy.random, the host-name codec, rushopt.__main__)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines() == ["[1, 2, 3, 4]", "[]", "[]"]

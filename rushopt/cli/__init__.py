@@ -101,6 +101,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 _prebuilt: argparse.ArgumentParser | None = None
 
+#: The shape of the command line a controller gives its local workers (see
+#: :func:`rushopt.core.controller.local.spawn_local_workers`).
+_LOCAL_WORKER_ARGV = (
+    "worker",
+    "--network-id",
+    "n",
+    "--worker-id",
+    "w",
+    "--start-args-id",
+    "s",
+    "--local",
+    "--supervise-fd",
+    "3",
+)
+
 
 def prebuild_parser() -> None:
     """Build the parser now and keep it for every later :func:`main` call of this process.
@@ -112,6 +127,9 @@ def prebuild_parser() -> None:
     """
     global _prebuilt
     _prebuilt = build_parser()
+    # argparse compiles a regular expression per pattern of arguments as it first parses
+    # them; parsing a local worker's command line now leaves them in the forks' re cache
+    _prebuilt.parse_args(_LOCAL_WORKER_ARGV)
 
 
 def main(argv: list[str] | None = None) -> int:

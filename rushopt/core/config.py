@@ -44,6 +44,8 @@ __all__ = [
 
 _SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
 _CLUSTER_SUFFIX = "+cluster"
+#: A ``password=`` query parameter (compiled at import: a forked worker finds it compiled).
+_PASSWORD_PARAMETER = re.compile(r"(?i)([?&]password=)[^&#]*")
 
 
 def redact_url(url: str) -> str:
@@ -59,7 +61,7 @@ def redact_url(url: str) -> str:
     str
         The same URL, safe to log.
     """
-    url = re.sub(r"(?i)([?&]password=)[^&#]*", r"\1<redacted>", url)
+    url = _PASSWORD_PARAMETER.sub(lambda match: f"{match[1]}<redacted>", url)
     parts = urlsplit(url)
     if parts.password is None:
         return url

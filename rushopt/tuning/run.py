@@ -391,7 +391,7 @@ class TuneRun:
                 rush.detect_lost_workers()
                 next_check = time.monotonic() + _CHECK_INTERVAL_S
             time.sleep(interval)
-            interval = min(interval * 2, 0.05)
+            interval = min(interval * 2, _POLL_MAX_S)
         left = rush.running_worker_ids
         if left:
             logger.warning("killing %d workers that did not stop in %s seconds", len(left), grace)

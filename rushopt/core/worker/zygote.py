@@ -72,6 +72,9 @@ BASE_MODULES = (
     "rushopt.core.worker.preemption",
     "rushopt.core.network.lua_runner:load_scripts",
     "rushopt.cli:prebuild_parser",  # the forks parse their arguments with the zygote's parser
+    "rushopt.__main__",  # what a fork runs as its __main__
+    "numpy.random",  # numpy loads it on first use: at each fork's reseeding, 10-15 ms
+    "encodings.idna",  # the codec of host names, which the first connection to a host loads
 )
 
 
