@@ -409,6 +409,34 @@ def test_stops_after_run_time(redis_url: str, network_id: str) -> None:
     assert rush.n_running_workers == 0
 
 
+def test_an_evaluation_that_finishes_while_the_workers_stop_is_in_the_result(
+    redis_url: str, network_id: str, tmp_path: Path
+) -> None:
+    # Given an objective whose first evaluation takes seconds and whose others reach the
+    # target at once, so that the run stops while the first one is still going on
+    flag = str(tmp_path / "slow-taken")
+
+    def objective(x: float) -> float:
+        import os
+        import time
+
+        try:
+            os.close(os.open(flag, os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            return 0.0
+        time.sleep(5.0)
+        return 1.0
+
+    # When the target stops the run
+    result = _run(redis_url, network_id, objective, n_evals=100, target=0.0)
+    # Then the slow evaluation finished within the stop's grace and is in the archive (built
+    # while the workers stopped, then again because an evaluation came in meanwhile)
+    assert result.stop_reason == "target"
+    assert 1.0 in result.archive["y"].tolist()
+    rush = Rush(network_id, config=redis_url)
+    assert sorted(result.archive["key"]) == sorted(rush.finished_tasks)
+
+
 def test_callbacks_receive_batches_and_the_result_so_far(redis_url: str, network_id: str) -> None:
     # Given a callback that records what it receives
     calls: list[tuple[pd.DataFrame, TuneResult]] = []

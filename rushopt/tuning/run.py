@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import pandas as pd
+
 from rushopt.core import plan
 from rushopt.core.controller import Rush
 from rushopt.core.defaults import DEFAULT_POOL_WAIT_S
@@ -91,6 +93,8 @@ class TuneRun:
     failure_messages: dict[str, int] = field(default_factory=dict)
     warned_failures: bool = False
     spent: float = 0.0  # multi-fidelity: the budgets of the evaluations read
+    # the archive built while the workers stop, with how many evaluations it holds
+    prepared: tuple[int, pd.DataFrame] | None = None
 
     def __post_init__(self) -> None:
         self.names = self.space.names
@@ -136,14 +140,14 @@ class TuneRun:
                 self._start_workers()
                 reason = self._watch()
             except KeyboardInterrupt as exc:  # Ctrl-C: stop, and hand over what finished
-                self._stop(grace=2.0)
+                self._stop(grace=2.0, prepare=True)
                 exc.result = self._result("interrupted")  # type: ignore[attr-defined]
                 raise
             except BaseException:
                 self._stop(grace=2.0)
                 raise
             grace = STOP_GRACE_S + (self.settings.timeout or 0.0)
-            self._stop(grace=grace)
+            self._stop(grace=grace, prepare=True)
             return self._result(reason)
         finally:
             if self.bar is not None:
@@ -376,11 +380,18 @@ class TuneRun:
             logger.info("requeued %d interrupted evaluations", len(requeued))
         self.tracker.rescan_failed()
 
-    def _stop(self, grace: float) -> None:
-        """Drop queued work, let evaluations in progress finish (up to ``grace`` s), stop."""
+    def _stop(self, grace: float, prepare: bool = False) -> None:
+        """Drop queued work, let evaluations in progress finish (up to ``grace`` s), stop.
+
+        With ``prepare``, the result's archive is built while the workers leave.
+        """
         rush = self.rush
         rush.stop_workers("terminate")
         deadline = time.monotonic() + grace
+        if prepare:
+            # the workers take a while to see the flag and leave: build the archive meanwhile,
+            # which the result takes unless more evaluations come in before they are gone
+            self.prepared = (self.tracker.n_done, self._archive())
         next_check = time.monotonic() + _CHECK_INTERVAL_S
         interval = _POLL_MIN_S
         while time.monotonic() < deadline:
@@ -406,11 +417,18 @@ class TuneRun:
             self.rush.release_pool_workers(self.pool)
 
     # ---------------------------------------------------------------- result
-    def _result(self, reason: str | None) -> TuneResult:
-        rows = self.tracker.rows
+    def _archive(self) -> pd.DataFrame:
+        """Build the archive of the evaluations read so far, in the order they were created."""
         order = {key: i for i, key in enumerate(self.rush.tasks)}
-        rows = sorted(rows, key=lambda row: order.get(row["key"], len(order)))
-        archive = build_archive(rows, self.space, self.metric)
+        rows = sorted(self.tracker.rows, key=lambda row: order.get(row["key"], len(order)))
+        return build_archive(rows, self.space, self.metric)
+
+    def _result(self, reason: str | None) -> TuneResult:
+        prepared, self.prepared = self.prepared, None  # handed out once: callers may edit it
+        if prepared is not None and reason is not None and prepared[0] == self.tracker.n_done:
+            archive = prepared[1]  # rows only ever grow: the same count is the same rows
+        else:
+            archive = self._archive()
         if self.fidelity and reason is not None:
             archive = add_decision_columns(self.rush, archive)
         return TuneResult(
